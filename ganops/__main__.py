@@ -1,0 +1,5 @@
+import sys
+
+from ganops.cli import main
+
+sys.exit(main())

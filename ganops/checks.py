@@ -1,0 +1,59 @@
+"""Data-quality checks of finished artifacts, shared by Dagster's asset checks and the tests."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+
+@dataclass
+class Outcome:
+    passed: bool
+    description: str
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+def dataset_not_empty(directory: Path) -> Outcome:
+    path = Path(directory) / "images.npy"
+    if not path.exists():
+        return Outcome(False, f"{path} is missing")
+    images = np.load(path, mmap_mode="r")
+    n = int(images.shape[0]) if images.ndim == 4 else 0
+    ok = n > 0 and images.dtype == np.uint8
+    return Outcome(ok, f"{n} images, {images.dtype}, shape {tuple(images.shape)}",
+                   {"n_images": n, "shape": str(tuple(images.shape))})
+
+
+def features_finite_unit_norm(directory: Path, tol: float = 1e-3, chunk: int = 65536) -> Outcome:
+    path = Path(directory) / "features.npy"
+    if not path.exists():
+        return Outcome(False, f"{path} is missing")
+    feats = np.load(path, mmap_mode="r")
+    bad_finite = 0
+    worst = 0.0
+    for start in range(0, feats.shape[0], chunk):  # chunked: features may not fit twice in memory
+        block = np.asarray(feats[start:start + chunk], dtype=np.float32)
+        finite = np.isfinite(block).all(axis=1)
+        bad_finite += int((~finite).sum())
+        if finite.any():
+            norms = np.linalg.norm(block[finite], axis=1)
+            worst = max(worst, float(np.abs(norms - 1).max()))
+    ok = bad_finite == 0 and worst <= tol and feats.shape[0] > 0
+    return Outcome(ok, f"{bad_finite} non-finite rows; max |‖x‖−1| = {worst:.2e} (tolerance {tol})",
+                   {"non_finite_rows": bad_finite, "max_norm_error": worst, "n": int(feats.shape[0])})
+
+
+def neighbors_valid(directory: Path) -> Outcome:
+    path = Path(directory) / "indices.npy"
+    if not path.exists():
+        return Outcome(False, f"{path} is missing")
+    idx = np.load(path, mmap_mode="r")
+    n = idx.shape[0]
+    out_of_range = int(((idx < 0) | (idx >= n)).sum())
+    self_hits = int((idx == np.arange(n)[:, None]).sum())
+    ok = out_of_range == 0 and self_hits == 0
+    return Outcome(ok, f"{out_of_range} indices out of [0, {n}), {self_hits} instances listed as their own neighbor",
+                   {"out_of_range": out_of_range, "self_neighbors": self_hits, "n": int(n), "k": int(idx.shape[1])})

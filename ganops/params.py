@@ -1,0 +1,203 @@
+"""Typed parameters: the one schema of params.yaml, the CLI's ``--set`` and Dagster's run config.
+
+A wrong value or an unknown key fails here, before any work, with a message that names the key,
+the value and what is allowed.
+"""
+
+from __future__ import annotations
+
+import difflib
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+DATASETS = ("digits", "mnist", "fashion_mnist", "usps", "svhn", "cifar10", "celeba", "image_folder")
+ENCODERS = ("simclr", "classifier", "resnet50", "swav", "pixels")
+DEVICES = ("auto", "cpu", "cuda", "mps")
+
+
+class ParamsError(ValueError):
+    """A parameter is wrong: the message names the key, the value and what is allowed."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class DataParams(_Section):
+    dataset: Literal[DATASETS] = Field("digits", description="source name")
+    root: str = Field("data/raw", description="cache of downloadable datasets, or the image folder")
+    resolution: int = Field(32, ge=8, le=1024, description="square side in pixels after resizing")
+    channels: Literal[0, 1, 3] = Field(0, description="1 or 3 to convert; 0 keeps the source's")
+    split: Literal["available", "train", "test", "all"] = Field(
+        "available", description="available: every split whose files are present (all when downloading)"
+    )
+    limit: int | None = Field(None, ge=1, description="keep at most this many images (first ones)")
+    download: bool = Field(True, description="download missing files when the network allows")
+    skip_corrupt: bool = Field(False, description="image_folder: skip unreadable files (reported)")
+    grid_size: int = Field(64, ge=1, le=1024, description="images in the sample grid PNG")
+
+
+class EmbedParams(_Section):
+    encoder: Literal[ENCODERS] = "simclr"
+    dim: int = Field(128, ge=2, le=4096, description="feature size of trained encoders")
+    epochs: int = Field(30, ge=1, description="training epochs of trained encoders")
+    batch_size: int = Field(256, ge=2, description="training batch size")
+    lr: float = Field(2e-3, gt=0, description="learning rate of trained encoders")
+    temperature: float = Field(0.2, gt=0, le=10, description="SimCLR NT-Xent temperature")
+    extract_batch_size: int = Field(512, ge=1, description="batch size of feature extraction")
+    image_size: int = Field(224, ge=32, description="input side for pretrained encoders (resnet50, swav)")
+
+
+class NeighborsParams(_Section):
+    k: int = Field(10, ge=1, description="neighbors per instance, the instance itself excluded")
+    index: Literal["exact", "ivf", "hnsw"] = "exact"
+    query_batch: int = Field(4096, ge=1, description="queries per FAISS search call (bounds memory)")
+    nlist: int = Field(0, ge=0, description="ivf: number of lists; 0 picks 4·sqrt(N)")
+    nprobe: int = Field(16, ge=1, description="ivf: lists visited per query")
+    hnsw_m: int = Field(32, ge=4, description="hnsw: links per node")
+    ef_search: int = Field(128, ge=1, description="hnsw: search depth")
+    recall_sample: int = Field(1000, ge=1, description="approximate index: queries checked against exact")
+    use_gpu: bool = Field(True, description="use faiss on GPU when one and faiss-gpu are present")
+    panel_instances: int = Field(8, ge=1, le=64, description="rows of the neighbor panel PNG")
+
+
+class TrackingParams(_Section):
+    enabled: bool = True
+    uri: str = Field("", description="MLflow tracking URI; empty means sqlite:///<project>/mlflow.db")
+    experiment: str = Field("ganops", min_length=1)
+
+
+class Params(_Section):
+    seed: int = Field(0, ge=0)
+    device: Literal[DEVICES] = "auto"
+    data: DataParams = DataParams()
+    embed: EmbedParams = EmbedParams()
+    neighbors: NeighborsParams = NeighborsParams()
+    tracking: TrackingParams = TrackingParams()
+
+    @field_validator("data", "embed", "neighbors", "tracking", mode="before")
+    @classmethod
+    def _none_is_default(cls, v: Any) -> Any:
+        return {} if v is None else v
+
+    def flat(self) -> dict[str, Any]:
+        """Dotted keys → values, as MLflow params and DVC params name them."""
+        return _flatten(self.model_dump())
+
+    def section(self, *names: str) -> dict[str, Any]:
+        dump = self.model_dump()
+        return {n: dump[n] for n in names}
+
+
+def _flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in d.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            out.update(_flatten(value, name + "."))
+        else:
+            out[name] = value
+    return out
+
+
+def _model_at(path: tuple[Any, ...]) -> type[BaseModel] | None:
+    model: type[BaseModel] | None = Params
+    for part in path:
+        field = model.model_fields.get(str(part)) if model else None
+        ann = field.annotation if field else None
+        model = ann if isinstance(ann, type) and issubclass(ann, BaseModel) else None
+    return model
+
+
+def _allowed(err: dict[str, Any]) -> str:
+    ctx = err.get("ctx") or {}
+    kind = err["type"]
+    if kind == "literal_error":
+        return f"one of {ctx.get('expected')}"
+    if kind in ("greater_than_equal", "greater_than", "less_than_equal", "less_than"):
+        sym = {"greater_than_equal": "≥", "greater_than": ">", "less_than_equal": "≤", "less_than": "<"}[kind]
+        bound = next(iter(ctx.values()))
+        return f"a number {sym} {bound}"
+    return err["msg"][0].lower() + err["msg"][1:]
+
+
+def format_validation_error(exc: ValidationError) -> str:
+    lines = []
+    for err in exc.errors():
+        loc = tuple(err["loc"])
+        key = ".".join(str(p) for p in loc)
+        if err["type"] == "extra_forbidden":
+            model = _model_at(loc[:-1])
+            names = sorted(model.model_fields) if model else []
+            hint = difflib.get_close_matches(str(loc[-1]), names, n=1)
+            did = f" (did you mean '{'.'.join([*map(str, loc[:-1]), hint[0]])}'?)" if hint else ""
+            lines.append(f"unknown key '{key}'{did}; allowed keys here: {', '.join(names)}")
+        else:
+            lines.append(f"key '{key}': value {err.get('input')!r} is not allowed; expected {_allowed(err)}")
+    return "invalid parameters:\n  " + "\n  ".join(lines)
+
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    """``a.b=value`` → (['a', 'b'], value); the value is read as a YAML scalar (10, true, null, text)."""
+    if "=" not in text:
+        raise ParamsError(f"override {text!r} must look like key=value, e.g. neighbors.k=20")
+    key, raw = text.split("=", 1)
+    key = key.strip()
+    if not key or any(not p for p in key.split(".")):
+        raise ParamsError(f"override {text!r}: the key {key!r} is empty or malformed")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError as exc:
+        raise ParamsError(f"override {text!r}: value {raw!r} is not a YAML scalar ({exc})") from None
+    return key.split("."), value
+
+
+def apply_overrides(raw: dict[str, Any], overrides: list[str] | dict[str, Any]) -> dict[str, Any]:
+    """Return a copy of ``raw`` with ``key=value`` overrides (or a {dotted: value} dict) applied."""
+    out = yaml.safe_load(yaml.safe_dump(raw)) if raw else {}
+    items = overrides.items() if isinstance(overrides, dict) else (
+        (".".join(k), v) for k, v in map(parse_override, overrides))
+    for dotted, value in items:
+        parts = dotted.split(".")
+        node = out
+        for i, part in enumerate(parts[:-1]):
+            child = node.setdefault(part, {})
+            if not isinstance(child, dict):
+                where = ".".join(parts[: i + 1])
+                raise ParamsError(f"key '{dotted}': '{where}' is a value, not a section")
+            node = child
+        node[parts[-1]] = value
+    return out
+
+
+def validate(raw: dict[str, Any]) -> Params:
+    if not isinstance(raw, dict):
+        raise ParamsError(f"parameters must be a mapping of sections, got {type(raw).__name__}")
+    try:
+        return Params.model_validate(raw)
+    except ValidationError as exc:
+        raise ParamsError(format_validation_error(exc)) from None
+
+
+def read_yaml(path: str | Path) -> dict[str, Any]:
+    path = Path(path)
+    if not path.exists():
+        return {}
+    try:
+        raw = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ParamsError(f"{path}: not valid YAML: {exc}") from None
+    if not isinstance(raw, dict):
+        raise ParamsError(f"{path}: must be a mapping of sections (data:, embed:, …)")
+    return raw
+
+
+def load(path: str | Path | None = "params.yaml", overrides: list[str] | dict[str, Any] = ()) -> Params:
+    """params.yaml (missing file = all defaults), then overrides, validated as a whole."""
+    raw = read_yaml(path) if path else {}
+    if overrides:
+        raw = apply_overrides(raw, overrides)
+    return validate(raw)

@@ -1,0 +1,200 @@
+"""The stage entry points that every front door calls: `ganops stage`, `dvc repro` and Dagster.
+
+Each stage reads its upstream artifact, checks that it was made with the parameters in force,
+does its work, writes one directory atomically with a meta.json, writes its DVC metrics file and
+logs everything to MLflow.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ganops import artifacts as A
+from ganops.params import Params
+from ganops.tracking import Run, stage_run
+
+log = logging.getLogger(__name__)
+
+STAGES = ("dataset", "embeddings", "neighbors")
+
+
+@dataclass
+class StageResult:
+    stage: str
+    path: Path
+    metrics: dict[str, Any]
+    meta: dict[str, Any]
+    images: dict[str, Path] = field(default_factory=dict)
+    run_id: str | None = None
+
+
+# Which parameter sections define each stage's artifact: a downstream stage refuses an upstream
+# artifact made with other values, instead of silently building on a stale one.
+_IDENTITY = {
+    "dataset": ("data",),
+    "embeddings": ("data", "embed"),
+    "neighbors": ("data", "embed", "neighbors"),
+}
+
+
+def _identity(p: Params, stage: str) -> dict[str, Any]:
+    return {"seed": p.seed, **p.section(*_IDENTITY[stage])}
+
+
+def _upstream(directory: Path, p: Params, stage: str) -> dict[str, Any]:
+    meta = A.read_meta(directory, produced_by=stage)
+    want, have = _identity(p, stage), meta.get("params", {})
+    diffs = [f"{k}={have_v!r} (now {want_v!r})"
+             for k, want_v, have_v in _diff(want, have)]
+    if diffs:
+        raise A.ArtifactError(
+            f"{directory} was made with other parameters: {', '.join(diffs[:6])}. "
+            f"Run `ganops stage {stage}` (or `ganops run`) to rebuild it.")
+    return meta
+
+
+def _diff(want: dict[str, Any], have: dict[str, Any], prefix: str = ""):
+    for key, value in want.items():
+        other = have.get(key) if isinstance(have, dict) else None
+        if isinstance(value, dict):
+            yield from _diff(value, other or {}, f"{prefix}{key}.")
+        elif value != other:
+            yield f"{prefix}{key}", value, other
+
+
+def _finish(stage: str, p: Params, root: Path, out: Path, run: Run, metrics: dict[str, Any],
+            images: dict[str, str], extra_files: tuple[str, ...] = ()) -> StageResult:
+    """After the atomic rename: DVC metrics file, MLflow metrics and artifacts."""
+    meta = A.read_meta(out)
+    A.atomic_write_json(A.metrics_file(root, stage), metrics)
+    run.metrics(metrics)
+    for name in (*images.values(), *extra_files, A.META):
+        run.artifact(out / name)
+    log.info("%s: wrote %s (%s)", stage, out, ", ".join(f"{k}={v}" for k, v in list(metrics.items())[:6]))
+    return StageResult(stage, out, metrics, meta, {k: out / v for k, v in images.items()}, run.run_id)
+
+
+def dataset(p: Params, root: Path) -> StageResult:
+    from ganops.data import store
+    from ganops.data.sources import load_source
+
+    out = A.dataset_dir(root, p)
+    with stage_run(p, root, "dataset") as run:
+        t0 = time.perf_counter()
+        raw = load_source(p.data, Path(root))
+        t1 = time.perf_counter()
+        ds = store.prepare(raw, p.data, p.seed)
+        with A.atomic_dir(out) as tmp:
+            summary = store.write_dataset(tmp, ds, p.data)
+            metrics = summary["metrics"]
+            A.write_meta(tmp, stage="dataset", params=_identity(p, "dataset"), seed=p.seed, upstream={},
+                         metrics=metrics, timings={"load": t1 - t0, "total": time.perf_counter() - t0})
+        return _finish("dataset", p, root, out, run, metrics, {"sample_grid": "grid.png"}, ("summary.json",))
+
+
+def embeddings(p: Params, root: Path, log_fn: Callable[[str, float, int], None] | None = None) -> StageResult:
+    import torch
+
+    from ganops.data import store
+    from ganops.device import resolve
+    from ganops.embed import embed
+
+    src = A.dataset_dir(root, p)
+    up = _upstream(src, p, "dataset")
+    out = A.embeddings_dir(root, p)
+    device = resolve(p.device)
+    ckpt = A.checkpoint_dir(root, "embeddings", p.data.dataset, p.embed.encoder) / "train.pt"
+    with stage_run(p, root, "embeddings") as run:
+        def on_metric(name: str, value: float, step: int) -> None:
+            run.metric(name, value, step)
+            if log_fn:
+                log_fn(name, value, step)
+
+        t0 = time.perf_counter()
+        images, labels = store.load_images(src), store.load_labels(src)
+        result = embed(images, labels, p, device, checkpoint=ckpt, log=on_metric)
+        feats = result.features
+        metrics = {k: v for k, v in result.metrics.items() if isinstance(v, (int, float))}
+        metrics.update(n_instances=int(feats.shape[0]), dim=int(feats.shape[1]))
+        with A.atomic_dir(out) as tmp:
+            A.atomic_save_npy(tmp / "features.npy", feats.astype(np.float32, copy=False))
+            files: tuple[str, ...] = ()
+            if result.state_dict is not None:
+                buf = _torch_bytes(result.state_dict, torch)
+                A.atomic_write_bytes(tmp / "encoder.pt", buf)
+                files = ("encoder.pt",)
+            if "history" in result.metrics:
+                A.atomic_write_json(tmp / "history.json", result.metrics["history"])
+            A.write_meta(tmp, stage="embeddings", params=_identity(p, "embeddings"), seed=p.seed,
+                         upstream={"dataset": up["content_hash"]}, metrics=metrics,
+                         timings={"total": time.perf_counter() - t0}, extra={"device": str(device)})
+        return _finish("embeddings", p, root, out, run, metrics, {}, files)
+
+
+def _torch_bytes(state: dict[str, Any], torch: Any) -> bytes:
+    import io
+
+    buf = io.BytesIO()
+    torch.save(state, buf)
+    return buf.getvalue()
+
+
+def neighbors(p: Params, root: Path) -> StageResult:
+    from ganops import neighbors as nb
+    from ganops.data import store
+
+    src_data, src_emb = A.dataset_dir(root, p), A.embeddings_dir(root, p)
+    up_data = _upstream(src_data, p, "dataset")
+    up_emb = _upstream(src_emb, p, "embeddings")
+    if up_emb.get("upstream", {}).get("dataset") != up_data["content_hash"]:
+        raise A.ArtifactError(
+            f"{src_emb} was computed from another version of {src_data}. Run `ganops stage embeddings` again.")
+    out = A.neighbors_dir(root, p)
+    with stage_run(p, root, "neighbors") as run:
+        t0 = time.perf_counter()
+        A.require_files(src_emb, ["features.npy"], "embeddings")
+        features = np.load(src_emb / "features.npy", mmap_mode="r")
+        nb.check_features(features, str(src_emb / "features.npy"))
+        labels = store.load_labels(src_data)
+        if len(labels) != features.shape[0]:
+            raise A.ArtifactError(
+                f"{src_emb / 'features.npy'} has {features.shape[0]} rows but {src_data} has {len(labels)} images."
+                " Run `ganops stage embeddings` again.")
+        res = nb.knn(features, p.neighbors.k, p.neighbors, seed=p.seed)
+        diag = nb.diagnostics(res.indices, res.similarities, labels)
+        metrics = {**diag, **{k: v for k, v in res.info.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}}
+        with A.atomic_dir(out) as tmp:
+            A.atomic_save_npy(tmp / "indices.npy", res.indices)
+            A.atomic_save_npy(tmp / "similarities.npy", res.similarities)
+            A.atomic_write_json(tmp / "diagnostics.json", {**diag, "search": res.info})
+            nb.save_panel(store.load_images(src_data), res.indices, tmp / "panel.png",
+                          rows=p.neighbors.panel_instances, seed=p.seed)
+            A.write_meta(tmp, stage="neighbors", params=_identity(p, "neighbors"), seed=p.seed,
+                         upstream={"dataset": up_data["content_hash"], "embeddings": up_emb["content_hash"]},
+                         metrics=metrics, timings={"total": time.perf_counter() - t0},
+                         extra={"search": res.info})
+        return _finish("neighbors", p, root, out, run, metrics, {"neighbor_panel": "panel.png"},
+                       ("diagnostics.json",))
+
+
+RUNNERS: dict[str, Callable[..., StageResult]] = {
+    "dataset": dataset, "embeddings": embeddings, "neighbors": neighbors}
+
+
+def run_stage(name: str, p: Params, root: Path | str = ".") -> StageResult:
+    if name not in RUNNERS:
+        raise ValueError(f"unknown stage {name!r}; stages are: {', '.join(STAGES)}")
+    return RUNNERS[name](p, Path(root))
+
+
+def run_all(p: Params, root: Path | str = ".", until: str | None = None) -> list[StageResult]:
+    """The chain in order, up to and including ``until``."""
+    names = STAGES[: STAGES.index(until) + 1] if until else STAGES
+    return [run_stage(n, p, root) for n in names]

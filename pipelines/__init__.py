@@ -1,0 +1,1 @@
+"""Dagster front door: thin assets over ganops.stages (no stage logic here)."""

@@ -1,0 +1,36 @@
+"""Asset checks: thin wrappers over ganops.checks, pointed at the artifact the parameters name."""
+
+
+import dagster as dg
+
+from ganops import artifacts as A
+from ganops import checks
+from pipelines.assets import dataset, embeddings, neighborhoods
+from pipelines.resources import ComputeDevice, GanopsParams, MlflowTracking, effective_params
+
+
+def _result(outcome: checks.Outcome) -> dg.AssetCheckResult:
+    return dg.AssetCheckResult(passed=outcome.passed, description=outcome.description, metadata=outcome.metadata)
+
+
+@dg.asset_check(asset=dataset, description="The dataset holds at least one uint8 image.")
+def dataset_not_empty(params: GanopsParams, mlflow: MlflowTracking, device: ComputeDevice) -> dg.AssetCheckResult:
+    p = effective_params(params, mlflow, device)
+    return _result(checks.dataset_not_empty(A.dataset_dir(params.root(), p)))
+
+
+@dg.asset_check(asset=embeddings, description="Every feature row is finite and unit-norm.")
+def features_finite_unit_norm(params: GanopsParams, mlflow: MlflowTracking,
+                              device: ComputeDevice) -> dg.AssetCheckResult:
+    p = effective_params(params, mlflow, device)
+    return _result(checks.features_finite_unit_norm(A.embeddings_dir(params.root(), p)))
+
+
+@dg.asset_check(asset=neighborhoods, description="Neighbor indices are in range and never the instance itself.")
+def neighbors_in_range_not_self(params: GanopsParams, mlflow: MlflowTracking,
+                                device: ComputeDevice) -> dg.AssetCheckResult:
+    p = effective_params(params, mlflow, device)
+    return _result(checks.neighbors_valid(A.neighbors_dir(params.root(), p)))
+
+
+ALL = [dataset_not_empty, features_finite_unit_norm, neighbors_in_range_not_self]

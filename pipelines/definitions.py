@@ -1,0 +1,17 @@
+"""The code location `dagster dev` loads (pyproject [tool.dagster])."""
+
+
+import dagster as dg
+
+from pipelines import assets, checks, schedules
+from pipelines.resources import ComputeDevice, GanopsParams, MlflowTracking
+
+RESOURCES = {"params": GanopsParams(), "mlflow": MlflowTracking(), "device": ComputeDevice()}
+
+defs = dg.Definitions(
+    assets=[assets.dataset, assets.embeddings, assets.neighborhoods],
+    asset_checks=checks.ALL,
+    jobs=[schedules.data_prep_job],
+    schedules=[schedules.weekly_data_prep],
+    resources=RESOURCES,
+)

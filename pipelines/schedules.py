@@ -1,0 +1,14 @@
+"""Jobs and schedules: the data-preparation chain as a job, refreshed weekly when the schedule is on."""
+
+
+import dagster as dg
+
+from pipelines.assets import GROUP
+
+data_prep_job = dg.define_asset_job("data_prep", selection=dg.AssetSelection.groups(GROUP),
+                                    description="dataset → embeddings → neighborhoods")
+
+weekly_data_prep = dg.ScheduleDefinition(
+    name="weekly_data_prep", job=data_prep_job, cron_schedule="0 3 * * 1",
+    default_status=dg.DefaultScheduleStatus.STOPPED,
+    description="Rebuild the data chain every Monday 03:00 (turn on in the UI).")

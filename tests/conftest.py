@@ -1,0 +1,27 @@
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_MNIST = (REPO.parent / "shared" / "data" / "mnist").resolve()
+
+# One torch thread per test process: the suite runs on 2 cores, often two workers at a time.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    """A fresh project directory holding the repository's params.yaml and dvc.yaml."""
+    for name in ("params.yaml", "dvc.yaml"):
+        shutil.copy(REPO / name, tmp_path / name)
+    return tmp_path
+
+
+def fast_overrides(**extra: object) -> list[str]:
+    """Small, quick settings for end-to-end tests (real stages, tiny budgets)."""
+    base = {"data.limit": 300, "data.resolution": 16, "embed.epochs": 1, "embed.batch_size": 64,
+            "neighbors.k": 5, "device": "cpu"}
+    base.update(extra)
+    return [f"{k}={v}" for k, v in base.items()]

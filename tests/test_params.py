@@ -1,0 +1,68 @@
+from pathlib import Path
+
+import pytest
+
+from ganops import params as P
+
+
+def test_defaults_match_the_documented_keys():
+    p = P.load(None)
+    assert p.data.dataset == "digits"
+    assert p.embed.encoder == "simclr"
+    assert p.data.resolution == 32 and p.neighbors.k == 10 and p.seed == 0
+    assert {"data.dataset", "data.root", "data.resolution", "embed.encoder", "neighbors.k", "seed"} <= set(p.flat())
+
+
+def test_repository_params_yaml_is_valid():
+    p = P.load(Path(__file__).resolve().parents[1] / "params.yaml")
+    assert p.data.dataset == "digits"
+
+
+def test_override_sets_typed_values():
+    p = P.load(None, ["neighbors.k=20", "data.dataset=mnist", "data.root=../shared/data/mnist", "data.download=false"])
+    assert p.neighbors.k == 20 and isinstance(p.neighbors.k, int)
+    assert p.data.dataset == "mnist" and p.data.root == "../shared/data/mnist" and p.data.download is False
+
+
+def test_unknown_key_is_named_with_a_suggestion(tmp_path):
+    f = tmp_path / "params.yaml"
+    f.write_text("data:\n  datset: mnist\n")
+    with pytest.raises(P.ParamsError) as e:
+        P.load(f)
+    msg = str(e.value)
+    assert "data.datset" in msg and "data.dataset" in msg and "allowed keys" in msg
+
+
+def test_unknown_dataset_names_the_allowed_values():
+    with pytest.raises(P.ParamsError) as e:
+        P.load(None, ["data.dataset=imagenet"])
+    msg = str(e.value)
+    assert "data.dataset" in msg and "'imagenet'" in msg and "digits" in msg and "cifar10" in msg
+
+
+@pytest.mark.parametrize("override,key", [("neighbors.k=0", "neighbors.k"), ("embed.lr=-0.1", "embed.lr"),
+                                          ("data.resolution=2", "data.resolution"), ("seed=-1", "seed")])
+def test_out_of_range_values_name_the_key_and_bound(override, key):
+    with pytest.raises(P.ParamsError) as e:
+        P.load(None, [override])
+    assert f"'{key}'" in str(e.value) and ("≥" in str(e.value) or ">" in str(e.value))
+
+
+def test_wrong_type_is_reported():
+    with pytest.raises(P.ParamsError) as e:
+        P.load(None, ["neighbors.k=many"])
+    assert "neighbors.k" in str(e.value) and "'many'" in str(e.value)
+
+
+def test_malformed_override_and_section_overwrite():
+    with pytest.raises(P.ParamsError, match="key=value"):
+        P.load(None, ["neighbors.k"])
+    with pytest.raises(P.ParamsError, match="not a section"):
+        P.apply_overrides({"seed": 0}, ["seed.x=1"])
+
+
+def test_bad_yaml_file_is_named(tmp_path):
+    f = tmp_path / "params.yaml"
+    f.write_text("data: [unclosed\n")
+    with pytest.raises(P.ParamsError, match="params.yaml"):
+        P.load(f)
