@@ -1,0 +1,46 @@
+"""Dataset sources by name (``data.dataset``): one registry, each entry returns ``RawImages``."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from ganops.data.folder import load_folder
+from ganops.data.raw import DataSourceError, RawImages, single_split_check
+from ganops.data.splits import load_split_source
+from ganops.data.torchvision_sources import DIGIT_NAMES, SPLIT_SOURCES
+from ganops.params import DATASETS, DataParams
+
+__all__ = ["DataSourceError", "RawImages", "SOURCES", "load_source"]
+
+
+def load_digits(p: DataParams, project_root: Path) -> RawImages:
+    """scikit-learn's bundled 1,797 handwritten 8×8 digits (values 0..16): the offline default."""
+    from sklearn.datasets import load_digits as sk_digits
+
+    single_split_check("digits", p)
+    bunch = sk_digits()
+    images = np.rint(bunch.images * (255.0 / 16.0)).astype(np.uint8)[:, None]
+    return RawImages(images=images, labels=bunch.target.astype(np.int64), splits=np.full(len(images), "train"),
+                     sources=[f"digits/{i}" for i in range(len(images))], class_names=DIGIT_NAMES,
+                     report={"origin": "sklearn.datasets.load_digits"}).head(p.limit)
+
+
+def _split_loader(name: str) -> Callable[[DataParams, Path], RawImages]:
+    return lambda p, root: load_split_source(SPLIT_SOURCES[name], p, root)
+
+
+SOURCES: dict[str, Callable[[DataParams, Path], RawImages]] = {
+    "digits": load_digits,
+    **{name: _split_loader(name) for name in SPLIT_SOURCES},
+    "image_folder": load_folder,
+}
+assert set(SOURCES) == set(DATASETS), "params.DATASETS and the source registry must name the same sources"
+
+
+def load_source(p: DataParams, project_root: Path) -> RawImages:
+    if p.dataset not in SOURCES:
+        raise DataSourceError(f"data.dataset={p.dataset!r} is not a source; allowed: {', '.join(SOURCES)}")
+    return SOURCES[p.dataset](p, Path(project_root))

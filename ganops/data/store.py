@@ -1,0 +1,128 @@
+"""The dataset artifact (DESIGN.md §3): images.npy, manifest.parquet, summary.json and grid.png.
+
+``prepare`` brings a loaded source to the common form (square ``data.resolution``, the requested
+channel count, a sha1 per image); ``write_dataset`` writes it into a (temporary) directory;
+``load_images``/``load_labels`` read it back for the downstream stages.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ganops.artifacts import ArtifactError, atomic_save_npy, atomic_write_json, require_files
+from ganops.data.raw import RawImages
+from ganops.data.resize import resize_square, to_channels
+from ganops.params import DataParams
+from ganops.visual import save_grid
+
+IMAGES, MANIFEST, SUMMARY, GRID = "images.npy", "manifest.parquet", "summary.json", "grid.png"
+
+
+@dataclass
+class Dataset:
+    images: np.ndarray          # uint8 N×C×R×R
+    labels: np.ndarray          # int64 N, -1 unknown
+    splits: np.ndarray          # str N
+    sources: list[str]
+    sha1: list[str]
+    class_names: list[str] | None
+    report: dict[str, Any]
+
+
+def prepare(raw: RawImages, p: DataParams, seed: int) -> Dataset:
+    """Resize to resolution², convert channels, hash each image. Deterministic: no randomness here."""
+    images = to_channels(resize_square(raw.images, p.resolution), p.channels)
+    images = np.ascontiguousarray(images)
+    sha1 = [hashlib.sha1(img.tobytes()).hexdigest() for img in images]
+    return Dataset(images, raw.labels, raw.splits, list(raw.sources), sha1, raw.class_names, dict(raw.report))
+
+
+def _counts(values: np.ndarray, names: list[str] | None = None) -> dict[str, int]:
+    keys, counts = np.unique(values, return_counts=True)
+    out = {}
+    for key, count in zip(keys.tolist(), counts.tolist()):
+        name = names[key] if names is not None and isinstance(key, int) and 0 <= key < len(names) else str(key)
+        out[name] = int(count)
+    return out
+
+
+def _grid_sample(ds: Dataset, size: int, seed: int = 0) -> np.ndarray:
+    """Up to ``size`` images, as many per class as fit, in class order: a grid that shows the dataset."""
+    n = len(ds.images)
+    if n <= size:
+        return np.arange(n)
+    rng = np.random.default_rng(seed)
+    labels = ds.labels if (ds.labels >= 0).any() else np.zeros(n, np.int64)
+    classes = np.unique(labels)
+    per = max(1, size // len(classes))
+    picks = [np.sort(rng.permutation(np.flatnonzero(labels == c))[:per]) for c in classes]
+    chosen = np.concatenate(picks)[:size]
+    if len(chosen) < size:  # small classes: fill with other images, still seeded
+        rest = np.setdiff1d(np.arange(n), chosen)
+        chosen = np.concatenate([chosen, np.sort(rng.permutation(rest)[: size - len(chosen)])])
+    return chosen
+
+
+def write_dataset(out: Path, ds: Dataset, p: DataParams) -> dict[str, Any]:
+    import pandas as pd
+
+    out = Path(out)
+    atomic_save_npy(out / IMAGES, ds.images)
+    manifest = pd.DataFrame({"index": np.arange(len(ds.images), dtype=np.int64), "label": ds.labels,
+                             "split": ds.splits.astype(str), "sha1": ds.sha1, "source": ds.sources})
+    manifest.to_parquet(out / MANIFEST, index=False)
+    order = _grid_sample(ds, p.grid_size)
+    save_grid(ds.images[order], out / GRID, nrow=int(np.ceil(np.sqrt(len(order)))))
+
+    labelled = ds.labels >= 0
+    skipped = ds.report.get("skipped", {}).get("count", 0)
+    duplicates = len(ds.sha1) - len(set(ds.sha1))
+    metrics = {"n_images": len(ds.images), "n_labelled": int(labelled.sum()),
+               "n_classes": int(len(np.unique(ds.labels[labelled]))), "resolution": int(ds.images.shape[-1]),
+               "channels": int(ds.images.shape[1]), "n_skipped": int(skipped), "n_duplicates": int(duplicates),
+               **{f"n_{s}": c for s, c in _counts(ds.splits).items()}}
+    summary = {
+        "metrics": metrics,
+        "shape": list(ds.images.shape),
+        "class_names": ds.class_names,
+        "per_class": _counts(ds.labels[labelled], ds.class_names),
+        "per_split": _counts(ds.splits),
+        "per_split_class": {s: _counts(ds.labels[(ds.splits == s) & labelled], ds.class_names)
+                            for s in np.unique(ds.splits).tolist()},
+        "pixel_mean": float(ds.images.mean(dtype=np.float64) / 255.0) if len(ds.images) else 0.0,
+        "source_report": ds.report,
+    }
+    atomic_write_json(out / SUMMARY, summary)
+    return summary
+
+
+def load_images(directory: Path) -> np.ndarray:
+    """images.npy memory-mapped read-only: the embedding stage reads it in batches."""
+    require_files(Path(directory), [IMAGES], "dataset")
+    images = np.load(Path(directory) / IMAGES, mmap_mode="r")
+    if images.ndim != 4 or images.dtype != np.uint8:
+        raise ArtifactError(f"{Path(directory) / IMAGES}: expected uint8 N×C×H×W, got {images.dtype} {images.shape}; "
+                            "run `ganops stage dataset` again")
+    return images
+
+
+def load_manifest(directory: Path):
+    import pandas as pd
+
+    require_files(Path(directory), [MANIFEST], "dataset")
+    return pd.read_parquet(Path(directory) / MANIFEST)
+
+
+def load_labels(directory: Path) -> np.ndarray:
+    return load_manifest(directory)["label"].to_numpy(np.int64)
+
+
+def load_summary(directory: Path) -> dict[str, Any]:
+    return json.loads((Path(directory) / SUMMARY).read_text())
