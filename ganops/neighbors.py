@@ -44,9 +44,9 @@ __all__ = ["NeighborsError", "KnnResult", "check_features", "knn", "diagnostics"
 # FAISS computes inner products as BLAS tiles of (queries × database rows), then scans each tile
 # into per-query heaps. Its defaults (4096 × 1024) leave GEMM throughput on the table; a taller
 # database tile amortises the heap scan. Measured with benchmarks/knn_speed.py; the tile costs
-# query_bs × database_bs × 4 bytes (32 MiB here).
+# query_bs × database_bs × 4 bytes (64 MiB here).
 BLAS_QUERY_BS = 4096
-BLAS_DATABASE_BS = 2048
+BLAS_DATABASE_BS = 4096
 
 _CHECK_ROWS = 65536         # rows per chunk when scanning (possibly memory-mapped) arrays
 _MIN_POINTS_PER_LIST = 39   # FAISS k-means warns below this many training points per centroid

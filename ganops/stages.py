@@ -173,7 +173,9 @@ def neighbors(p: Params, root: Path) -> StageResult:
         with A.atomic_dir(out) as tmp:
             A.atomic_save_npy(tmp / "indices.npy", res.indices)
             A.atomic_save_npy(tmp / "similarities.npy", res.similarities)
-            A.atomic_write_json(tmp / "diagnostics.json", {**diag, "search": res.info})
+            # Timings and thread counts vary run to run: they go to meta.json, not into the hashed files.
+            search = {k: v for k, v in res.info.items() if not k.endswith("_s") and k != "threads"}
+            A.atomic_write_json(tmp / "diagnostics.json", {**diag, "search": search})
             nb.save_panel(store.load_images(src_data), res.indices, tmp / "panel.png",
                           rows=p.neighbors.panel_instances, seed=p.seed)
             A.write_meta(tmp, stage="neighbors", params=_identity(p, "neighbors"), seed=p.seed,
