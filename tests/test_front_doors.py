@@ -150,3 +150,13 @@ def test_cli_errors_are_clear(tmp_path):
     proc = subprocess.run(["ganops", "stage", "embeddings", "--set", "data.resolution=24"], cwd=root, env=ENV,
                           capture_output=True, text=True)
     assert proc.returncode == 2 and "data.resolution" in proc.stderr and "ganops stage dataset" in proc.stderr
+
+
+def test_dagster_cli_materializes_a_selection_with_run_config(tmp_path):
+    """`dagster asset materialize --select …` as a user types it (the selection parser must load)."""
+    root = _make_project(tmp_path / "p")
+    config = {"resources": {"params": {"config": {"overrides": ["neighbors.k=3"]}}}}
+    proc = subprocess.run(["dagster", "asset", "materialize", "-m", "pipelines.definitions", "--select", "*",
+                           "--config-json", json.dumps(config)], cwd=root, env=ENV, capture_output=True, text=True)
+    assert proc.returncode == 0 and "RUN_SUCCESS" in proc.stderr + proc.stdout, proc.stderr[-3000:]
+    assert (root / "data/neighbors/digits/pixels/k3/indices.npy").exists()
