@@ -108,6 +108,8 @@ def main() -> None:
     ours = _run("faiss", args)
     sk = None if args.skip_sklearn else _run("sklearn", args)
     result = {
+        "benchmark": "knn_speed", "baseline": "torch.matmul float32 GEMM GFLOP/s",
+        "ratio": ours["gflops"] / gemm["gemm_gflops"],
         "n": args.n, "d": args.d, "k": args.k, "threads": ours["threads"],
         "gemm_gflops": gemm["gemm_gflops"],
         "faiss_seconds": ours["seconds"], "faiss_gflops": ours["gflops"],

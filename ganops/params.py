@@ -64,6 +64,28 @@ class NeighborsParams(_Section):
     panel_instances: int = Field(8, ge=1, le=64, description="rows of the neighbor panel PNG")
 
 
+class TrainParams(_Section):
+    family: Literal["dcgan", "cgan", "icgan"] = Field("icgan", description="the GAN family (a registry name)")
+    class_conditional: bool = Field(False, description="icgan: also condition on the sampled neighbor's label")
+    loss: Literal["ns", "hinge", "ls"] = Field("hinge", description="non-saturating, hinge or least squares")
+    steps: int = Field(2000, ge=1, description="generator updates")
+    batch_size: int = Field(64, ge=2)
+    z_dim: int = Field(100, ge=1, description="noise size")
+    g_filters: int = Field(64, ge=4, description="base width of G")
+    d_filters: int = Field(64, ge=4, description="base width of D")
+    lr_g: float = Field(2e-4, gt=0)
+    lr_d: float = Field(2e-4, gt=0)
+    beta1: float = Field(0.5, ge=0, lt=1)
+    beta2: float = Field(0.999, ge=0, lt=1)
+    d_steps: int = Field(1, ge=1, description="D updates per G update")
+    spectral_norm: bool = Field(False, description="spectral norm on D's layers")
+    ema: bool = Field(True, description="keep an exponential moving average of G's weights")
+    ema_decay: float = Field(0.999, gt=0, lt=1)
+    checkpoint_every: int = Field(500, ge=1, description="steps between atomic checkpoints")
+    log_every: int = Field(50, ge=1, description="steps between loss logs")
+    sample_every: int = Field(500, ge=1, description="steps between sample grids")
+
+
 class TrackingParams(_Section):
     enabled: bool = True
     uri: str = Field("", description="MLflow tracking URI; empty means sqlite:///<project>/mlflow.db")
@@ -76,9 +98,10 @@ class Params(_Section):
     data: DataParams = DataParams()
     embed: EmbedParams = EmbedParams()
     neighbors: NeighborsParams = NeighborsParams()
+    train: TrainParams = TrainParams()
     tracking: TrackingParams = TrackingParams()
 
-    @field_validator("data", "embed", "neighbors", "tracking", mode="before")
+    @field_validator("data", "embed", "neighbors", "train", "tracking", mode="before")
     @classmethod
     def _none_is_default(cls, v: Any) -> Any:
         return {} if v is None else v

@@ -218,3 +218,15 @@ def test_rgb_to_grey_matches_pil():
         ref = np.asarray(Image.fromarray(rgb[i].transpose(1, 2, 0)).convert("L"))
         assert np.abs(grey[i, 0].astype(int) - ref.astype(int)).max() <= 1
     assert to_channels(grey, 3).shape == (2, 3, 9, 7)
+
+
+def test_mnist_reader_agrees_with_torchvisions_reader(tmp_path):
+    """Our IDX reader (which also reads .gz in place) gives torchvision's arrays on the real files."""
+    from torchvision.datasets.mnist import read_image_file, read_label_file
+
+    raw_dir = SHARED_MNIST / "MNIST" / "raw"
+    for name in ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"):
+        (tmp_path / name).write_bytes(gzip.decompress((raw_dir / f"{name}.gz").read_bytes()))
+    ours = load_source(_params(dataset="mnist", root=str(SHARED_MNIST)), tmp_path)
+    assert np.array_equal(ours.images[:, 0], read_image_file(str(tmp_path / "t10k-images-idx3-ubyte")).numpy())
+    assert np.array_equal(ours.labels, read_label_file(str(tmp_path / "t10k-labels-idx1-ubyte")).numpy())
