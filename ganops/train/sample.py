@@ -1,0 +1,76 @@
+"""Sampling from a trained generator (``ganops sample``): unconditional, by label, or by instance h.
+
+``weights`` is ``TrainResult.weights()`` or what ``checkpoint.save_weights`` wrote (a path or the
+loaded dict): the G config inside rebuilds the network, so no params are needed.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from ganops import device as devices
+from ganops.train.checkpoint import load_weights
+from ganops.train.nets import DConfig, Discriminator, GConfig, Generator
+from ganops.train.sampling import to_uint8
+
+
+def build_generator(weights: dict[str, Any] | str | Path, device: torch.device | str = "cpu",
+                    use_ema: bool = True) -> Generator:
+    """The trained G (its EMA when present and ``use_ema``), in eval mode on ``device``."""
+    w = load_weights(Path(weights)) if isinstance(weights, (str, Path)) else weights
+    G = Generator(GConfig.from_dict(w["g_config"]))
+    state = w["ema"] if use_ema and w.get("ema") is not None else w["g"]
+    G.load_state_dict(state)
+    return G.to(torch.device(device)).eval().requires_grad_(False)
+
+
+def build_discriminator(weights: dict[str, Any] | str | Path, device: torch.device | str = "cpu") -> Discriminator:
+    """The trained D (for fine-tuning, as IC-GAN's users do), in eval mode on ``device``."""
+    w = load_weights(Path(weights)) if isinstance(weights, (str, Path)) else weights
+    D = Discriminator(DConfig.from_dict(w["d_config"]))
+    D.load_state_dict(w["d"])
+    return D.to(torch.device(device)).eval()
+
+
+def _broadcast(values, n: int, name: str, dtype) -> torch.Tensor:
+    t = torch.as_tensor(np.asarray(values), dtype=dtype)
+    if t.ndim == (0 if name == "label" else 1):
+        t = t.unsqueeze(0)
+    if t.shape[0] == 1:
+        t = t.expand(n, *t.shape[1:])
+    if t.shape[0] != n:
+        raise ValueError(f"{name}: {t.shape[0]} conditions for {n} samples; give 1 or {n}")
+    return t
+
+
+@torch.no_grad()
+def generate(weights: dict[str, Any] | str | Path | Generator, n: int, *, device: torch.device | str = "cpu",
+             seed: int = 0, labels=None, features=None, use_ema: bool = True, batch_size: int = 256) -> np.ndarray:
+    """n samples as uint8 N×C×H×W. ``labels``: one int or n ints (cgan, class-conditional icgan);
+    ``features``: one h (d,) or n×d (icgan), L2-normalised as features.npy rows are. Same seed,
+    same samples."""
+    G = weights if isinstance(weights, Generator) else build_generator(weights, device, use_ema)
+    cfg, dev = G.cfg, next(G.parameters()).device
+    if cfg.n_classes and labels is None:
+        raise ValueError(f"this generator is class-conditional ({cfg.n_classes} classes): pass labels (--label)")
+    if cfg.feat_dim and features is None:
+        raise ValueError("this generator is instance-conditional (IC-GAN): pass instance features h (--instance)")
+    y = _broadcast(labels, n, "label", torch.long) if cfg.n_classes else None
+    if y is not None and (y.min() < 0 or y.max() >= cfg.n_classes):
+        raise ValueError(f"labels must lie in 0..{cfg.n_classes - 1}, got {y.min().item()}..{y.max().item()}")
+    h = _broadcast(features, n, "features", torch.float32) if cfg.feat_dim else None
+    if h is not None and h.shape[1] != cfg.feat_dim:
+        raise ValueError(f"features have size {h.shape[1]}, the generator was trained on size {cfg.feat_dim}")
+    gen = torch.Generator().manual_seed(seed)
+    z = torch.randn(n, cfg.z_dim, generator=gen)
+    out = []
+    for s in range(0, n, batch_size):
+        sl = slice(s, s + batch_size)
+        with devices.autocast(dev):
+            x = G(z[sl].to(dev), None if y is None else y[sl].to(dev), None if h is None else h[sl].to(dev))
+        out.append(to_uint8(x))
+    return np.concatenate(out) if out else np.zeros((0, cfg.channels, cfg.resolution, cfg.resolution), np.uint8)

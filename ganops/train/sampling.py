@@ -1,0 +1,91 @@
+"""Batch sampling for every family, vectorised and driven by one seeded ``torch.Generator``.
+
+One rule covers the three families. A draw picks instances i uniformly (with replacement); the
+image and label come from j, the conditioning feature from i:
+
+- without neighborhoods (dcgan, cgan): j = i, so a real pair is (x_i, y_i) and a fake-side label
+  follows the dataset's label distribution;
+- with neighborhoods (IC-GAN, Casanova et al. 2021): j is a uniformly random member of A_i (the
+  instance itself excluded, as in ``indices.npy``), so the real side is x_j conditioned on h_i (and
+  y_j when class-conditional), and the fake side uses h_i (and the sampled neighbor's label y_j).
+
+Images stay uint8 until a batch is drawn, then become float in [-1, 1] on the device. The only
+randomness is the generator passed in, whose state the trainer checkpoints (exact resume).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+_IN_MEMORY_BYTES = 4 << 30      # datasets up to this size are held as one tensor
+_ON_DEVICE_BYTES = 1 << 30      # …and moved whole to a CUDA device up to this size
+
+
+@dataclass
+class Draw:
+    cond_index: torch.Tensor          # i: whose feature h conditions the batch
+    image_index: torch.Tensor         # j: whose image (real side) and label are used
+
+
+class Sampler:
+    def __init__(self, images, labels: np.ndarray | None, features: np.ndarray | None,
+                 neighbors: np.ndarray | None, *, use_labels: bool, use_features: bool,
+                 device: torch.device, generator: torch.Generator):
+        self.device = device
+        self.gen = generator
+        self.n = int(images.shape[0])
+        self._np_images = None
+        if isinstance(images, torch.Tensor):
+            self.images = images
+        elif images.nbytes <= _IN_MEMORY_BYTES:
+            self.images = torch.from_numpy(np.ascontiguousarray(images))
+        else:                                   # huge memmap: index rows per batch
+            self.images, self._np_images = None, images
+        if self.images is not None and device.type == "cuda" and self.images.nbytes <= _ON_DEVICE_BYTES:
+            self.images = self.images.to(device)
+        self.labels = torch.as_tensor(np.asarray(labels), dtype=torch.long, device=device) if use_labels else None
+        self.features = (torch.as_tensor(np.asarray(features, dtype=np.float32), device=device)
+                         if use_features else None)
+        self.neighbors = torch.as_tensor(np.asarray(neighbors), dtype=torch.long) if neighbors is not None else None
+
+    def draw(self, n: int) -> Draw:
+        i = torch.randint(0, self.n, (n,), generator=self.gen)
+        if self.neighbors is None:
+            return Draw(i, i)
+        col = torch.randint(0, self.neighbors.shape[1], (n,), generator=self.gen)
+        return Draw(i, self.neighbors[i, col])
+
+    def conditions(self, d: Draw) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+        y = self.labels[d.image_index.to(self.device)] if self.labels is not None else None
+        h = self.features[d.cond_index.to(self.device)] if self.features is not None else None
+        return y, h
+
+    def images_at(self, index: torch.Tensor) -> torch.Tensor:
+        if self.images is None:
+            x = torch.from_numpy(np.asarray(self._np_images[index.numpy()]))
+        else:
+            x = self.images[index.to(self.images.device)]
+        if x.device != self.device:
+            x = x.pin_memory().to(self.device, non_blocking=True) if self.device.type == "cuda" else x.to(self.device)
+        return to_float(x)
+
+    def real(self, n: int):
+        """(x in [-1, 1], y, h) for the real side of a D step."""
+        d = self.draw(n)
+        return (self.images_at(d.image_index), *self.conditions(d))
+
+    def fake_conditions(self, n: int):
+        """(y, h) for the fake side."""
+        return self.conditions(self.draw(n))
+
+
+def to_float(x_uint8: torch.Tensor) -> torch.Tensor:
+    return x_uint8.float().div_(127.5).sub_(1.0)
+
+
+def to_uint8(x: torch.Tensor) -> np.ndarray:
+    """[-1, 1] float → uint8 N×C×H×W numpy."""
+    return ((x.detach().float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).cpu().numpy()
