@@ -46,6 +46,10 @@ def neighbors_dir(root: Path, p: Params) -> Path:
     return Path(root) / "data" / "neighbors" / p.data.dataset / p.embed.encoder / f"k{p.neighbors.k}"
 
 
+def generator_dir(root: Path, p: Params) -> Path:
+    return Path(root) / "data" / "generator" / p.data.dataset / p.train.family
+
+
 def metrics_file(root: Path, stage: str) -> Path:
     """DVC metrics live beside the artifacts, not inside them (DVC forbids overlapping outputs)."""
     return Path(root) / "metrics" / f"{stage}.json"

@@ -1,4 +1,4 @@
-"""The command line: ``ganops stage NAME``, ``ganops run``, ``ganops params``."""
+"""The command line: ``ganops stage NAME``, ``ganops run``, ``ganops params``, ``ganops sample``."""
 
 from __future__ import annotations
 
@@ -18,8 +18,10 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     from ganops.data.sources import DataSourceError
     from ganops.embed import EncoderError
     from ganops.neighbors import NeighborsError
+    from ganops.samples import SampleError
+    from ganops.train import TrainError
 
-    return (P.ParamsError, ArtifactError, DataSourceError, EncoderError, NeighborsError)
+    return (P.ParamsError, ArtifactError, DataSourceError, EncoderError, NeighborsError, TrainError, SampleError)
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
@@ -43,7 +45,32 @@ def build_parser() -> argparse.ArgumentParser:
     _common(run)
     show = sub.add_parser("params", help="print the effective parameters (validated) as YAML")
     _common(show)
+    smp = sub.add_parser("sample", help="generate images with the trained generator into a PNG grid")
+    smp.add_argument("--n", type=int, default=64, help="number of samples (default 64)")
+    smp.add_argument("--out", default="samples.png", help="PNG file to write (default samples.png)")
+    smp.add_argument("--seed", type=int, default=0, help="noise seed (default 0)")
+    smp.add_argument("--instance", type=Path, default=None,
+                     help="IC-GAN: an image file; samples are generated from its neighborhood")
+    smp.add_argument("--label", type=int, default=None, help="cgan / class-conditional icgan: the class")
+    smp.add_argument("--npy", action="store_true", help="also write the uint8 N×C×H×W array next to the PNG")
+    _common(smp)
     return parser
+
+
+def _sample(args: argparse.Namespace, p: P.Params) -> int:
+    import numpy as np
+
+    from ganops.samples import sample
+    from ganops.visual import save_grid
+
+    if args.n < 1:
+        raise P.ParamsError(f"--n {args.n}: the number of samples must be ≥ 1")
+    images = sample(p, Path(args.root), args.n, args.seed, args.instance, args.label)
+    out = save_grid(images, Path(args.out), nrow=int(np.ceil(np.sqrt(len(images)))))
+    if args.npy:
+        np.save(out.with_suffix(".npy"), images)
+    print(f"sample: {out} ({len(images)} images)")
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -56,6 +83,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "params":
             sys.stdout.write(yaml.safe_dump(p.model_dump(), sort_keys=False))
             return 0
+        if args.command == "sample":
+            return _sample(args, p)
         from ganops import stages
 
         if args.command == "stage":

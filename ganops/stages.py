@@ -22,7 +22,7 @@ from ganops.tracking import Run, stage_run
 
 log = logging.getLogger(__name__)
 
-STAGES = ("dataset", "embeddings", "neighbors")
+STAGES = ("dataset", "embeddings", "neighbors", "train")
 
 
 @dataclass
@@ -33,6 +33,7 @@ class StageResult:
     meta: dict[str, Any]
     images: dict[str, Path] = field(default_factory=dict)
     run_id: str | None = None
+    url: str | None = None
 
 
 # Which parameter sections define each stage's artifact: a downstream stage refuses an upstream
@@ -41,6 +42,7 @@ _IDENTITY = {
     "dataset": ("data",),
     "embeddings": ("data", "embed"),
     "neighbors": ("data", "embed", "neighbors"),
+    "train": ("data", "embed", "neighbors", "train"),
 }
 
 
@@ -78,7 +80,7 @@ def _finish(stage: str, p: Params, root: Path, out: Path, run: Run, metrics: dic
     for name in (*images.values(), *extra_files, A.META):
         run.artifact(out / name)
     log.info("%s: wrote %s (%s)", stage, out, ", ".join(f"{k}={v}" for k, v in list(metrics.items())[:6]))
-    return StageResult(stage, out, metrics, meta, {k: out / v for k, v in images.items()}, run.run_id)
+    return StageResult(stage, out, metrics, meta, {k: out / v for k, v in images.items()}, run.run_id, run.url)
 
 
 def dataset(p: Params, root: Path) -> StageResult:
@@ -186,8 +188,63 @@ def neighbors(p: Params, root: Path) -> StageResult:
                        ("diagnostics.json",))
 
 
+def train(p: Params, root: Path) -> StageResult:
+    from ganops import neighbors as nb
+    from ganops import train as T
+    from ganops.data import store
+    from ganops.device import resolve
+    from ganops.samples import preview_grid
+    from ganops.tracking import log_generator
+    from ganops.visual import save_grid
+
+    family = T.get_family(p.train.family)
+    src = A.dataset_dir(root, p)
+    upstream = {"dataset": _upstream(src, p, "dataset")["content_hash"]}
+    features = neighbors_ = None
+    if family.uses_neighbors(p.train):
+        emb_dir, nb_dir = A.embeddings_dir(root, p), A.neighbors_dir(root, p)
+        if not (nb_dir / A.META).exists():
+            raise A.ArtifactError(f"train.family={p.train.family} needs the neighborhoods {nb_dir}, which do not exist: "
+                                  "run `ganops stage neighbors` (or `ganops run`) first.")
+        upstream["embeddings"] = _upstream(emb_dir, p, "embeddings")["content_hash"]
+        up_nb = _upstream(nb_dir, p, "neighbors")
+        if up_nb.get("upstream", {}).get("embeddings") != upstream["embeddings"]:
+            raise A.ArtifactError(f"{nb_dir} was computed from other embeddings. Run `ganops stage neighbors` again.")
+        upstream["neighbors"] = up_nb["content_hash"]
+        features = np.load(emb_dir / "features.npy", mmap_mode="r")
+        neighbors_, _ = nb.load_neighbors(nb_dir)
+    out = A.generator_dir(root, p)
+    ckpt = A.checkpoint_dir(root, "train", p.data.dataset, p.train.family) / "train.pt"
+    device = resolve(p.device)
+    with stage_run(p, root, "train") as run:
+        def on_log(step: int, values: dict[str, float]) -> None:
+            run.metrics(values, step=step)
+
+        def on_sample(step: int, images: np.ndarray, nrow: int) -> None:
+            run.artifact(save_grid(images, ckpt.parent / "samples" / f"step{step:06d}.png", nrow=nrow), "samples")
+
+        t0 = time.perf_counter()
+        images, labels = store.load_images(src), store.load_labels(src)
+        res = T.train(p, images, labels, features, neighbors_, device=device, checkpoint_path=ckpt,
+                      log=on_log, sample_cb=on_sample, identity_extra=upstream)
+        weights = res.weights()
+        metrics = {**{f"final_{k}": v for k, v in res.final_losses.items()}, "steps": res.steps,
+                   "train_seconds": res.seconds, "resumed_from_step": res.resumed_from or 0}
+        with A.atomic_dir(out) as tmp:
+            T.save_weights(tmp / "model.pt", weights)
+            A.atomic_write_json(tmp / "history.json", res.history)
+            preview_grid(weights, images, features, labels, p, tmp / "samples.png")
+            A.write_meta(tmp, stage="train", params=_identity(p, "train"), seed=p.seed, upstream=upstream,
+                         metrics=metrics, timings={"total": time.perf_counter() - t0},
+                         extra={"device": str(device), "resumed_from_step": res.resumed_from})
+        result = _finish("train", p, root, out, run, metrics, {"sample_grid": "samples.png"}, ("history.json",))
+        log_generator(run, T.build_generator(weights), p)
+    ckpt.unlink(missing_ok=True)  # the artifact is complete; a checkpoint is for resuming a killed run only
+    return result
+
+
 RUNNERS: dict[str, Callable[..., StageResult]] = {
-    "dataset": dataset, "embeddings": embeddings, "neighbors": neighbors}
+    "dataset": dataset, "embeddings": embeddings, "neighbors": neighbors, "train": train}
 
 
 def run_stage(name: str, p: Params, root: Path | str = ".") -> StageResult:

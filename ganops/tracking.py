@@ -73,3 +73,23 @@ def _run_url(p: Params, active: Any) -> str | None:
     if uri.startswith(("http://", "https://")):
         return f"{uri.rstrip('/')}/#/experiments/{active.info.experiment_id}/runs/{active.info.run_id}"
     return None
+
+
+def registered_model_name(p: Params) -> str:
+    return f"ganops-{p.data.dataset}-{p.train.family}"
+
+
+def log_generator(run: Run, generator: Any, p: Params) -> str | None:
+    """G (its EMA weights) as an MLflow PyTorch model, registered under ``ganops-<dataset>-<family>``."""
+    if run._mlflow is None:
+        return None
+    import mlflow.pytorch
+    import torch
+
+    # Explicit requirements: inferring them would import-scan the environment (slow, and offline-hostile).
+    # Pickle, not MLflow 3's default pt2 export: G takes optional label/instance inputs that a traced
+    # graph cannot keep optional; loading needs `ganops` importable, as any pickled module does.
+    info = mlflow.pytorch.log_model(generator, name="generator", registered_model_name=registered_model_name(p),
+                                    serialization_format="pickle",
+                                    pip_requirements=[f"torch=={torch.__version__.split('+')[0]}", "ganops"])
+    return info.model_uri

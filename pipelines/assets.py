@@ -1,4 +1,4 @@
-"""The data-preparation assets: dataset → embeddings → neighborhoods. Each is one call into ganops."""
+"""The assets: dataset → embeddings → neighborhoods → generator. Each is one call into ganops."""
 
 
 import base64
@@ -10,6 +10,7 @@ from ganops import stages
 from pipelines.resources import ComputeDevice, GanopsParams, MlflowTracking, effective_params
 
 GROUP = "data_prep"
+TRAIN_GROUP = "training"
 
 
 def _image_md(path: Path, alt: str) -> dg.MetadataValue:
@@ -30,13 +31,16 @@ def _metadata(result: stages.StageResult) -> dict[str, object]:
         meta[name] = _image_md(png, name)
     if result.run_id:
         meta["mlflow_run_id"] = result.run_id
+    if result.url:
+        meta["mlflow_run"] = dg.MetadataValue.url(result.url)
     return meta
 
 
 def _run(context: dg.AssetExecutionContext, stage: str, params: GanopsParams, mlflow: MlflowTracking,
          device: ComputeDevice) -> dg.MaterializeResult:
     p = effective_params(params, mlflow, device)
-    context.log.info(f"{stage}: dataset={p.data.dataset} encoder={p.embed.encoder} k={p.neighbors.k}")
+    context.log.info(f"{stage}: dataset={p.data.dataset} encoder={p.embed.encoder} k={p.neighbors.k} "
+                     f"family={p.train.family}")
     result = stages.run_stage(stage, p, params.root())
     return dg.MaterializeResult(metadata=_metadata(result))
 
@@ -60,3 +64,11 @@ def embeddings(context: dg.AssetExecutionContext, params: GanopsParams, mlflow: 
 def neighborhoods(context: dg.AssetExecutionContext, params: GanopsParams, mlflow: MlflowTracking,
                   device: ComputeDevice) -> dg.MaterializeResult:
     return _run(context, "neighbors", params, mlflow, device)
+
+
+@dg.asset(group_name=TRAIN_GROUP, deps=[neighborhoods], kinds={"pytorch", "mlflow"},
+          description="The trained GAN of `train.family` (G, D and G's EMA), registered in MLflow as "
+                      "`ganops-<dataset>-<family>`; metadata holds the final losses and a sample grid.")
+def generator(context: dg.AssetExecutionContext, params: GanopsParams, mlflow: MlflowTracking,
+              device: ComputeDevice) -> dg.MaterializeResult:
+    return _run(context, "train", params, mlflow, device)

@@ -9,9 +9,9 @@ from pipelines.resources import ComputeDevice, GanopsParams, MlflowTracking
 RESOURCES = {"params": GanopsParams(), "mlflow": MlflowTracking(), "device": ComputeDevice()}
 
 defs = dg.Definitions(
-    assets=[assets.dataset, assets.embeddings, assets.neighborhoods],
+    assets=[assets.dataset, assets.embeddings, assets.neighborhoods, assets.generator],
     asset_checks=checks.ALL,
-    jobs=[schedules.data_prep_job],
-    schedules=[schedules.weekly_data_prep],
+    jobs=[schedules.data_prep_job, schedules.retrain_job],
+    schedules=[schedules.weekly_data_prep, schedules.weekly_retrain],
     resources=RESOURCES,
 )

@@ -1,4 +1,4 @@
-"""Jobs and schedules: the data-preparation chain as a job, refreshed weekly when the schedule is on."""
+"""Jobs and schedules: the data-preparation chain, and the whole chain through training ("retrain")."""
 
 
 import dagster as dg
@@ -12,3 +12,11 @@ weekly_data_prep = dg.ScheduleDefinition(
     name="weekly_data_prep", job=data_prep_job, cron_schedule="0 3 * * 1",
     default_status=dg.DefaultScheduleStatus.STOPPED,
     description="Rebuild the data chain every Monday 03:00 (turn on in the UI).")
+
+retrain_job = dg.define_asset_job("retrain", selection=dg.AssetSelection.all(),
+                                  description="dataset → embeddings → neighborhoods → generator")
+
+weekly_retrain = dg.ScheduleDefinition(
+    name="weekly_retrain", job=retrain_job, cron_schedule="0 4 * * 1",
+    default_status=dg.DefaultScheduleStatus.STOPPED,
+    description="Rebuild the data and retrain the generator every Monday 04:00 (turn on in the UI).")

@@ -43,7 +43,7 @@ def _sh(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
 def _hashes(root: Path, k: int = 5) -> dict[str, str]:
     base = root / "data"
     dirs = {"dataset": base / "dataset/digits", "embeddings": base / "embeddings/digits/pixels",
-            "neighbors": base / f"neighbors/digits/pixels/k{k}"}
+            "neighbors": base / f"neighbors/digits/pixels/k{k}", "train": base / "generator/digits/icgan"}
     return {name: json.loads((d / "meta.json").read_text())["content_hash"] for name, d in dirs.items()}
 
 
@@ -84,12 +84,14 @@ def test_cli_runs_the_chain_and_tracks_it_in_mlflow(cli_project):
     assert 0.5 < metrics["purity"] <= 1.0
     con = sqlite3.connect(cli_project / "mlflow.db")
     stages = sorted(r[0] for r in con.execute("select value from tags where key='ganops.stage'"))
-    assert stages == ["dataset", "embeddings", "neighbors"]
+    assert stages == ["dataset", "embeddings", "neighbors", "train"]
     params = dict(con.execute("select key, value from params"))
     assert params["data.dataset"] == "digits" and params["neighbors.k"] == "5"
     assert {r[0] for r in con.execute("select key from metrics")} >= {"purity", "n_images"}
     logged = {p.name for p in (cli_project / "mlartifacts").rglob("*") if p.is_file()}
-    assert {"grid.png", "panel.png", "meta.json"} <= logged
+    assert {"grid.png", "panel.png", "meta.json", "samples.png", "MLmodel"} <= logged
+    versions = con.execute("select name, version from model_versions").fetchall()
+    assert versions == [("ganops-digits-icgan", 1)]
 
 
 def test_same_parameters_give_the_same_artifacts_through_every_door(cli_project, dvc_project, dagster_result):
@@ -101,7 +103,7 @@ def test_same_parameters_give_the_same_artifacts_through_every_door(cli_project,
 
 def test_dvc_second_repro_does_nothing_and_k_change_reruns_only_neighbors(dvc_project):
     root, first = dvc_project
-    for stage in ("dataset", "embeddings", "neighbors"):
+    for stage in ("dataset", "embeddings", "neighbors", "train"):
         assert f"Running stage '{stage}'" in first
     second = _sh(["dvc", "repro"], root).stdout
     assert "Running stage" not in second
@@ -119,13 +121,16 @@ def test_dvc_second_repro_does_nothing_and_k_change_reruns_only_neighbors(dvc_pr
 def test_dagster_metadata_and_checks(dagster_result):
     _, result = dagster_result
     mats = {m.asset_key.path[-1]: m for m in result.get_asset_materialization_events()}
-    assert set(mats) == {"dataset", "embeddings", "neighborhoods"}
+    assert set(mats) == {"dataset", "embeddings", "neighborhoods", "generator"}
     ds_meta = mats["dataset"].materialization.metadata
     nb_meta = mats["neighborhoods"].materialization.metadata
     assert ds_meta["n_images"].value == 300
     assert "data:image/png;base64," in ds_meta["sample_grid"].value
     assert "data:image/png;base64," in nb_meta["neighbor_panel"].value
     assert 0.5 < nb_meta["purity"].value <= 1.0 and "mlflow_run_id" in nb_meta
+    g_meta = mats["generator"].materialization.metadata
+    assert g_meta["steps"].value == 12 and "final_g_loss" in g_meta
+    assert "data:image/png;base64," in g_meta["sample_grid"].value
     checks = result.get_asset_check_evaluations()
     assert len(checks) == 3 and all(c.passed for c in checks)
 

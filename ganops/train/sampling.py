@@ -41,15 +41,15 @@ class Sampler:
         if isinstance(images, torch.Tensor):
             self.images = images
         elif images.nbytes <= _IN_MEMORY_BYTES:
-            self.images = torch.from_numpy(np.ascontiguousarray(images))
+            self.images = torch.from_numpy(np.array(images, order="C"))  # one copy: memmaps are read-only
         else:                                   # huge memmap: index rows per batch
             self.images, self._np_images = None, images
         if self.images is not None and device.type == "cuda" and self.images.nbytes <= _ON_DEVICE_BYTES:
             self.images = self.images.to(device)
         self.labels = torch.as_tensor(np.asarray(labels), dtype=torch.long, device=device) if use_labels else None
-        self.features = (torch.as_tensor(np.asarray(features, dtype=np.float32), device=device)
+        self.features = (torch.as_tensor(np.array(features, dtype=np.float32), device=device)
                          if use_features else None)
-        self.neighbors = torch.as_tensor(np.asarray(neighbors), dtype=torch.long) if neighbors is not None else None
+        self.neighbors = torch.as_tensor(np.array(neighbors), dtype=torch.long) if neighbors is not None else None
 
     def draw(self, n: int) -> Draw:
         i = torch.randint(0, self.n, (n,), generator=self.gen)
@@ -65,7 +65,7 @@ class Sampler:
 
     def images_at(self, index: torch.Tensor) -> torch.Tensor:
         if self.images is None:
-            x = torch.from_numpy(np.asarray(self._np_images[index.numpy()]))
+            x = torch.from_numpy(np.array(self._np_images[index.numpy()]))
         else:
             x = self.images[index.to(self.images.device)]
         if x.device != self.device:

@@ -1,0 +1,98 @@
+"""The train stage through the command line: errors that say what to run, a SIGKILLed run that
+resumes from its checkpoint, and `ganops sample` for each way of conditioning."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from conftest import REPO, fast_overrides
+
+FAST = fast_overrides(**{"embed.encoder": "pixels", "tracking.enabled": "false"})
+ENV = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+
+
+def _ganops(root: Path, *args: str, sets: list[str] = FAST, check: bool = True) -> subprocess.CompletedProcess:
+    cmd = ["ganops", *args, "-q", *(a for s in sets for a in ("--set", s))]
+    proc = subprocess.run(cmd, cwd=root, env=ENV, capture_output=True, text=True)
+    if check:
+        assert proc.returncode == 0, f"{cmd}:\n{proc.stderr[-3000:]}"
+    return proc
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("train")
+    (root / "params.yaml").write_text((REPO / "params.yaml").read_text())
+    _ganops(root, "run", "--until", "dataset")
+    return root
+
+
+def test_icgan_without_neighborhoods_says_which_stage_to_run(project):
+    proc = _ganops(project, "stage", "train", check=False)
+    assert proc.returncode == 2 and "ganops stage neighbors" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_sigkilled_training_resumes_from_its_checkpoint(project):
+    _ganops(project, "run", "--until", "neighbors")
+    sets = [*FAST, "train.steps=4000", "train.checkpoint_every=20"]
+    ckpt = project / "data/.checkpoints/train/digits/icgan/train.pt"
+    cmd = ["ganops", "stage", "train", "-q", *(a for s in sets for a in ("--set", s))]
+    proc = subprocess.Popen(cmd, cwd=project, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.time() + 120
+    while not ckpt.exists():
+        assert proc.poll() is None, proc.stderr.read().decode()[-2000:]
+        assert time.time() < deadline, "no checkpoint written within 120 s"
+        time.sleep(0.2)
+    time.sleep(0.5)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert not (project / "data/generator/digits/icgan/meta.json").exists()  # nothing half-written
+    import torch
+
+    killed_at = int(torch.load(ckpt, weights_only=True)["step"])
+    assert killed_at >= 20 and killed_at % 20 == 0
+
+    _ganops(project, "stage", "train", sets=[*sets[:-2], f"train.steps={killed_at + 10}", "train.checkpoint_every=20"])
+    meta = json.loads((project / "data/generator/digits/icgan/meta.json").read_text())
+    assert meta["metrics"]["steps"] == killed_at + 10 and meta["resumed_from_step"] == killed_at
+    assert not ckpt.exists()  # a finished run leaves no stale checkpoint behind
+
+
+def test_sample_from_a_users_image_and_the_errors(project, tmp_path):
+    _ganops(project, "run", "--until", "neighbors")
+    _ganops(project, "stage", "train")
+    img = np.zeros((40, 40), np.uint8)
+    img[8:32, 18:22] = 255  # a "1"
+    Image.fromarray(img).save(tmp_path / "mine.png")
+    out = tmp_path / "grid.png"
+    _ganops(project, "sample", "--n", "9", "--out", str(out), "--instance", str(tmp_path / "mine.png"), "--npy")
+    samples = np.load(out.with_suffix(".npy"))
+    assert samples.shape == (9, 1, 16, 16) and samples.dtype == np.uint8 and samples.std() > 0
+    with Image.open(out) as im:
+        assert im.format == "PNG"
+    again = tmp_path / "again.png"
+    _ganops(project, "sample", "--n", "9", "--out", str(again), "--instance", str(tmp_path / "mine.png"), "--npy")
+    assert np.array_equal(np.load(again.with_suffix(".npy")), samples)  # same seed, same samples
+
+    proc = _ganops(project, "sample", "--label", "3", check=False)
+    assert proc.returncode == 2 and "--label needs a class-conditional generator" in proc.stderr
+    proc = _ganops(project, "sample", "--instance", str(tmp_path / "nope.png"), check=False)
+    assert proc.returncode == 2 and "nope.png" in proc.stderr
+
+
+def test_cgan_trains_and_samples_by_label(project, tmp_path):
+    sets = [*FAST, "train.family=cgan"]
+    _ganops(project, "stage", "train", sets=sets)
+    out = tmp_path / "three.png"
+    _ganops(project, "sample", "--n", "4", "--out", str(out), "--label", "3", "--npy", sets=sets)
+    assert np.load(out.with_suffix(".npy")).shape == (4, 1, 16, 16)
+    proc = _ganops(project, "sample", "--label", "10", sets=sets, check=False)
+    assert proc.returncode == 2 and "0..9" in proc.stderr
