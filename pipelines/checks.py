@@ -6,7 +6,12 @@ import dagster as dg
 from ganops import artifacts as A
 from ganops import checks
 from pipelines.assets import dataset, embeddings, neighborhoods
-from pipelines.resources import ComputeDevice, GanopsParams, MlflowTracking, effective_params
+from pipelines.resources import (
+    ComputeDevice,
+    GanopsParams,
+    MlflowTracking,
+    effective_params,
+)
 
 
 def _result(outcome: checks.Outcome) -> dg.AssetCheckResult:

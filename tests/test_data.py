@@ -10,9 +10,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import SHARED_MNIST
 from PIL import Image
 
-from conftest import SHARED_MNIST
 from ganops.data import store
 from ganops.data.resize import to_channels
 from ganops.data.sources import DataSourceError, load_source

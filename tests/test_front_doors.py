@@ -11,8 +11,8 @@ from pathlib import Path
 import dagster as dg
 import pytest
 import yaml
-
 from conftest import REPO, fast_overrides
+
 from ganops import params as P
 
 FAST = fast_overrides(**{"embed.encoder": "pixels"})

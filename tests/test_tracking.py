@@ -9,8 +9,8 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-
 from conftest import fast_overrides
+
 from ganops import params as P
 from ganops.stages import run_stage
 

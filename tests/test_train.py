@@ -8,10 +8,18 @@ import numpy as np
 import pytest
 import torch
 
+from ganops.models.blocks import DConfig, Discriminator, GConfig, Generator
 from ganops.params import Params
-from ganops.train import (TrainError, build_discriminator, build_generator, generate, get_loss, load_weights,
-                          save_weights, train)
-from ganops.train.nets import DConfig, Discriminator, GConfig, Generator
+from ganops.train import (
+    TrainError,
+    build_discriminator,
+    build_generator,
+    generate,
+    get_loss,
+    load_weights,
+    save_weights,
+    train,
+)
 from ganops.train.sampling import Sampler
 
 torch.set_num_threads(1)

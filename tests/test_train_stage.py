@@ -11,9 +11,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
-
 from conftest import REPO, fast_overrides
+from PIL import Image
 
 FAST = fast_overrides(**{"embed.encoder": "pixels", "tracking.enabled": "false"})
 ENV = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}

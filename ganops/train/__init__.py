@@ -1,9 +1,12 @@
-"""Training: the generic trainer, the families (dcgan, cgan, icgan) and sampling from the result."""
+"""Training: the generic trainer (checkpoints, exact resume, EMA, AMP) and sampling from its result.
 
+The families live in ``ganops.models`` and the losses in ``ganops.losses``; both are re-exported here.
+"""
+
+from ganops.losses import LOSSES, get_loss
+from ganops.models import FAMILIES, get_family
+from ganops.models.errors import TrainError
 from ganops.train.checkpoint import load_weights, save_weights
-from ganops.train.errors import TrainError
-from ganops.train.families import FAMILIES, get_family
-from ganops.train.losses import LOSSES, get_loss
 from ganops.train.sample import build_discriminator, build_generator, generate
 from ganops.train.trainer import TrainResult, train
 

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from ganops.artifacts import atomic_write_bytes
-from ganops.train.errors import TrainError
+from ganops.models.errors import TrainError
 
 FORMAT = "ganops.train/1"
 

@@ -13,8 +13,8 @@ import numpy as np
 import torch
 
 from ganops import device as devices
+from ganops.models.blocks import DConfig, Discriminator, GConfig, Generator
 from ganops.train.checkpoint import load_weights
-from ganops.train.nets import DConfig, Discriminator, GConfig, Generator
 from ganops.train.sampling import to_uint8
 
 

@@ -30,12 +30,12 @@ import torch
 from torch import nn
 
 from ganops import device as devices
+from ganops.losses import get_loss
+from ganops.models import get_family
+from ganops.models.blocks import Discriminator, Generator
+from ganops.models.errors import TrainError
 from ganops.params import Params
 from ganops.train import checkpoint as ckpt
-from ganops.train.errors import TrainError
-from ganops.train.families import get_family
-from ganops.train.losses import get_loss
-from ganops.train.nets import Discriminator, Generator
 from ganops.train.sampling import Sampler, to_uint8
 
 LogFn = Callable[[int, dict[str, float]], None]

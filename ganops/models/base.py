@@ -1,16 +1,6 @@
-"""The GAN families, found by name in ``FAMILIES`` (CycleGAN-style registry).
-
-A family says what it needs from the pipeline and how it conditions: which networks to build
-(configs for ``nets``) and which conditions the sampler hands to G and D. The training step
-itself is the trainer's, shared by all (mimicry style).
-
-- ``dcgan`` (Radford et al. 2015): unconditional.
-- ``cgan`` (Mirza & Osindero 2014): the label's embedding is concatenated with z in G; D adds a
-  projection term of the label's embedding (projection discriminator, Miyato & Koyama 2018).
-- ``icgan`` (Casanova et al. 2021): G(z, h_i) and D(x, h_i). h_i enters G through a learned linear
-  projection, concatenated with z and feeding conditional batch norm; D adds a projection term.
-  With ``train.class_conditional`` the label of the sampled neighbor conditions both as well.
-"""
+"""What every GAN family shares: what it needs from the pipeline, the checks of those inputs, and
+the network configs it builds. A family file (dcgan.py, cgan.py, icgan.py) only says how it
+conditions; the training step is the trainer's, shared by all (mimicry style)."""
 
 from __future__ import annotations
 
@@ -18,9 +8,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ganops.models.blocks import DConfig, GConfig
+from ganops.models.errors import TrainError, check_resolution
 from ganops.params import TrainParams
-from ganops.train.errors import TrainError, check_resolution
-from ganops.train.nets import DConfig, GConfig
 
 
 @dataclass(frozen=True)
@@ -88,13 +78,13 @@ def _check_neighbors(features, neighbors, n: int) -> int:
     if features is None or neighbors is None:
         what = "instance embeddings (features.npy)" if features is None else "k-NN neighborhoods (indices.npy)"
         raise TrainError(
-            f"train.family=icgan needs {what}, and none were given. Run `ganops stage embed` and then "
+            f"train.family=icgan needs {what}, and none were given. Run `ganops stage embeddings` and then "
             f"`ganops stage neighbors` (or materialize the neighbors asset) first, or set train.family "
             f"to dcgan or cgan.")
     features, neighbors = np.asarray(features), np.asarray(neighbors)
     if features.ndim != 2 or features.shape[0] != n:
         raise TrainError(f"train.family=icgan: features.npy has shape {features.shape} but the dataset has {n} "
-                         f"images; the embeddings are stale. Run `ganops stage embed` and "
+                         f"images; the embeddings are stale. Run `ganops stage embeddings` and "
                          f"`ganops stage neighbors` again.")
     if neighbors.ndim != 2 or neighbors.shape[0] != n or neighbors.shape[1] < 1:
         raise TrainError(f"train.family=icgan: indices.npy has shape {neighbors.shape} but the dataset has {n} "
@@ -106,38 +96,5 @@ def _check_neighbors(features, neighbors, n: int) -> int:
         raise TrainError("train.family=icgan: indices.npy lists instances among their own neighbors; IC-GAN's "
                          "neighborhoods exclude the instance itself. Run `ganops stage neighbors` again.")
     if not np.isfinite(features).all():
-        raise TrainError("train.family=icgan: features.npy holds NaN or inf; run `ganops stage embed` again.")
+        raise TrainError("train.family=icgan: features.npy holds NaN or inf; run `ganops stage embeddings` again.")
     return int(features.shape[1])
-
-
-class DCGAN(Family):
-    name = "dcgan"
-
-
-class CGAN(Family):
-    name = "cgan"
-
-    def uses_labels(self, tp):
-        return True
-
-
-class ICGAN(Family):
-    name = "icgan"
-    cbn = True
-
-    def uses_labels(self, tp):
-        return tp.class_conditional
-
-    def uses_neighbors(self, tp):
-        return True
-
-
-FAMILIES: dict[str, Family] = {f.name: f for f in (DCGAN(), CGAN(), ICGAN())}
-
-
-def get_family(name: str) -> Family:
-    try:
-        return FAMILIES[name]
-    except KeyError:
-        raise TrainError(f"key 'train.family': value {name!r} is not allowed; expected one of "
-                         f"{', '.join(FAMILIES)}") from None

@@ -26,7 +26,7 @@ import torch
 from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm as _sn
 
-from ganops.train.errors import check_resolution
+from ganops.models.errors import check_resolution
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,9 @@
+"""DCGAN (Radford et al. 2015): unconditional; the paper's architecture rules live in ``blocks``."""
+
+from __future__ import annotations
+
+from ganops.models.base import Family
+
+
+class DCGAN(Family):
+    name = "dcgan"
