@@ -1,0 +1,117 @@
+"""The embeddings stage's entry points: ``embed`` (train if needed, then extract), and
+``load_encoder`` / ``embed_images`` to embed new images exactly as the dataset was embedded."""
+
+from __future__ import annotations
+
+import io
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from ganops.embed import classifier, pretrained, simclr
+from ganops.embed.base import EmbedResult, EncoderError, MetricLog, check_images, extract
+from ganops.embed.nets import build
+from ganops.embed.pixels import PixelEncoder, mean_image
+from ganops.embed.training import cpu_weights, prepare
+from ganops.params import ENCODERS, Params
+
+FORMAT = 1      # encoder.pt layout version
+
+
+def embed(images: np.ndarray, labels: np.ndarray | None, p: Params, device: torch.device,
+          checkpoint: Path | None = None, log: MetricLog | None = None) -> EmbedResult:
+    """Features of every image with ``p.embed.encoder`` (training it first when it is trained in the pipeline)."""
+    e = p.embed
+    check_images(images, labels)
+    t0 = time.perf_counter()
+    metrics: dict[str, Any] = {}
+    state: dict[str, Any] | None = None
+    if e.encoder == "pixels":
+        model: nn.Module = PixelEncoder(mean_image(images)).to(device)
+    elif e.encoder == "simclr":
+        model, metrics = simclr.train(images, p, device, checkpoint, log)
+    elif e.encoder == "classifier":
+        if labels is None:
+            raise EncoderError("embed.encoder=classifier needs labels; none were given")
+        model, metrics = classifier.train(images, labels, p, device, checkpoint, log)
+    elif e.encoder in ("resnet50", "swav"):
+        model = prepare(pretrained.load(e.encoder, e.image_size, images.shape[1]), device)
+    else:
+        raise EncoderError(f"key embed.encoder: value {e.encoder!r} is not allowed; expected one of {', '.join(ENCODERS)}")
+    t1 = time.perf_counter()
+    features = extract(model, images, device, e.extract_batch_size)
+    metrics["extract_seconds"] = time.perf_counter() - t1
+    metrics["total_seconds"] = time.perf_counter() - t0
+    if e.encoder != "pixels":
+        state = {"format": FORMAT, "encoder": e.encoder, "config": dict(model.config),
+                 "weights": cpu_weights(model) if e.encoder in ("simclr", "classifier") else None}
+    return EmbedResult(np.ascontiguousarray(features, dtype=np.float32), state, metrics)
+
+
+def load_encoder(path_or_state: Path | str | dict[str, Any], device: torch.device | str = "cpu") -> nn.Module:
+    """Rebuild the encoder saved as encoder.pt (a path, bytes already loaded, or the state dict), in eval mode."""
+    device = torch.device(device)
+    state = path_or_state
+    if isinstance(state, (bytes, bytearray)):
+        state = torch.load(io.BytesIO(state), map_location="cpu", weights_only=True)
+    elif isinstance(state, (str, Path)):
+        path = Path(state)
+        if not path.is_file():
+            raise EncoderError(f"{path} does not exist; run `ganops stage embeddings` first "
+                               "(embed.encoder=pixels saves no encoder.pt)")
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    if not isinstance(state, dict) or "config" not in state:
+        raise EncoderError("not an encoder.pt state: expected a dict with 'config' and 'weights' "
+                           "(embed.encoder=pixels has no encoder to load)")
+    config = state["config"]
+    if config.get("arch") == "resnet50":
+        model: nn.Module = pretrained.load(config["variant"], int(config["image_size"]),
+                                           int(config["in_channels"]), config.get("weights_file"))
+    else:
+        model = build(config)
+        model.load_state_dict(state["weights"])
+    return prepare(model, device).eval()
+
+
+def _adapter(config: dict[str, Any]):
+    """Convert user images to the channel count and side the encoder was trained on (float, in [0, 1])."""
+    want_c = int(config.get("in_channels", 3))
+    side = config.get("resolution")
+
+    def adapt(x: torch.Tensor) -> torch.Tensor:
+        if x.shape[1] != want_c:
+            if want_c == 1:   # ITU-R 601 luma, as PIL's convert("L")
+                x = (0.299 * x[:, 0:1] + 0.587 * x[:, 1:2] + 0.114 * x[:, 2:3])
+            else:
+                x = x.expand(-1, 3, -1, -1)
+        if side and tuple(x.shape[-2:]) != (side, side):
+            down = x.shape[-1] > side
+            x = F.interpolate(x, size=(side, side), mode="bilinear", align_corners=False, antialias=down)
+        return x
+
+    return adapt
+
+
+def embed_images(encoder: nn.Module | Path | str | dict[str, Any], images: np.ndarray,
+                 device: torch.device | str = "cpu", batch_size: int = 512) -> np.ndarray:
+    """L2-normalised features of new uint8 images (N×C×H×W, C×H×W or H×W), preprocessed as the dataset was.
+
+    Images of the dataset's shape give exactly the dataset's features; other channel counts or sides are
+    converted first (grey↔RGB, bilinear resize to the training side).
+    """
+    device = torch.device(device)
+    model = encoder if isinstance(encoder, nn.Module) else load_encoder(encoder, device)
+    images = np.asarray(images)
+    if images.dtype != np.uint8:
+        raise EncoderError(f"embed_images takes uint8 images (0..255), got {images.dtype}")
+    if images.ndim == 2:
+        images = images[None, None]
+    elif images.ndim == 3:
+        images = images[None]
+    check_images(images)
+    return extract(model, images, device, batch_size, transform=_adapter(getattr(model, "config", {})))

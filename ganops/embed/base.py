@@ -1,0 +1,99 @@
+"""What every encoder shares: the error type, the result type, and batched feature extraction.
+
+Images arrive as uint8 N×C×H×W numpy arrays, often a read-only memory map of images.npy. They are
+converted to float one batch at a time, so memory stays one batch of floats, never a float copy
+of the whole dataset, and the memory map is never written to.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from ganops.device import autocast
+
+MetricLog = Callable[[str, float, int], None]
+
+
+class EncoderError(RuntimeError):
+    """An encoder cannot run: the message names the key, file or value and says how to fix it."""
+
+
+@dataclass
+class EmbedResult:
+    features: np.ndarray                    # float32 N×D, L2-normalised rows, C-contiguous
+    state_dict: dict[str, Any] | None       # saved as encoder.pt: {"config": ..., "weights": ...}
+    metrics: dict[str, Any] = field(default_factory=dict)
+
+
+def check_images(images: np.ndarray, labels: np.ndarray | None = None) -> None:
+    if not isinstance(images, np.ndarray) or images.ndim != 4 or images.dtype != np.uint8:
+        shape = getattr(images, "shape", None)
+        dtype = getattr(images, "dtype", type(images).__name__)
+        raise EncoderError(f"images must be a uint8 N×C×H×W array (images.npy), got {dtype} with shape {shape}")
+    n, c = images.shape[:2]
+    if n == 0:
+        raise EncoderError("images.npy holds no images; check data.limit / data.split")
+    if c not in (1, 3):
+        raise EncoderError(f"images have {c} channels; encoders take 1 or 3 (set data.channels to 1 or 3)")
+    if labels is not None and len(labels) != n:
+        raise EncoderError(f"{len(labels)} labels for {n} images; rebuild the dataset (`ganops stage dataset`)")
+
+
+def batches(n: int, size: int) -> Iterator[slice]:
+    for i in range(0, n, size):
+        yield slice(i, min(i + size, n))
+
+
+def to_float(batch: np.ndarray | torch.Tensor, device: torch.device) -> torch.Tensor:
+    """uint8 images → float32 in [0, 1] on ``device``; copies only this batch (a memory map stays read-only)."""
+    if isinstance(batch, torch.Tensor):
+        t = batch
+    else:
+        arr = np.asarray(batch)
+        if not (arr.flags.writeable and arr.flags.c_contiguous):   # a memory-map slice: copy this batch only
+            arr = np.array(arr, dtype=np.uint8)
+        t = torch.from_numpy(arr)
+    return t.to(device, non_blocking=True).float().div_(255.0)
+
+
+def l2_normalise(x: torch.Tensor) -> torch.Tensor:
+    return nn.functional.normalize(x.float(), dim=1, eps=1e-12)
+
+
+@torch.inference_mode()
+def extract(model: nn.Module, images: np.ndarray, device: torch.device, batch_size: int = 512,
+            transform: Callable[[torch.Tensor], torch.Tensor] | None = None) -> np.ndarray:
+    """Features of every image, L2-normalised float32 N×D (C-contiguous).
+
+    ``model`` takes float images in [0, 1] (its own preprocessing inside) and returns N×D.
+    ``transform`` optionally adapts a float batch first (e.g. channel conversion for user images).
+    """
+    was_training = model.training
+    model.eval()
+    cuda = device.type == "cuda"
+    out: np.ndarray | None = None
+    try:
+        for sl in batches(len(images), batch_size):
+            x = to_float(images[sl], device)
+            if transform is not None:
+                x = transform(x)
+            if cuda:
+                x = x.contiguous(memory_format=torch.channels_last)
+            with autocast(device):
+                f = model(x)
+            f = l2_normalise(f.reshape(f.shape[0], -1)).cpu().numpy()
+            if out is None:
+                out = np.empty((len(images), f.shape[1]), dtype=np.float32)
+            out[sl] = f
+    finally:
+        model.train(was_training)
+    assert out is not None
+    if not np.isfinite(out).all():
+        raise EncoderError("the encoder produced non-finite features (NaN/inf); lower embed.lr or check the images")
+    return out

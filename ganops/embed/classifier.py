@@ -1,0 +1,70 @@
+"""A supervised encoder: the small CNN trained to predict the labels (class-conditional IC-GAN).
+
+Features are the penultimate layer (the CNN's ``dim`` output, before the class logits). Images
+without a label (-1) are embedded but not trained on. Training uses mild augmentations so the
+features generalise beyond memorised pixels.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from ganops.embed import training as T
+from ganops.embed.augment import Policy, augment
+from ganops.embed.base import EncoderError, MetricLog
+from ganops.embed.nets import SmallCNN
+from ganops.params import Params
+
+POLICY = Policy(crop_area=(0.6, 1.0), rotate_deg=10.0, shear=0.1, elastic=0.02, blur_p=0.1, erase_p=0.1)
+
+
+def check_labels(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The labelled rows and each one's class index (0..C-1); an EncoderError when fewer than 2 classes."""
+    labels = np.asarray(labels, dtype=np.int64)
+    rows = np.flatnonzero(labels >= 0)
+    if rows.size == 0:
+        raise EncoderError("embed.encoder=classifier needs class labels, but every image's label is -1 "
+                           "(unknown). Use embed.encoder=simclr (self-supervised), or a labelled dataset "
+                           "(data.dataset=mnist, digits, …; image_folder takes labels from sub-folders).")
+    classes = np.unique(labels[rows])
+    if classes.size < 2:
+        raise EncoderError(f"embed.encoder=classifier needs at least 2 classes, but every labelled image has "
+                           f"label {int(classes[0])}. Use embed.encoder=simclr instead.")
+    mapped = np.full(len(labels), -1, dtype=np.int64)
+    mapped[rows] = np.searchsorted(classes, labels[rows])
+    return rows, mapped
+
+
+def train(images: np.ndarray, labels: np.ndarray, p: Params, device: torch.device, checkpoint: Path | None = None,
+          log: MetricLog | None = None, on_epoch: Callable[[int, nn.Module], None] | None = None,
+          ) -> tuple[SmallCNN, dict[str, Any]]:
+    e = p.embed
+    rows, mapped = check_labels(labels)
+    if len(rows) < 2:
+        raise EncoderError(f"embed.encoder=classifier needs at least 2 labelled images, got {len(rows)}")
+    n_classes = int(mapped.max()) + 1
+    c, h, w = images.shape[1:]
+    torch.manual_seed(p.seed)
+    model = T.prepare(SmallCNN(c, e.dim, resolution=max(h, w)), device)
+    logits = T.prepare(nn.Sequential(nn.ReLU(), nn.Linear(e.dim, n_classes)), device)
+    target_all = torch.from_numpy(mapped)
+    cuda = device.type == "cuda"
+
+    def loss_fn(idx: np.ndarray, x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
+        x = augment(x, g, POLICY)
+        if cuda:
+            x = x.contiguous(memory_format=torch.channels_last)
+        return F.cross_entropy(logits(model(x)).float(), target_all[idx].to(x.device))
+
+    metrics = T.fit(images, p, device, nn.ModuleDict({"encoder": model, "logits": logits}), loss_fn, "classifier",
+                    {"classes": n_classes, "labels_sum": int(mapped.sum())}, checkpoint, log,
+                    on_epoch=(lambda ep: on_epoch(ep, model)) if on_epoch else None, rows=rows)
+    metrics["classes"] = n_classes
+    return model, metrics
