@@ -256,22 +256,35 @@ def train(p: Params, images, labels=None, features=None, neighbors=None, *,
     bar = tqdm(total=tp.steps, initial=tr.step, desc=f"train {tp.family}", unit="step",
                disable=not (sys.stderr.isatty() if progress is None else progress))
     tick, tick_step = time.perf_counter(), tr.step
+    # The losses stay on the device and are summed there; they reach the host (one sync) every
+    # `check_every` steps and at every log/checkpoint boundary. On CPU a sync costs nothing, so every
+    # step is checked and a NaN is reported at its exact step; on a GPU, within the last few steps.
+    check_every = 1 if tr.device.type == "cpu" else tp.log_every
+    pending, pending_n = None, 0
     try:
         while tr.step < tp.steps:
-            values = tr.train_step().tolist()
-            if not all(map(math.isfinite, values)):
+            values = tr.train_step()
+            pending = values if pending is None else pending + values
+            pending_n += 1
+            bar.update(1)
+            final = tr.step == tp.steps
+            boundary = final or tr.step % tp.log_every == 0 or (path is not None and tr.step % tp.checkpoint_every == 0)
+            if not (boundary or tr.step % check_every == 0):
+                continue
+            sums, pending, n_summed = pending.tolist(), None, pending_n
+            pending_n = 0
+            if not all(map(math.isfinite, sums)):
                 where = (f"the last good checkpoint is {path} (step {last_ckpt})" if last_ckpt is not None
                          else "no checkpoint had been written yet" + (f" (train.checkpoint_every={tp.checkpoint_every})"
                                                                       if path is not None else ""))
+                at = f"step {tr.step}" if n_summed == 1 else f"steps {tr.step - n_summed + 1}..{tr.step}"
                 raise TrainError(
-                    f"non-finite loss at step {tr.step} (d_loss={values[0]}, g_loss={values[1]}); training "
+                    f"non-finite loss at {at} (d_loss={sums[0]}, g_loss={sums[1]}); training "
                     f"stopped, {where}. Lower train.lr_g / train.lr_d, or try train.loss=hinge or "
                     f"train.spectral_norm=true.")
-            for i, v in enumerate(values):
+            for i, v in enumerate(sums):
                 tr.window[i] += v
-            tr.window[-1] += 1
-            bar.update(1)
-            final = tr.step == tp.steps
+            tr.window[-1] += n_summed
             if path is not None and (tr.step % tp.checkpoint_every == 0 or final):
                 if tr.step % tp.log_every == 0 or final:
                     _close_window(tr)
