@@ -93,6 +93,8 @@ class TrackingParams(_Section):
     enabled: bool = True
     uri: str = Field("", description="MLflow tracking URI; empty means sqlite:///<project>/mlflow.db")
     experiment: str = Field("ganops", min_length=1)
+    ui_url: str = Field("http://localhost:5000", description="where `make mlflow-ui` serves a local store; "
+                                                            "run links in Dagster point there")
 
 
 class Params(_Section):

@@ -68,11 +68,11 @@ def stage_run(p: Params, root: Path, stage: str, tags: dict[str, str] | None = N
         yield run
 
 
-def _run_url(p: Params, active: Any) -> str | None:
+def _run_url(p: Params, active: Any) -> str:
+    """The run's page: on the tracking server, or on the local UI (`make mlflow-ui`) for a local store."""
     uri = p.tracking.uri
-    if uri.startswith(("http://", "https://")):
-        return f"{uri.rstrip('/')}/#/experiments/{active.info.experiment_id}/runs/{active.info.run_id}"
-    return None
+    base = uri if uri.startswith(("http://", "https://")) else p.tracking.ui_url
+    return f"{base.rstrip('/')}/#/experiments/{active.info.experiment_id}/runs/{active.info.run_id}"
 
 
 def registered_model_name(p: Params) -> str:

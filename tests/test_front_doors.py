@@ -131,6 +131,7 @@ def test_dagster_metadata_and_checks(dagster_result):
     g_meta = mats["generator"].materialization.metadata
     assert g_meta["steps"].value == 12 and "final_g_loss" in g_meta
     assert "data:image/png;base64," in g_meta["sample_grid"].value
+    assert g_meta["mlflow_run"].value.startswith("http://localhost:5000/#/experiments/")
     checks = result.get_asset_check_evaluations()
     assert len(checks) == 3 and all(c.passed for c in checks)
 
