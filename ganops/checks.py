@@ -57,3 +57,33 @@ def neighbors_valid(directory: Path) -> Outcome:
     ok = out_of_range == 0 and self_hits == 0
     return Outcome(ok, f"{out_of_range} indices out of [0, {n}), {self_hits} instances listed as their own neighbor",
                    {"out_of_range": out_of_range, "self_neighbors": self_hits, "n": int(n), "k": int(idx.shape[1])})
+
+
+def generator_healthy(directory: Path, n: int = 64, min_std: float = 2.0) -> Outcome:
+    """G's weights are finite and its samples vary (a collapsed G draws one image whatever z is).
+
+    Conditions are synthetic but valid: labels 0..C-1 in turn, random unit vectors for IC-GAN's h;
+    the check asks whether G is usable, not whether it matches any instance.
+    """
+    import torch
+
+    from ganops.train import generate, load_weights
+
+    path = Path(directory) / "model.pt"
+    if not path.exists():
+        return Outcome(False, f"{path} is missing")
+    w = load_weights(path)
+    state = w["ema"] if w.get("ema") is not None else w["g"]
+    non_finite = sum(int((~torch.isfinite(t)).sum()) for t in state.values() if t.is_floating_point())
+    g = w["g_config"]
+    labels = np.arange(n) % g["n_classes"] if g.get("n_classes") else None
+    h = None
+    if g.get("feat_dim"):
+        h = np.random.default_rng(0).standard_normal((n, g["feat_dim"])).astype(np.float32)
+        h /= np.linalg.norm(h, axis=1, keepdims=True)
+    samples = generate(w, n, seed=0, labels=labels, features=h).astype(np.float32)
+    spread = float(samples.std(axis=0).mean())  # per-pixel spread across samples, in grey levels
+    ok = non_finite == 0 and spread >= min_std
+    return Outcome(ok, f"{non_finite} non-finite weights; samples vary by {spread:.1f} grey levels per pixel "
+                       f"(at least {min_std} wanted)",
+                   {"non_finite_weights": non_finite, "sample_spread": spread, "steps": int(w.get("steps", 0))})

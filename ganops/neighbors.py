@@ -38,7 +38,7 @@ def __getattr__(name: str) -> Any:
         return getattr(neighbors_diag, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
-__all__ = ["NeighborsError", "KnnResult", "check_features", "knn", "diagnostics", "save_panel",
+__all__ = ["NeighborsError", "KnnResult", "check_features", "knn", "diagnostics", "save_panel",  # noqa: F822
            "load_neighbors", "validate_neighbors", "exclude_self"]
 
 # FAISS computes inner products as BLAS tiles of (queries × database rows), then scans each tile

@@ -5,13 +5,8 @@ import dagster as dg
 
 from ganops import artifacts as A
 from ganops import checks
-from pipelines.assets import dataset, embeddings, neighborhoods
-from pipelines.resources import (
-    ComputeDevice,
-    GanopsParams,
-    MlflowTracking,
-    effective_params,
-)
+from pipelines.assets import dataset, embeddings, generator, neighborhoods
+from pipelines.resources import ComputeDevice, GanopsParams, MlflowTracking, effective_params
 
 
 def _result(outcome: checks.Outcome) -> dg.AssetCheckResult:
@@ -38,4 +33,10 @@ def neighbors_in_range_not_self(params: GanopsParams, mlflow: MlflowTracking,
     return _result(checks.neighbors_valid(A.neighbors_dir(params.root(), p)))
 
 
-ALL = [dataset_not_empty, features_finite_unit_norm, neighbors_in_range_not_self]
+@dg.asset_check(asset=generator, description="G's weights are finite and its samples are not collapsed to one image.")
+def generator_healthy(params: GanopsParams, mlflow: MlflowTracking, device: ComputeDevice) -> dg.AssetCheckResult:
+    p = effective_params(params, mlflow, device)
+    return _result(checks.generator_healthy(A.generator_dir(params.root(), p)))
+
+
+ALL = [dataset_not_empty, features_finite_unit_norm, neighbors_in_range_not_self, generator_healthy]

@@ -22,7 +22,7 @@ def project(tmp_path: Path) -> Path:
 def fast_overrides(**extra: object) -> list[str]:
     """Small, quick settings for end-to-end tests (real stages, tiny budgets)."""
     base = {"data.limit": 300, "data.resolution": 16, "embed.epochs": 1, "embed.batch_size": 64,
-            "neighbors.k": 5, "device": "cpu", "train.steps": 12, "train.g_filters": 8, "train.d_filters": 8,
-            "train.batch_size": 16, "train.checkpoint_every": 5, "train.sample_every": 6, "train.n_samples": 16}
+            "neighbors.k": 5, "device": "cpu", "train.steps": 60, "train.g_filters": 8, "train.d_filters": 8,
+            "train.batch_size": 16, "train.checkpoint_every": 20, "train.sample_every": 30, "train.n_samples": 16}
     base.update(extra)
     return [f"{k}={v}" for k, v in base.items()]

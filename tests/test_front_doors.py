@@ -129,11 +129,11 @@ def test_dagster_metadata_and_checks(dagster_result):
     assert "data:image/png;base64," in nb_meta["neighbor_panel"].value
     assert 0.5 < nb_meta["purity"].value <= 1.0 and "mlflow_run_id" in nb_meta
     g_meta = mats["generator"].materialization.metadata
-    assert g_meta["steps"].value == 12 and "final_g_loss" in g_meta
+    assert g_meta["steps"].value == 60 and "final_g_loss" in g_meta
     assert "data:image/png;base64," in g_meta["sample_grid"].value
     assert g_meta["mlflow_run"].value.startswith("http://localhost:5000/#/experiments/")
     checks = result.get_asset_check_evaluations()
-    assert len(checks) == 3 and all(c.passed for c in checks)
+    assert len(checks) == 4 and all(c.passed for c in checks), [c.description for c in checks]
 
 
 def test_definitions_load_as_dagster_dev_loads_them():

@@ -303,3 +303,28 @@ def test_resume_past_the_requested_steps_is_refused(data, tmp_path):
     assert done.resumed_from == 4 and done.steps == 4
     with pytest.raises(TrainError, match=r"step 4, past train\.steps=2"):
         train(params(family="dcgan", steps=2), data[0], checkpoint_path=tmp_path / "ck.pt")
+
+
+# ---------------------------------------------------------------- the generator asset check
+
+@pytest.mark.parametrize("family", ["dcgan", "cgan", "icgan"])
+def test_generator_check_passes_a_usable_g_and_fails_a_collapsed_or_broken_one(data, tmp_path, family):
+    from ganops.checks import generator_healthy
+
+    images, labels, feats, nbrs = data
+    weights = train(params(family=family, steps=60, checkpoint_every=60), images, labels, feats, nbrs, device="cpu",
+                    progress=False).weights()
+    save_weights(tmp_path / "ok" / "model.pt", weights)
+    assert generator_healthy(tmp_path / "ok").passed
+
+    collapsed = {**weights, "ema": {k: (torch.zeros_like(v) if k.endswith("weight") and v.is_floating_point() else v)
+                                    for k, v in weights["ema"].items()}}
+    save_weights(tmp_path / "flat" / "model.pt", collapsed)
+    outcome = generator_healthy(tmp_path / "flat")
+    assert not outcome.passed and outcome.metadata["sample_spread"] < 2.0
+
+    broken = {**weights, "ema": {k: v.clone() for k, v in weights["ema"].items()}}
+    next(v for v in broken["ema"].values() if v.is_floating_point()).view(-1)[0] = float("nan")
+    save_weights(tmp_path / "nan" / "model.pt", broken)
+    assert generator_healthy(tmp_path / "nan").metadata["non_finite_weights"] == 1
+    assert not generator_healthy(tmp_path / "nan").passed
