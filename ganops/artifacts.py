@@ -121,6 +121,15 @@ def atomic_write_bytes(path: Path, data: bytes) -> Path:
     return path
 
 
+def atomic_torch_save(path: Path, obj: Any) -> Path:
+    """``torch.save`` into memory, then the atomic write: a killed save leaves the previous file."""
+    import torch
+
+    buf = io.BytesIO()
+    torch.save(obj, buf)
+    return atomic_write_bytes(path, buf.getvalue())
+
+
 def atomic_write_json(path: Path, obj: Any) -> Path:
     return atomic_write_bytes(path, (json.dumps(obj, indent=2, sort_keys=True, default=_jsonable) + "\n").encode())
 

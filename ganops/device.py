@@ -21,6 +21,11 @@ def resolve(name: str = "auto") -> torch.device:
     return torch.device(name)
 
 
+def cpu_state_dict(module: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """A detached CPU copy of a module's state (what checkpoints and weight files hold)."""
+    return {k: v.detach().to("cpu", copy=True).contiguous() for k, v in module.state_dict().items()}
+
+
 def autocast(device: torch.device):
     """bf16 autocast on CUDA (DESIGN: GPU paths use AMP); a no-op elsewhere."""
     return torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda")

@@ -57,20 +57,17 @@ def preview_grid(weights: dict[str, Any], images: np.ndarray, features, labels, 
 
 def load_image(path: Path, channels: int, resolution: int) -> np.ndarray:
     """A user's image file → uint8 C×R×R, prepared as image_folder prepares images (centre square, resize)."""
-    from PIL import Image, UnidentifiedImageError
+    from PIL import UnidentifiedImageError
 
-    from ganops.data.resize import center_crop_square, resize_square
+    from ganops.data.folder import decode_image
 
     path = Path(path)
     if not path.is_file():
         raise SampleError(f"--instance {path}: no such file")
     try:
-        with Image.open(path) as im:
-            arr = np.asarray(im.convert("L" if channels == 1 else "RGB"))
+        return decode_image(path, resolution, channels)
     except (UnidentifiedImageError, OSError) as e:
         raise SampleError(f"--instance {path}: not a readable image ({e})") from e
-    arr = arr[None] if arr.ndim == 2 else arr.transpose(2, 0, 1)
-    return resize_square(center_crop_square(arr)[None], resolution)[0]
 
 
 def embed_instance(image: np.ndarray, p: Params, root: Path) -> np.ndarray:

@@ -62,6 +62,13 @@ def _upstream(directory: Path, p: Params, stage: str) -> dict[str, Any]:
     return meta
 
 
+def _built_from(meta: dict[str, Any], directory: Path, key: str, expected: str, rerun: str) -> None:
+    """``directory`` must have been computed from the ``key`` artifact now in place (its recorded hash)."""
+    if meta.get("upstream", {}).get(key) != expected:
+        raise A.ArtifactError(f"{directory} was computed from another version of the {key} artifact. "
+                              f"Run `ganops stage {rerun}` again.")
+
+
 def _diff(want: dict[str, Any], have: dict[str, Any], prefix: str = ""):
     for key, value in want.items():
         other = have.get(key) if isinstance(have, dict) else None
@@ -102,8 +109,6 @@ def dataset(p: Params, root: Path) -> StageResult:
 
 
 def embeddings(p: Params, root: Path, log_fn: Callable[[str, float, int], None] | None = None) -> StageResult:
-    import torch
-
     from ganops.data import store
     from ganops.device import resolve
     from ganops.embed import embed
@@ -129,8 +134,7 @@ def embeddings(p: Params, root: Path, log_fn: Callable[[str, float, int], None] 
             A.atomic_save_npy(tmp / "features.npy", feats.astype(np.float32, copy=False))
             files: tuple[str, ...] = ()
             if result.state_dict is not None:
-                buf = _torch_bytes(result.state_dict, torch)
-                A.atomic_write_bytes(tmp / "encoder.pt", buf)
+                A.atomic_torch_save(tmp / "encoder.pt", result.state_dict)
                 files = ("encoder.pt",)
             if "history" in result.metrics:
                 A.atomic_write_json(tmp / "history.json", result.metrics["history"])
@@ -140,14 +144,6 @@ def embeddings(p: Params, root: Path, log_fn: Callable[[str, float, int], None] 
         return _finish("embeddings", p, root, out, run, metrics, {}, files)
 
 
-def _torch_bytes(state: dict[str, Any], torch: Any) -> bytes:
-    import io
-
-    buf = io.BytesIO()
-    torch.save(state, buf)
-    return buf.getvalue()
-
-
 def neighbors(p: Params, root: Path) -> StageResult:
     from ganops import neighbors as nb
     from ganops.data import store
@@ -155,9 +151,7 @@ def neighbors(p: Params, root: Path) -> StageResult:
     src_data, src_emb = A.dataset_dir(root, p), A.embeddings_dir(root, p)
     up_data = _upstream(src_data, p, "dataset")
     up_emb = _upstream(src_emb, p, "embeddings")
-    if up_emb.get("upstream", {}).get("dataset") != up_data["content_hash"]:
-        raise A.ArtifactError(
-            f"{src_emb} was computed from another version of {src_data}. Run `ganops stage embeddings` again.")
+    _built_from(up_emb, src_emb, "dataset", up_data["content_hash"], "embeddings")
     out = A.neighbors_dir(root, p)
     with stage_run(p, root, "neighbors") as run:
         t0 = time.perf_counter()
@@ -208,8 +202,7 @@ def train(p: Params, root: Path) -> StageResult:
                                   "run `ganops stage neighbors` (or `ganops run`) first.")
         upstream["embeddings"] = _upstream(emb_dir, p, "embeddings")["content_hash"]
         up_nb = _upstream(nb_dir, p, "neighbors")
-        if up_nb.get("upstream", {}).get("embeddings") != upstream["embeddings"]:
-            raise A.ArtifactError(f"{nb_dir} was computed from other embeddings. Run `ganops stage neighbors` again.")
+        _built_from(up_nb, nb_dir, "embeddings", upstream["embeddings"], "neighbors")
         upstream["neighbors"] = up_nb["content_hash"]
         features = np.load(emb_dir / "features.npy", mmap_mode="r")
         neighbors_, _ = nb.load_neighbors(nb_dir)

@@ -29,6 +29,10 @@ class Run:
         self.run_id: str | None = None
         self.url: str | None = None
 
+    @property
+    def enabled(self) -> bool:
+        return self._mlflow is not None
+
     def metric(self, name: str, value: float, step: int | None = None) -> None:
         if self._mlflow:
             self._mlflow.log_metric(name, float(value), step=step)
@@ -81,7 +85,7 @@ def registered_model_name(p: Params) -> str:
 
 def log_generator(run: Run, generator: Any, p: Params) -> str | None:
     """G (its EMA weights) as an MLflow PyTorch model, registered under ``ganops-<dataset>-<family>``."""
-    if run._mlflow is None:
+    if not run.enabled:
         return None
     import mlflow.pytorch
     import torch

@@ -7,12 +7,7 @@ from pathlib import Path
 import dagster as dg
 
 from ganops import stages
-from pipelines.resources import (
-    ComputeDevice,
-    GanopsParams,
-    MlflowTracking,
-    effective_params,
-)
+from pipelines.resources import ComputeDevice, GanopsParams, MlflowTracking, effective_params
 
 GROUP = "data_prep"
 TRAIN_GROUP = "training"

@@ -36,7 +36,8 @@ def _scan(root: Path) -> tuple[list[Path], list[Path]]:
     return images, ignored
 
 
-def _decode(path: Path, side: int, channels: int) -> np.ndarray:
+def decode_image(path: Path, side: int, channels: int) -> np.ndarray:
+    """One image file → uint8 C×side×side: the central square, resized (also used for `ganops sample`)."""
     from PIL import Image
 
     with Image.open(path) as im:
@@ -81,7 +82,7 @@ def load_folder(p: DataParams, project_root: Path) -> RawImages:
     bad: list[tuple[str, str]] = []
     for i, path in enumerate(files):
         try:
-            images[i] = _decode(path, p.resolution, channels)
+            images[i] = decode_image(path, p.resolution, channels)
             ok[i] = True
         except Exception as e:  # PIL raises many types for bad files (OSError, SyntaxError, ValueError...)
             bad.append((str(path), f"{type(e).__name__}: {e}"))

@@ -13,11 +13,12 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from ganops.device import cpu_state_dict
 from ganops.embed import classifier, pretrained, simclr
 from ganops.embed.base import EmbedResult, EncoderError, MetricLog, check_images, extract
 from ganops.embed.nets import build
 from ganops.embed.pixels import PixelEncoder, mean_image
-from ganops.embed.training import cpu_weights, prepare
+from ganops.embed.training import prepare
 from ganops.params import ENCODERS, Params
 
 FORMAT = 1      # encoder.pt layout version
@@ -49,7 +50,7 @@ def embed(images: np.ndarray, labels: np.ndarray | None, p: Params, device: torc
     metrics["total_seconds"] = time.perf_counter() - t0
     if e.encoder != "pixels":
         state = {"format": FORMAT, "encoder": e.encoder, "config": dict(model.config),
-                 "weights": cpu_weights(model) if e.encoder in ("simclr", "classifier") else None}
+                 "weights": cpu_state_dict(model) if e.encoder in ("simclr", "classifier") else None}
     return EmbedResult(np.ascontiguousarray(features, dtype=np.float32), state, metrics)
 
 

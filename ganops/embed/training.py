@@ -11,9 +11,7 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 import pickle
-import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -23,6 +21,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ganops.artifacts import atomic_torch_save
 from ganops.device import autocast
 from ganops.embed.base import EncoderError, MetricLog, to_float
 from ganops.params import Params
@@ -47,19 +46,6 @@ def fingerprint(images: np.ndarray, extra: dict[str, Any]) -> dict[str, Any]:
             "pixel_sample_sum": int(sample.sum(dtype=np.int64)),
             "pixel_sample_dot": int((sample.reshape(len(picks), -1).astype(np.int64)
                                      * np.arange(1, sample[0].size + 1)).sum())}
-
-
-def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
-    """Atomic: a temporary sibling, then rename; a kill half way leaves the previous checkpoint."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(state, f)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def load_checkpoint(path: Path | None, fp: dict[str, Any]) -> dict[str, Any] | None:
@@ -89,10 +75,6 @@ def restore(state: dict[str, Any], model: nn.Module, opt: torch.optim.Optimizer,
     model.load_state_dict(state["model"])
     opt.load_state_dict(state["optimizer"])
     g.set_state(state["generator"])
-
-
-def cpu_weights(model: nn.Module) -> dict[str, torch.Tensor]:
-    return {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
 
 
 def prepare(model: nn.Module, device: torch.device) -> nn.Module:
@@ -163,7 +145,7 @@ def fit(images: np.ndarray, p: Params, device: torch.device, modules: nn.ModuleD
         logger.info("%s epoch %d/%d: loss %.4f (%.1fs)", name, epoch + 1, e.epochs, mean_loss, seconds)
         # Checkpoint before reporting: an interruption inside the callbacks loses nothing.
         if checkpoint is not None and epoch + 1 < e.epochs:
-            save_checkpoint(checkpoint, training_state(modules, opt, epoch + 1, g, fp, history, spent))
+            atomic_torch_save(checkpoint, training_state(modules, opt, epoch + 1, g, fp, history, spent))
         if log is not None:
             log(f"{name}_loss", mean_loss, epoch + 1)
         if on_epoch is not None:

@@ -8,7 +8,6 @@ strings, lists and dicts, so it loads without unpickling arbitrary objects.
 
 from __future__ import annotations
 
-import io
 import json
 import random
 from pathlib import Path
@@ -17,7 +16,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ganops.artifacts import atomic_write_bytes
+from ganops.artifacts import atomic_torch_save
 from ganops.models.errors import TrainError
 
 FORMAT = "ganops.train/1"
@@ -52,14 +51,8 @@ def set_rng_state(state: dict[str, Any], generators: dict[str, torch.Generator])
 
 # ---------------------------------------------------------------- files
 
-def to_bytes(obj: dict[str, Any]) -> bytes:
-    buf = io.BytesIO()
-    torch.save(obj, buf)
-    return buf.getvalue()
-
-
 def save(path: Path, obj: dict[str, Any]) -> Path:
-    return atomic_write_bytes(Path(path), to_bytes({"format": FORMAT, **obj}))
+    return atomic_torch_save(Path(path), {"format": FORMAT, **obj})
 
 
 def load(path: Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
@@ -99,7 +92,7 @@ WEIGHTS_FORMAT = "ganops.weights/1"
 
 def save_weights(path: Path, weights: dict[str, Any]) -> Path:
     """The trained model (``TrainResult.weights()``): G, D, EMA and the configs that rebuild them."""
-    return atomic_write_bytes(Path(path), to_bytes({"format": WEIGHTS_FORMAT, **weights}))
+    return atomic_torch_save(Path(path), {"format": WEIGHTS_FORMAT, **weights})
 
 
 def load_weights(path: Path) -> dict[str, Any]:

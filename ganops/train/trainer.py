@@ -27,7 +27,6 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch import nn
 
 from ganops import device as devices
 from ganops.losses import get_loss
@@ -67,10 +66,6 @@ class TrainResult:
         return {"family": self.family, "g_config": self.g_config, "d_config": self.d_config,
                 "g": self.g_state, "d": self.d_state, "ema": self.ema_state, "steps": self.steps,
                 "final_losses": self.final_losses, "identity": self.identity}
-
-
-def _cpu_state(module: nn.Module) -> dict[str, torch.Tensor]:
-    return {k: v.detach().to("cpu", copy=True).contiguous() for k, v in module.state_dict().items()}
 
 
 class Trainer:
@@ -201,8 +196,8 @@ class Trainer:
     def state_dict(self) -> dict[str, Any]:
         return {"step": self.step, "identity": self.identity, "family": self.family.name,
                 "g_config": self.g_cfg.to_dict(), "d_config": self.d_cfg.to_dict(),
-                "g": _cpu_state(self.G), "d": _cpu_state(self.D),
-                "ema": _cpu_state(self.ema) if self.ema is not None else None,
+                "g": devices.cpu_state_dict(self.G), "d": devices.cpu_state_dict(self.D),
+                "ema": devices.cpu_state_dict(self.ema) if self.ema is not None else None,
                 "opt_g": self.opt_g.state_dict(), "opt_d": self.opt_d.state_dict(),
                 "rng": ckpt.rng_state(self.gens), "history": self.history, "window": self.window}
 
@@ -221,8 +216,8 @@ class Trainer:
     def result(self, **kw) -> TrainResult:
         last = self.history[-1] if self.history else {}
         return TrainResult(family=self.family.name, g_config=self.g_cfg.to_dict(), d_config=self.d_cfg.to_dict(),
-                           g_state=_cpu_state(self.G), d_state=_cpu_state(self.D),
-                           ema_state=_cpu_state(self.ema) if self.ema is not None else None,
+                           g_state=devices.cpu_state_dict(self.G), d_state=devices.cpu_state_dict(self.D),
+                           ema_state=devices.cpu_state_dict(self.ema) if self.ema is not None else None,
                            steps=self.step, final_losses={k: last[k] for k in _METRICS if k in last},
                            history=list(self.history), identity=self.identity, **kw)
 
