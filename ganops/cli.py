@@ -60,6 +60,7 @@ def build_parser() -> argparse.ArgumentParser:
 def _sample(args: argparse.Namespace, p: P.Params) -> int:
     import numpy as np
 
+    from ganops.artifacts import atomic_save_npy
     from ganops.samples import sample
     from ganops.visual import save_grid
 
@@ -68,7 +69,7 @@ def _sample(args: argparse.Namespace, p: P.Params) -> int:
     images = sample(p, Path(args.root), args.n, args.seed, args.instance, args.label)
     out = save_grid(images, Path(args.out), nrow=int(np.ceil(np.sqrt(len(images)))))
     if args.npy:
-        np.save(out.with_suffix(".npy"), images)
+        atomic_save_npy(out.with_suffix(".npy"), images)
     print(f"sample: {out} ({len(images)} images)")
     return 0
 
