@@ -13,20 +13,18 @@ $(VENV)/.installed: pyproject.toml
 	test -x $(VENV)/bin/python || python3 -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet $(TORCH_SPEC)
 	$(VENV)/bin/pip install --quiet -e ".[dev]"
-	# DVC pulls in hydra-core, which pins antlr4 4.9; Dagster's asset-selection parser (`--select`,
-	# the UI) needs 4.13. Only DVC's optional Hydra composition uses 4.9, and ganops does not, so
-	# 4.13 wins (pip reports the conflict; it is expected). dagster-io/dagster#27487.
-	$(VENV)/bin/pip install --quiet "antlr4-python3-runtime>=4.13,<5" 2>/dev/null
 	touch $@
 
 run: setup
 	dvc repro
 
 test: setup
-	python -m pytest -q
+	python -m pytest -q -n 2 --dist loadfile   # two workers; a test file stays on one (module fixtures)
 
+# Run history lives in .dagster_home (ignored by git), so it survives restarts of the UI.
 ui: setup
-	dagster dev
+	mkdir -p .dagster_home && touch .dagster_home/dagster.yaml
+	DAGSTER_HOME=$(abspath .dagster_home) dagster dev
 
 mlflow-ui: setup
 	mlflow ui --backend-store-uri sqlite:///mlflow.db

@@ -7,14 +7,15 @@ stage killed half way leaves the previous artifact intact, never a half-written 
 from __future__ import annotations
 
 import contextlib
+import errno
+import glob
 import hashlib
 import io
 import json
 import os
 import platform
+import re
 import shutil
-import sys
-import time
 from collections.abc import Iterator
 from importlib import metadata
 from pathlib import Path
@@ -46,8 +47,18 @@ def neighbors_dir(root: Path, p: Params) -> Path:
     return Path(root) / "data" / "neighbors" / p.data.dataset / p.embed.encoder / f"k{p.neighbors.k}"
 
 
-def generator_dir(root: Path, p: Params) -> Path:
-    return Path(root) / "data" / "generator" / p.data.dataset / p.train.family
+def generator_dir(root: Path, p: Params, family: str | None = None) -> Path:
+    """Keyed by what the family reads: an IC-GAN generator lives under its encoder and k, a DCGAN one does not."""
+    from ganops.identity import uses_neighbors
+
+    family = family or p.train.family
+    base = Path(root) / "data" / "generator" / p.data.dataset
+    return base / p.embed.encoder / f"k{p.neighbors.k}" / family if uses_neighbors(family) else base / family
+
+
+def stage_dir(root: Path, p: Params, stage: str) -> Path:
+    return {"dataset": dataset_dir, "embeddings": embeddings_dir, "neighbors": neighbors_dir,
+            "train": generator_dir}[stage](root, p)
 
 
 def metrics_file(root: Path, stage: str) -> Path:
@@ -58,6 +69,45 @@ def metrics_file(root: Path, stage: str) -> Path:
 def checkpoint_dir(root: Path, *parts: str) -> Path:
     """Scratch for resumable work (not a DVC output, so `dvc repro` does not delete it)."""
     return Path(root) / "data" / ".checkpoints" / Path(*parts)
+
+
+def lock_file(root: Path, name: str) -> Path:
+    return Path(root) / "data" / ".locks" / f"{name}.lock"
+
+
+# ---------------------------------------------------------------- OS errors in words
+
+class StorageError(ArtifactError):
+    """Writing or reading a file failed in the OS (read-only, full disk, …): the message names the path."""
+
+
+_ADVICE = {
+    errno.EACCES: "no permission to write there: make the folder writable, or run from a writable copy (--root)",
+    errno.EPERM: "no permission to write there: make the folder writable, or run from a writable copy (--root)",
+    errno.EROFS: "the file system is read-only: run from a writable copy of the project (--root)",
+    errno.ENOSPC: "the disk is full: free some space and run again (the previous artifact is intact)",
+    errno.EDQUOT: "the disk quota is exhausted: free some space and run again (the previous artifact is intact)",
+    errno.EFBIG: "the file exceeds the size limit of this system or process (ulimit -f): raise it and run again",
+}
+
+
+def describe_os_error(exc: OSError, path: Path | str | None = None) -> str:
+    """One line: the path, what the OS said and what to do."""
+    where = path if path is not None else (exc.filename or "a file")
+    advice = _ADVICE.get(exc.errno or 0, "check the path and run again")
+    return f"cannot write {where}: {exc.strerror or exc}; {advice}"
+
+
+def check_writable(directory: Path) -> None:
+    """Fail now, naming the folder, if the stage could not write its results there later."""
+    directory = Path(directory)
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        probe = directory / f".write-probe-{os.getpid()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        raise StorageError(describe_os_error(exc, directory)) from None
 
 
 # ---------------------------------------------------------------- atomic writes
@@ -72,52 +122,94 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
-def recover(final: Path) -> None:
-    """Undo what a killed writer left: restore a displaced previous artifact, drop dead temporaries."""
-    final = Path(final)
-    parent = final.parent
-    if not parent.exists():
+def _remove(path: Path) -> None:
+    shutil.rmtree(path, ignore_errors=True) if path.is_dir() else path.unlink(missing_ok=True)
+
+
+_LEFTOVER = re.compile(r"^\.(?P<name>.+)\.(?P<kind>tmp|old)-(?P<pid>\d+)$")
+
+
+def _settle(leftover: Path) -> None:
+    """A temporary or displaced copy whose writer is gone: restore the previous artifact if it was
+    displaced and nothing replaced it, otherwise delete it."""
+    m = _LEFTOVER.match(leftover.name)
+    if not m or (int(m["pid"]) != os.getpid() and _pid_alive(int(m["pid"]))):
         return
-    for sib in parent.glob(f".{final.name}.*-*"):
-        kind, _, pid = sib.name.rpartition("-")
-        if not pid.isdigit() or _pid_alive(int(pid)) and int(pid) != os.getpid():
-            continue
-        if kind.endswith(".old") and not final.exists():
-            os.replace(sib, final)
-        else:
-            shutil.rmtree(sib, ignore_errors=True) if sib.is_dir() else sib.unlink(missing_ok=True)
+    final = leftover.parent / m["name"]
+    if m["kind"] == "old" and not final.exists():
+        os.replace(leftover, final)
+    else:
+        _remove(leftover)
+
+
+def remove_tree(path: Path) -> None:
+    """Delete scratch that served its purpose (a finished stage's checkpoint folder)."""
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def recover(final: Path) -> None:
+    """Undo what a killed or failed writer left beside ``final``."""
+    final = Path(final)
+    if final.parent.exists():
+        for leftover in final.parent.glob(f".{glob.escape(final.name)}.*-*"):
+            _settle(leftover)
+
+
+def sweep(directory: Path) -> None:
+    """Undo what killed or failed writers left anywhere in ``directory`` (run at a stage's start)."""
+    directory = Path(directory)
+    if directory.is_dir():
+        for leftover in directory.glob(".*-*"):
+            _settle(leftover)
 
 
 @contextlib.contextmanager
 def atomic_dir(final: Path) -> Iterator[Path]:
     """Yield an empty temporary directory; on success it replaces ``final`` in one rename."""
+    from ganops.locks import directory_lock
+
     final = Path(final)
-    final.parent.mkdir(parents=True, exist_ok=True)
-    recover(final)
-    tmp = final.parent / f".{final.name}.tmp-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir()
+    try:
+        final.parent.mkdir(parents=True, exist_ok=True)
+        recover(final)
+        tmp = final.parent / f".{final.name}.tmp-{os.getpid()}"
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir()
+    except OSError as exc:
+        raise StorageError(describe_os_error(exc, final.parent)) from None
     try:
         yield tmp
-    except BaseException:
+        old = final.parent / f".{final.name}.old-{os.getpid()}"
+        # Two different runs may finish into the same directory: swap one at a time.
+        with directory_lock(final.parent):
+            if final.exists():
+                os.replace(final, old)
+            os.replace(tmp, final)
+        shutil.rmtree(old, ignore_errors=True)
+    except OSError as exc:
+        raise StorageError(describe_os_error(exc, final)) from None
+    finally:
         shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    old = final.parent / f".{final.name}.old-{os.getpid()}"
-    if final.exists():
-        os.replace(final, old)
-    os.replace(tmp, final)
-    shutil.rmtree(old, ignore_errors=True)
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> Path:
+    """Write to a temporary sibling, then rename; a failed write removes its temporary."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.parent / f".{path.name}.tmp-{os.getpid()}"
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        recover(path)
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise StorageError(describe_os_error(exc, path)) from None
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
     return path
 
 
@@ -138,6 +230,18 @@ def atomic_save_npy(path: Path, array: np.ndarray) -> Path:
     buf = io.BytesIO()
     np.save(buf, np.ascontiguousarray(array), allow_pickle=False)
     return atomic_write_bytes(path, buf.getvalue())
+
+
+def load_npy(path: Path, produced_by: str, mmap: bool = True) -> np.ndarray:
+    """An artifact's .npy, memory-mapped; a missing, truncated or corrupt file names itself and the stage to rerun."""
+    path = Path(path)
+    if not path.exists():
+        raise ArtifactError(f"{path} is missing: the artifact is incomplete. Run `ganops stage {produced_by}` again.")
+    try:
+        return np.load(path, mmap_mode="r" if mmap else None, allow_pickle=False)
+    except (ValueError, OSError, EOFError) as exc:
+        raise ArtifactError(f"{path} is truncated or corrupt ({exc}). Run `ganops stage {produced_by}` again "
+                            "to rebuild it.") from None
 
 
 def _jsonable(o: Any) -> Any:
@@ -179,23 +283,32 @@ def library_versions() -> dict[str, str]:
 
 
 def write_meta(directory: Path, *, stage: str, params: dict[str, Any], seed: int,
-               upstream: dict[str, str], metrics: dict[str, Any], timings: dict[str, float],
+               upstream: dict[str, str], metrics: dict[str, Any], code_version: str = "",
                extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    """meta.json holds only what the inputs determine, so every door writes the same bytes; what
+    varies per run (argv, times, host, the door) goes to the MLflow run instead."""
     meta = {
         "stage": stage,
         "params": params,
         "seed": seed,
         "upstream": upstream,
         "metrics": metrics,
-        "timings_s": {k: round(v, 4) for k, v in timings.items()},
         "versions": library_versions(),
-        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "argv": sys.argv,
+        "code_version": code_version,
         "content_hash": content_hash(directory),
         **(extra or {}),
     }
     atomic_write_json(Path(directory) / META, meta)
     return meta
+
+
+def is_run_varying(key: str) -> bool:
+    """Metric names that measure the run, not the artifact (durations, speeds)."""
+    return key.endswith(("seconds", "_s", "per_s")) or key in ("threads", "resumed_from_step")
+
+
+def artifact_metrics(metrics: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in metrics.items() if not is_run_varying(k)}
 
 
 def read_meta(directory: Path, *, produced_by: str | None = None) -> dict[str, Any]:
@@ -204,7 +317,11 @@ def read_meta(directory: Path, *, produced_by: str | None = None) -> dict[str, A
     if not path.exists():
         how = f" Run `ganops stage {produced_by}` (or materialize its asset) first." if produced_by else ""
         raise ArtifactError(f"{directory} has no finished artifact ({META} missing).{how}")
-    return json.loads(path.read_text())
+    try:
+        return json.loads(path.read_text())
+    except (ValueError, OSError) as exc:
+        raise ArtifactError(f"{path} is unreadable ({exc}). Run `ganops stage {produced_by or 'that made it'}` "
+                            "again.") from None
 
 
 def require_files(directory: Path, names: list[str], produced_by: str) -> None:

@@ -17,11 +17,13 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     from ganops.artifacts import ArtifactError
     from ganops.data.sources import DataSourceError
     from ganops.embed import EncoderError
+    from ganops.locks import LockedError
     from ganops.neighbors import NeighborsError
     from ganops.samples import SampleError
     from ganops.train import TrainError
 
-    return (P.ParamsError, ArtifactError, DataSourceError, EncoderError, NeighborsError, TrainError, SampleError)
+    return (P.ParamsError, ArtifactError, DataSourceError, EncoderError, NeighborsError, TrainError, SampleError,
+            LockedError)
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
@@ -80,24 +82,30 @@ def main(argv: list[str] | None = None) -> int:
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("faiss.loader").setLevel(logging.WARNING)  # which SIMD build loaded is not news
     try:
-        p = P.load(Path(args.root) / args.params if not Path(args.params).is_absolute() else args.params,
-                   args.overrides)
+        p = P.load(Path(args.root) / args.params, args.overrides, required=True)
         if args.command == "params":
             sys.stdout.write(yaml.safe_dump(p.model_dump(), sort_keys=False))
             return 0
         if args.command == "sample":
             return _sample(args, p)
         from ganops import stages
+        from ganops.tracking import RunContext
 
+        ctx = RunContext.from_environment("cli")
         if args.command == "stage":
-            results = [stages.run_stage(args.name, p, args.root)]
+            results = [stages.run_stage(args.name, p, args.root, ctx)]
         else:
-            results = stages.run_all(p, args.root, args.until)
+            results = stages.run_all(p, args.root, args.until, ctx)
         for r in results:
             print(f"{r.stage}: {r.path}")
         return 0
     except _user_errors() as exc:
         print(f"ganops: error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # read-only tree, full disk, …: the path and what to do, not a traceback
+        from ganops.artifacts import describe_os_error
+
+        print(f"ganops: error: {describe_os_error(exc)}", file=sys.stderr)
         return 2
 
 

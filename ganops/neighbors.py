@@ -306,13 +306,12 @@ def validate_neighbors(indices: np.ndarray, n: int) -> None:
 
 def load_neighbors(directory: Path) -> tuple[np.ndarray, np.ndarray]:
     """indices.npy (N×k int64) and similarities.npy (N×k float32), memory-mapped, shapes checked."""
+    from ganops.artifacts import load_npy
+
     directory = Path(directory)
     arrays = []
     for name in ("indices.npy", "similarities.npy"):
-        path = directory / name
-        if not path.exists():
-            raise NeighborsError(f"{path} is missing; run `ganops stage neighbors` first")
-        arrays.append(np.load(path, mmap_mode="r"))
+        arrays.append(load_npy(directory / name, "neighbors"))
     ids, sims = arrays
     if ids.ndim != 2 or ids.dtype != np.int64:
         raise NeighborsError(f"{directory / 'indices.npy'}: expected N×k int64, got {ids.dtype} {ids.shape}")

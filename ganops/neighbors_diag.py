@@ -10,10 +10,12 @@ from pathlib import Path
 import numpy as np
 
 from ganops.neighbors import NeighborsError
-from ganops.visual import save_grid
+from ganops.visual import annotated_grid, save_image
 
 _ROWS = 65536       # rows per chunk when scanning N×k arrays
 PANEL_NEIGHBORS = 10
+QUERY_FRAME = (31, 119, 180)        # blue: the instance the row is about
+OTHER_LABEL_FRAME = (214, 39, 40)   # red: a neighbor whose label differs from the query's
 
 
 def _purity(indices: np.ndarray, labels: np.ndarray, ks: list[int]) -> dict[str, float]:
@@ -64,15 +66,40 @@ def diagnostics(indices: np.ndarray, similarities: np.ndarray, labels: np.ndarra
     return out
 
 
-def save_panel(images_uint8: np.ndarray, indices: np.ndarray, path: Path, rows: int, seed: int) -> Path:
-    """PNG: ``rows`` seeded random instances, each followed by up to 10 of its neighbors (most similar first)."""
+def save_panel(images_uint8: np.ndarray, indices: np.ndarray, path: Path, rows: int, seed: int, *,
+               labels: np.ndarray | None = None, similarities: np.ndarray | None = None) -> Path:
+    """RGB PNG: ``rows`` seeded random instances, each followed by up to 10 of its neighbors (most
+    similar first). The query column is framed in blue and set apart by a grey band. With ``labels``
+    (N, < 0 = none) each image is captioned with its label and a neighbor of another class is framed
+    in red; with ``similarities`` (N×k, like ``indices``) each neighbor shows its cosine similarity."""
     n = len(indices)
     if images_uint8.ndim != 4 or images_uint8.dtype != np.uint8:
         raise NeighborsError(f"save_panel wants uint8 N×C×H×W images, got {images_uint8.dtype} {images_uint8.shape}")
     if len(images_uint8) != n:
         raise NeighborsError(f"images.npy has {len(images_uint8)} images but indices.npy has {n} rows")
+    if labels is not None and np.shape(labels) != (n,):
+        raise NeighborsError(f"labels have shape {np.shape(labels)}, expected ({n},) to match indices.npy")
+    if similarities is not None and np.shape(similarities) != np.shape(indices):
+        raise NeighborsError(f"similarities {np.shape(similarities)} and indices {np.shape(indices)} "
+                             "must be the same N×k")
     picks = np.sort(np.random.default_rng(seed).choice(n, min(rows, n), replace=False))
     m = min(PANEL_NEIGHBORS, indices.shape[1])
-    order = np.concatenate([picks[:, None], np.asarray(indices[picks, :m])], axis=1).ravel()
+    order = np.concatenate([picks[:, None], np.asarray(indices[picks, :m])], axis=1)  # rows × (1 + m)
+
+    lab = np.asarray(labels)[order] if labels is not None else np.full(order.shape, -1)
+    sims = np.asarray(similarities[picks, :m], np.float64) if similarities is not None else None
+    frames, captions = [], []
+    for r, row in enumerate(lab):
+        for j, label in enumerate(row):
+            words = [str(label)] if label >= 0 else []  # < 0: unlabelled, nothing to show or compare
+            if j == 0:
+                frames.append(QUERY_FRAME)
+            else:
+                frames.append(OTHER_LABEL_FRAME if label >= 0 and row[0] >= 0 and label != row[0] else None)
+                words += [f"{sims[r, j - 1]:.2f}"] if sims is not None else []
+            captions.append("  ".join(words))
+
     # Gather only the shown images (images may be memory-mapped).
-    return save_grid(np.asarray(images_uint8[order]), Path(path), nrow=1 + m)
+    img = annotated_grid(np.asarray(images_uint8[order.ravel()]), 1 + m, captions=captions,
+                         frames=frames, split=1)
+    return save_image(img, Path(path))

@@ -13,6 +13,8 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from ganops.families import FAMILY_NAMES
+
 DATASETS = ("digits", "mnist", "fashion_mnist", "usps", "svhn", "cifar10", "celeba", "image_folder")
 ENCODERS = ("simclr", "classifier", "resnet50", "swav", "pixels")
 DEVICES = ("auto", "cpu", "cuda", "mps")
@@ -25,6 +27,15 @@ class ParamsError(ValueError):
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_bool_as_number(cls, v: Any, info: Any) -> Any:
+        # pydantic's lax mode reads `true` as 1: `--set neighbors.k=true` must be an error, not k=1
+        field = cls.model_fields[info.field_name]
+        if isinstance(v, bool) and field.annotation in (int, float, int | None, float | None):
+            raise ValueError(f"a number, not the boolean {str(v).lower()}")
+        return v
+
 
 class DataParams(_Section):
     dataset: Literal[DATASETS] = Field("digits", description="source name")
@@ -34,7 +45,9 @@ class DataParams(_Section):
     split: Literal["available", "train", "test", "all"] = Field(
         "available", description="available: every split whose files are present (all when downloading)"
     )
-    limit: int | None = Field(None, ge=1, description="keep at most this many images (first ones)")
+    limit: int | None = Field(None, ge=1, description="keep this many images: a seeded sample (seed) stratified by "
+                              "label, each class in proportion to its share (uniform when unlabelled), in their "
+                              "original order")
     download: bool = Field(True, description="download missing files when the network allows")
     skip_corrupt: bool = Field(False, description="image_folder: skip unreadable files (reported)")
     grid_size: int = Field(64, ge=1, le=1024, description="images in the sample grid PNG")
@@ -65,10 +78,10 @@ class NeighborsParams(_Section):
 
 
 class TrainParams(_Section):
-    family: Literal["dcgan", "cgan", "icgan"] = Field("icgan", description="the GAN family (a registry name)")
+    family: Literal[FAMILY_NAMES] = Field("icgan", description="the GAN family (ganops.families)")
     class_conditional: bool = Field(False, description="icgan: also condition on the sampled neighbor's label")
     loss: Literal["ns", "hinge", "ls"] = Field("hinge", description="non-saturating, hinge or least squares")
-    steps: int = Field(2000, ge=1, description="generator updates")
+    steps: int = Field(600, ge=1, description="generator updates")
     batch_size: int = Field(64, ge=2)
     z_dim: int = Field(100, ge=1, description="noise size")
     g_filters: int = Field(64, ge=4, description="base width of G")
@@ -84,9 +97,9 @@ class TrainParams(_Section):
     ema_start: int = Field(0, ge=0, description="steps before the EMA starts averaging (it copies G until then)")
     h_dim: int = Field(64, ge=1, description="size of G's learned embedding of the condition (label, instance h)")
     n_samples: int = Field(64, ge=1, le=1024, description="images in each sample grid")
-    checkpoint_every: int = Field(500, ge=1, description="steps between atomic checkpoints")
+    checkpoint_every: int = Field(200, ge=1, description="steps between atomic checkpoints")
     log_every: int = Field(50, ge=1, description="steps between loss logs")
-    sample_every: int = Field(500, ge=1, description="steps between sample grids")
+    sample_every: int = Field(200, ge=1, description="steps between sample grids")
 
 
 class TrackingParams(_Section):
@@ -149,6 +162,8 @@ def _allowed(err: dict[str, Any]) -> str:
         sym = {"greater_than_equal": "≥", "greater_than": ">", "less_than_equal": "≤", "less_than": "<"}[kind]
         bound = next(iter(ctx.values()))
         return f"a number {sym} {bound}"
+    if kind == "value_error":
+        return str(ctx.get("error", err["msg"]))
     return err["msg"][0].lower() + err["msg"][1:]
 
 
@@ -210,12 +225,30 @@ def validate(raw: dict[str, Any]) -> Params:
         raise ParamsError(format_validation_error(exc)) from None
 
 
-def read_yaml(path: str | Path) -> dict[str, Any]:
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """YAML's last-one-wins on a repeated key would silently drop a value: refuse it instead."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise ParamsError(f"{self.name}: key '{key}' appears twice (lines {seen[key]} and "
+                                  f"{key_node.start_mark.line + 1}); keep one")
+            seen[key] = key_node.start_mark.line + 1
+        return super().construct_mapping(node, deep=deep)
+
+
+def read_yaml(path: str | Path, required: bool = False) -> dict[str, Any]:
     path = Path(path)
     if not path.exists():
+        if required:
+            raise ParamsError(f"parameters file {path} does not exist; pass --params with an existing file "
+                              "(default: params.yaml in the project root)")
         return {}
     try:
-        raw = yaml.safe_load(path.read_text()) or {}
+        with open(path) as stream:  # a file stream, so the loader's messages name the file
+            raw = yaml.load(stream, Loader=_UniqueKeyLoader) or {}
     except yaml.YAMLError as exc:
         raise ParamsError(f"{path}: not valid YAML: {exc}") from None
     if not isinstance(raw, dict):
@@ -223,9 +256,11 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
     return raw
 
 
-def load(path: str | Path | None = "params.yaml", overrides: list[str] | dict[str, Any] = ()) -> Params:
-    """params.yaml (missing file = all defaults), then overrides, validated as a whole."""
-    raw = read_yaml(path) if path else {}
+def load(path: str | Path | None = "params.yaml", overrides: list[str] | dict[str, Any] = (),
+         required: bool = False) -> Params:
+    """params.yaml (a missing file is an error when ``required``, else all defaults), then overrides,
+    validated as a whole."""
+    raw = read_yaml(path, required) if path else {}
     if overrides:
         raw = apply_overrides(raw, overrides)
     return validate(raw)

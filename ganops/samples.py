@@ -9,50 +9,15 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
 from ganops import artifacts as A
 from ganops.params import Params
 
-PER_ROW = 8
-
 
 class SampleError(ValueError):
     """A sampling request does not fit the trained model: the message says what the model needs."""
-
-
-def _conditions(weights: dict[str, Any], n_rows: int, features, labels, seed: int):
-    """Seeded instances (IC-GAN) or consecutive labels (cGAN), one per row."""
-    g = weights["g_config"]
-    picks = None
-    h = y = None
-    if g.get("feat_dim"):
-        picks = np.sort(np.random.default_rng(seed).choice(len(features), min(n_rows, len(features)), replace=False))
-        h = np.asarray(features[picks], np.float32)
-        if g.get("n_classes"):
-            y = np.asarray(labels)[picks]
-    elif g.get("n_classes"):
-        y = np.arange(n_rows) % g["n_classes"]
-    return picks, h, y
-
-
-def preview_grid(weights: dict[str, Any], images: np.ndarray, features, labels, p: Params, path: Path) -> Path:
-    """The generator's sample grid: one condition per row; for IC-GAN the row starts with the real instance."""
-    from ganops.train import generate
-    from ganops.visual import save_grid
-
-    n_rows = max(1, p.train.n_samples // PER_ROW)
-    picks, h, y = _conditions(weights, n_rows, features, labels, p.seed)
-    n_rows = len(h) if h is not None else n_rows
-    rep = lambda a: None if a is None else np.repeat(a, PER_ROW, axis=0)  # noqa: E731
-    fake = generate(weights, n_rows * PER_ROW, seed=p.seed, labels=rep(y), features=rep(h))
-    if picks is None:
-        return save_grid(fake, Path(path), nrow=PER_ROW)
-    real = np.asarray(images[picks])
-    rows = np.concatenate([real[:, None], fake.reshape(n_rows, PER_ROW, *fake.shape[1:])], axis=1)
-    return save_grid(rows.reshape(-1, *fake.shape[1:]), Path(path), nrow=PER_ROW + 1)
 
 
 def load_image(path: Path, channels: int, resolution: int) -> np.ndarray:
@@ -85,12 +50,32 @@ def embed_instance(image: np.ndarray, p: Params, root: Path) -> np.ndarray:
     return embed_images(emb_dir / "encoder.pt", image[None])[0]
 
 
+def _check_upstream(gdir: Path, p: Params, root: Path) -> None:
+    """The generator must be the one these parameters describe, conditioned on the embeddings now in
+    place: another encoder's features would crash on their size or, worse, silently mean something else."""
+    from ganops.stages.common import check_meta
+
+    meta = A.read_meta(gdir, produced_by="train")
+    try:
+        check_meta(gdir, meta, p, "train")
+    except A.ArtifactError as exc:
+        raise SampleError(f"{exc} Then sample again.") from None
+    if "embeddings" in meta.get("upstream", {}):
+        emb = A.read_meta(A.embeddings_dir(root, p), produced_by="embeddings")
+        if emb.get("content_hash") != meta["upstream"]["embeddings"]:
+            raise SampleError(f"{gdir} was trained on other embeddings than those now in {A.embeddings_dir(root, p)} "
+                              f"(embed.encoder={p.embed.encoder}); run `ganops stage train` to train on them, or "
+                              "restore the embeddings it was trained on.")
+
+
 def sample(p: Params, root: Path, n: int, seed: int, instance: Path | None = None,
            label: int | None = None) -> np.ndarray:
     """``n`` samples from the trained generator of ``p`` (its EMA weights when kept)."""
     from ganops.train import generate, load_weights
 
-    weights = load_weights(A.generator_dir(root, p) / "model.pt")
+    gdir = A.generator_dir(root, p)
+    weights = load_weights(gdir / "model.pt")
+    _check_upstream(gdir, p, root)
     g = weights["g_config"]
     if instance is not None and not g.get("feat_dim"):
         raise SampleError(f"--instance needs an IC-GAN generator; {A.generator_dir(root, p)} is a "

@@ -1,16 +1,34 @@
-"""The assets: dataset → embeddings → neighborhoods → generator. Each is one call into ganops."""
+"""The assets: dataset → embeddings → neighborhoods, and one generator per GAN family, reading what
+that family reads. Each is one call into ganops.stages.
 
+Data versions are the artifacts' content hashes and code versions the hash of the source each stage
+depends on (ganops.lineage), so Dagster's staleness agrees with DVC's; the `artifacts_on_disk` sensor
+reports what the other doors built.
+"""
 
 import base64
+import logging
 from pathlib import Path
 
 import dagster as dg
 
 from ganops import stages
+from ganops.families import SPECS
+from ganops.identity import upstream_stages
+from ganops.lineage import code_version
+from ganops.tracking import RunContext, registered_model_name
 from pipelines.resources import ComputeDevice, GanopsParams, MlflowTracking, effective_params
 
 GROUP = "data_prep"
 TRAIN_GROUP = "training"
+# The stage behind each asset, and the asset of each stage.
+STAGE_OF = {"dataset": "dataset", "embeddings": "embeddings", "neighborhoods": "neighbors"}
+KEY_OF_STAGE = {"dataset": dg.AssetKey("dataset"), "embeddings": dg.AssetKey("embeddings"),
+                "neighbors": dg.AssetKey("neighborhoods")}
+
+
+def generator_key(family: str) -> dg.AssetKey:
+    return dg.AssetKey(["generator", family])
 
 
 def _image_md(path: Path, alt: str) -> dg.MetadataValue:
@@ -36,39 +54,80 @@ def _metadata(result: stages.StageResult) -> dict[str, object]:
     return meta
 
 
-def _run(context: dg.AssetExecutionContext, stage: str, params: GanopsParams, mlflow: MlflowTracking,
-         device: ComputeDevice) -> dg.MaterializeResult:
-    p = effective_params(params, mlflow, device)
-    context.log.info(f"{stage}: dataset={p.data.dataset} encoder={p.embed.encoder} k={p.neighbors.k} "
-                     f"family={p.train.family}")
-    result = stages.run_stage(stage, p, params.root())
-    return dg.MaterializeResult(metadata=_metadata(result))
+class _ToDagster(logging.Handler):
+    """The library's log records (progress, warnings) into the run's event log."""
+
+    def __init__(self, context: dg.AssetExecutionContext):
+        super().__init__(logging.INFO)
+        self.context = context
+
+    def emit(self, record: logging.LogRecord) -> None:
+        log = self.context.log.warning if record.levelno >= logging.WARNING else self.context.log.info
+        log(f"{record.name}: {record.getMessage()}")
 
 
-@dg.asset(group_name=GROUP, kinds={"python", "numpy"},
+def run_stage(context: dg.AssetExecutionContext, stage: str, params: GanopsParams, mlflow: MlflowTracking,
+              device: ComputeDevice, overrides: tuple[str, ...] = ()) -> stages.StageResult:
+    p = effective_params(params, mlflow, device, overrides)
+    ctx = RunContext("dagster", f"dagster-{context.run_id}", (("dagster.run_id", context.run_id),))
+    handler, library = _ToDagster(context), logging.getLogger("ganops")
+    library.addHandler(handler)
+    level = library.level
+    library.setLevel(min(level or logging.INFO, logging.INFO))
+    try:
+        return stages.run_stage(stage, p, params.root(), ctx)
+    finally:
+        library.removeHandler(handler)
+        library.setLevel(level)
+
+
+def _materialized(result: stages.StageResult, extra: dict[str, object] | None = None) -> dg.MaterializeResult:
+    return dg.MaterializeResult(metadata={**_metadata(result), **(extra or {})},
+                                data_version=dg.DataVersion(result.meta["content_hash"]))
+
+
+@dg.asset(group_name=GROUP, kinds={"python", "numpy"}, code_version=code_version("dataset"),
           description="Images (uint8 N×C×H×W) and manifest of `data.dataset`, with a summary and a sample grid.")
 def dataset(context: dg.AssetExecutionContext, params: GanopsParams, mlflow: MlflowTracking,
             device: ComputeDevice) -> dg.MaterializeResult:
-    return _run(context, "dataset", params, mlflow, device)
+    return _materialized(run_stage(context, "dataset", params, mlflow, device))
 
 
-@dg.asset(group_name=GROUP, deps=[dataset], kinds={"pytorch", "numpy"},
+@dg.asset(group_name=GROUP, deps=[dataset], kinds={"pytorch", "numpy"}, code_version=code_version("embeddings"),
           description="L2-normalised features of every image from `embed.encoder` (trained here when self-supervised).")
 def embeddings(context: dg.AssetExecutionContext, params: GanopsParams, mlflow: MlflowTracking,
                device: ComputeDevice) -> dg.MaterializeResult:
-    return _run(context, "embeddings", params, mlflow, device)
+    return _materialized(run_stage(context, "embeddings", params, mlflow, device))
 
 
-@dg.asset(group_name=GROUP, deps=[embeddings], kinds={"faiss", "numpy"},
+@dg.asset(group_name=GROUP, deps=[dataset, embeddings], kinds={"faiss", "numpy"},
+          code_version=code_version("neighbors"),
           description="IC-GAN k-NN neighborhoods A_i (cosine, FAISS; the instance excluded) with diagnostics.")
 def neighborhoods(context: dg.AssetExecutionContext, params: GanopsParams, mlflow: MlflowTracking,
                   device: ComputeDevice) -> dg.MaterializeResult:
-    return _run(context, "neighbors", params, mlflow, device)
+    return _materialized(run_stage(context, "neighbors", params, mlflow, device))
 
 
-@dg.asset(group_name=TRAIN_GROUP, deps=[neighborhoods], kinds={"pytorch", "mlflow"},
-          description="The trained GAN of `train.family` (G, D and G's EMA), registered in MLflow as "
-                      "`ganops-<dataset>-<family>`; metadata holds the final losses and a sample grid.")
-def generator(context: dg.AssetExecutionContext, params: GanopsParams, mlflow: MlflowTracking,
-              device: ComputeDevice) -> dg.MaterializeResult:
-    return _run(context, "train", params, mlflow, device)
+def generator_asset(family: str) -> dg.AssetsDefinition:
+    """The trained GAN of one family; it depends on exactly the artifacts that family reads."""
+    spec = SPECS[family]
+
+    @dg.asset(key=generator_key(family), group_name=TRAIN_GROUP, kinds={"pytorch", "mlflow"},
+              deps=[KEY_OF_STAGE[s] for s in upstream_stages("train", family)],
+              code_version=code_version("train"),
+              description=f"{family} ({spec.paper}): G, D and G's EMA, registered in MLflow as "
+                          f"`ganops-<dataset>-{family}`; metadata holds the final losses and a sample grid.")
+    def generator(context: dg.AssetExecutionContext, params: GanopsParams, mlflow: MlflowTracking,
+                  device: ComputeDevice) -> dg.MaterializeResult:
+        result = run_stage(context, "train", params, mlflow, device, (f"train.family={family}",))
+        p = effective_params(params, mlflow, device, (f"train.family={family}",))
+        extra: dict[str, object] = {}
+        if result.model_version:
+            extra = {"registered_model": registered_model_name(p), "model_version": result.model_version}
+        return _materialized(result, extra)
+
+    return generator
+
+
+GENERATORS = [generator_asset(family) for family in SPECS]
+ALL = [dataset, embeddings, neighborhoods, *GENERATORS]

@@ -5,7 +5,8 @@ import dagster as dg
 
 from ganops import artifacts as A
 from ganops import checks
-from pipelines.assets import dataset, embeddings, generator, neighborhoods
+from ganops.families import SPECS
+from pipelines.assets import dataset, embeddings, generator_key, neighborhoods
 from pipelines.resources import ComputeDevice, GanopsParams, MlflowTracking, effective_params
 
 
@@ -33,10 +34,15 @@ def neighbors_in_range_not_self(params: GanopsParams, mlflow: MlflowTracking,
     return _result(checks.neighbors_valid(A.neighbors_dir(params.root(), p)))
 
 
-@dg.asset_check(asset=generator, description="G's weights are finite and its samples are not collapsed to one image.")
-def generator_healthy(params: GanopsParams, mlflow: MlflowTracking, device: ComputeDevice) -> dg.AssetCheckResult:
-    p = effective_params(params, mlflow, device)
-    return _result(checks.generator_healthy(A.generator_dir(params.root(), p)))
+def generator_check(family: str) -> dg.AssetChecksDefinition:
+    @dg.asset_check(asset=generator_key(family), name="generator_healthy",
+                    description="G's weights are finite and its samples are not collapsed to one image.")
+    def generator_healthy(params: GanopsParams, mlflow: MlflowTracking, device: ComputeDevice) -> dg.AssetCheckResult:
+        p = effective_params(params, mlflow, device, (f"train.family={family}",))
+        return _result(checks.generator_healthy(A.generator_dir(params.root(), p)))
+
+    return generator_healthy
 
 
-ALL = [dataset_not_empty, features_finite_unit_norm, neighbors_in_range_not_self, generator_healthy]
+ALL = [dataset_not_empty, features_finite_unit_norm, neighbors_in_range_not_self,
+       *(generator_check(f) for f in SPECS)]

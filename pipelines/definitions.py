@@ -3,15 +3,16 @@
 
 import dagster as dg
 
-from pipelines import assets, checks, schedules
+from pipelines import assets, checks, schedules, sensors
 from pipelines.resources import ComputeDevice, GanopsParams, MlflowTracking
 
 RESOURCES = {"params": GanopsParams(), "mlflow": MlflowTracking(), "device": ComputeDevice()}
 
 defs = dg.Definitions(
-    assets=[assets.dataset, assets.embeddings, assets.neighborhoods, assets.generator],
+    assets=assets.ALL,
     asset_checks=checks.ALL,
     jobs=[schedules.data_prep_job, schedules.retrain_job],
     schedules=[schedules.weekly_data_prep, schedules.weekly_retrain],
+    sensors=[sensors.artifacts_on_disk],
     resources=RESOURCES,
 )

@@ -33,11 +33,15 @@ class ComputeDevice(dg.ConfigurableResource):
     device: str | None = None
 
 
-def effective_params(params: GanopsParams, mlflow: MlflowTracking, device: ComputeDevice) -> P.Params:
+def effective_params(params: GanopsParams, mlflow: MlflowTracking, device: ComputeDevice,
+                     fixed: tuple[str, ...] = ()) -> P.Params:
+    """params.yaml, then the resources' settings, then run-config overrides, then what the asset fixes
+    (a generator asset's family)."""
     from_resources = {"device": device.device, "tracking.enabled": mlflow.enabled,
                       "tracking.uri": mlflow.uri, "tracking.experiment": mlflow.experiment}
     path = Path(params.params_file)
-    raw = P.read_yaml(path if path.is_absolute() else params.root() / path)
+    raw = P.read_yaml(path if path.is_absolute() else params.root() / path, required=True)
     raw = P.apply_overrides(raw, {k: v for k, v in from_resources.items() if v is not None})
-    raw = P.apply_overrides(raw, params.overrides)  # last: an explicit run-config override wins
+    raw = P.apply_overrides(raw, params.overrides)
+    raw = P.apply_overrides(raw, list(fixed))
     return P.validate(raw)

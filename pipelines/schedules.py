@@ -14,9 +14,9 @@ weekly_data_prep = dg.ScheduleDefinition(
     description="Rebuild the data chain every Monday 03:00 (turn on in the UI).")
 
 retrain_job = dg.define_asset_job("retrain", selection=dg.AssetSelection.all(),
-                                  description="dataset → embeddings → neighborhoods → generator")
+                                  description="dataset → embeddings → neighborhoods → every family's generator")
 
 weekly_retrain = dg.ScheduleDefinition(
     name="weekly_retrain", job=retrain_job, cron_schedule="0 4 * * 1",
     default_status=dg.DefaultScheduleStatus.STOPPED,
-    description="Rebuild the data and retrain the generator every Monday 04:00 (turn on in the UI).")
+    description="Rebuild the data and retrain every generator every Monday 04:00 (turn on in the UI).")

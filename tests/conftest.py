@@ -1,5 +1,7 @@
 import os
 import shutil
+import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -26,3 +28,19 @@ def fast_overrides(**extra: object) -> list[str]:
             "train.batch_size": 16, "train.checkpoint_every": 20, "train.sample_every": 30, "train.n_samples": 16}
     base.update(extra)
     return [f"{k}={v}" for k, v in base.items()]
+
+
+def wait_for_checkpoint(root: Path, family: str, proc: subprocess.Popen, timeout: float = 120) -> Path:
+    """The training checkpoint a running `ganops stage train` writes (keyed by its run), once it exists."""
+    deadline = time.time() + timeout
+    while True:
+        found = sorted((root / "data/.checkpoints/train").glob(f"digits-{family}-*/train.pt"))
+        if found:
+            time.sleep(0.3)   # let the rename settle before the caller kills the writer
+            return found[0]
+        if proc.poll() is not None:
+            raise AssertionError(f"training exited ({proc.returncode}) before a checkpoint: "
+                                 f"{proc.stderr.read().decode()[-2000:] if proc.stderr else ''}")
+        if time.time() > deadline:
+            raise AssertionError(f"no checkpoint written within {timeout} s")
+        time.sleep(0.2)

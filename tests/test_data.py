@@ -45,10 +45,38 @@ def test_digits_default_to_artifact(tmp_path):
         assert im.format == "PNG" and min(im.size) >= 256
 
 
-def test_limit_keeps_first_images(tmp_path):
-    raw = load_source(_params(limit=10), tmp_path)
+def _indices(raw) -> list[int]:
+    """Original positions, from the sources ('digits/17', 'mnist/test/17')."""
+    return [int(s.rsplit("/", 1)[1]) for s in raw.sources]
+
+
+def test_limit_is_a_seeded_class_stratified_sample(tmp_path):
+    """digits is not class-sorted, but a class-sorted source cut at its first images would lose classes."""
     full = load_source(_params(), tmp_path)
-    assert len(raw) == 10 and np.array_equal(raw.images, full.images[:10])
+    raw = load_source(_params(limit=100), tmp_path, seed=0)
+    assert len(raw) == 100
+    share = np.bincount(full.labels) * 100 / len(full)
+    assert (np.abs(np.bincount(raw.labels, minlength=10) - share) < 1).all()  # every class, near its share
+    idx = _indices(raw)
+    assert idx == sorted(idx) and idx != list(range(100))  # original order kept, not the first images
+    assert np.array_equal(raw.images, full.images[idx]) and np.array_equal(raw.labels, full.labels[idx])
+    assert raw.report["limit"] == {"kept": 100, "of": 1797, "seed": 0, "sampling": "stratified by label"}
+
+    assert load_source(_params(limit=100), tmp_path, seed=0).sources == raw.sources
+    assert load_source(_params(limit=100), tmp_path, seed=1).sources != raw.sources
+    assert len(load_source(_params(limit=5000), tmp_path)) == 1797
+
+
+def test_split_source_limit_is_stratified_and_keeps_each_images_source():
+    """MNIST test split: the sample covers all ten digits and each image still names its position."""
+    full = load_source(_params(dataset="mnist", root=str(SHARED_MNIST)), SHARED_MNIST.parent)
+    raw = load_source(_params(dataset="mnist", root=str(SHARED_MNIST), limit=50), SHARED_MNIST.parent, seed=3)
+    assert len(raw) == 50
+    share = np.array(MNIST_TEST_COUNTS) * 50 / 10000
+    assert (np.abs(np.bincount(raw.labels, minlength=10) - share) < 1).all()
+    idx = _indices(raw)
+    assert idx == sorted(idx) and np.array_equal(raw.images, full.images[idx])
+    assert raw.report["limit"]["kept"] == 50 and raw.report["splits_loaded"] == ["test"]
 
 
 def test_mnist_from_a_folder_holding_only_the_test_split():
@@ -157,6 +185,9 @@ def test_celeba_aligned_jpegs(tmp_path):
     raw = load_source(_params(dataset="celeba", root=str(tmp_path), split="train", resolution=16), tmp_path)
     assert raw.images.shape == (2, 3, 16, 16)  # partition 0: images 1 and 4
     assert raw.sources[1].endswith("000004.jpg") and (raw.labels == -1).all()
+    one = load_source(_params(dataset="celeba", root=str(tmp_path), split="train", resolution=16, limit=1), tmp_path)
+    assert len(one) == 1 and one.sources[0] in raw.sources  # decoded only the image data.limit keeps
+    assert np.array_equal(one.images[0], raw.images[raw.sources.index(one.sources[0])])
 
 
 def _folder(tmp_path: Path) -> Path:

@@ -1,4 +1,5 @@
-"""The three front doors — `ganops` CLI, `dvc repro`, Dagster — run the same stages to the same artifacts."""
+"""The three front doors — `ganops` CLI, `dvc repro`, Dagster — run the same stages to the same
+bytes, see each other's work, and depend on exactly what each artifact is made from."""
 
 import json
 import os
@@ -18,6 +19,8 @@ from ganops import params as P
 FAST = fast_overrides(**{"embed.encoder": "pixels"})
 ENV = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
        "DVC_NO_ANALYTICS": "1"}
+GENERATORS = {"dcgan": "generator/digits/dcgan", "cgan": "generator/digits/cgan",
+              "icgan": "generator/digits/pixels/k5/icgan"}
 
 
 def _write_params(root: Path, overrides: list[str]) -> None:
@@ -40,11 +43,28 @@ def _sh(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
     return proc
 
 
-def _hashes(root: Path, k: int = 5) -> dict[str, str]:
+def _dirs(root: Path, families=("icgan",)) -> dict[str, Path]:
     base = root / "data"
     dirs = {"dataset": base / "dataset/digits", "embeddings": base / "embeddings/digits/pixels",
-            "neighbors": base / f"neighbors/digits/pixels/k{k}", "train": base / "generator/digits/icgan"}
-    return {name: json.loads((d / "meta.json").read_text())["content_hash"] for name, d in dirs.items()}
+            "neighbors": base / "neighbors/digits/pixels/k5"}
+    return {**dirs, **{f: base / GENERATORS[f] for f in families}}
+
+
+def _metas(root: Path, families=("icgan",)) -> dict[str, bytes]:
+    return {name: (d / "meta.json").read_bytes() for name, d in _dirs(root, families).items()}
+
+
+def _dagster_materialize(root: Path, selection: list[str] | None = None):
+    from pipelines.definitions import defs
+    from pipelines.resources import GanopsParams
+
+    resources = {**defs.resources, "params": GanopsParams(project_root=str(root))}
+    graph = defs.resolve_asset_graph()
+    assets = [defs.get_assets_def(k) for k in graph.get_all_asset_keys()]
+    checks = list(defs.asset_checks)
+    instance = dg.DagsterInstance.ephemeral()
+    result = dg.materialize([*assets, *checks], resources=resources, instance=instance, selection=selection)
+    return result, instance
 
 
 @pytest.fixture(scope="module")
@@ -65,75 +85,149 @@ def dvc_project(tmp_path_factory) -> tuple[Path, str]:
 
 @pytest.fixture(scope="module")
 def dagster_result(tmp_path_factory):
-    from pipelines.definitions import defs
-    from pipelines.resources import GanopsParams
-
     root = _make_project(tmp_path_factory.mktemp("dagster"))
-    resources = {**defs.resources, "params": GanopsParams(project_root=str(root))}
-    graph = defs.resolve_asset_graph()
-    assets = [defs.get_assets_def(k) for k in graph.get_all_asset_keys()]
-    checks = list(defs.asset_checks)
-    result = dg.materialize([*assets, *checks], resources=resources)
-    return root, result
+    result, instance = _dagster_materialize(root)
+    return root, result, instance
 
 
-def test_cli_runs_the_chain_and_tracks_it_in_mlflow(cli_project):
+def test_cli_runs_the_chain_as_one_pipeline_run_in_mlflow(cli_project):
     meta = json.loads((cli_project / "data/neighbors/digits/pixels/k5/meta.json").read_text())
     assert meta["params"]["neighbors"]["k"] == 5 and meta["upstream"].keys() == {"dataset", "embeddings"}
     metrics = json.loads((cli_project / "metrics/neighbors.json").read_text())
     assert 0.5 < metrics["purity"] <= 1.0
     con = sqlite3.connect(cli_project / "mlflow.db")
-    stages = sorted(r[0] for r in con.execute("select value from tags where key='ganops.stage'"))
-    assert stages == ["dataset", "embeddings", "neighbors", "train"]
+    tags = {}
+    for run, key, value in con.execute("select run_uuid, key, value from tags"):
+        tags.setdefault(run, {})[key] = value
+    parents = [r for r, t in tags.items() if "ganops.pipeline" in t]
+    assert len(parents) == 1 and tags[parents[0]]["ganops.door"] == "cli"
+    children = {t["ganops.stage"]: t for t in tags.values() if "ganops.stage" in t}
+    assert sorted(children) == ["dataset", "embeddings", "neighbors", "train"]
+    assert all(t["mlflow.parentRunId"] == parents[0] and t["ganops.door"] == "cli" for t in children.values())
+    assert all(t.get("mlflow.source.git.commit") is None or len(t["mlflow.source.git.commit"]) == 40
+               for t in children.values())
+    statuses = {s for (s,) in con.execute("select status from runs")}
+    assert statuses == {"FINISHED"}
+    exp_tags = dict(con.execute("select key, value from experiment_tags"))
+    assert exp_tags["mlflow.experimentKind"] == "custom_model_development"  # the model-training view
+    inputs = con.execute("select name, digest from datasets").fetchall()
+    assert ("digits", meta["upstream"]["dataset"][:20]) in inputs  # the dataset artifact, by content hash
     params = dict(con.execute("select key, value from params"))
     assert params["data.dataset"] == "digits" and params["neighbors.k"] == "5"
-    assert {r[0] for r in con.execute("select key from metrics")} >= {"purity", "n_images"}
     logged = {p.name for p in (cli_project / "mlartifacts").rglob("*") if p.is_file()}
     assert {"grid.png", "panel.png", "meta.json", "samples.png", "MLmodel"} <= logged
     versions = con.execute("select name, version from model_versions").fetchall()
     assert versions == [("ganops-digits-icgan", 1)]
 
 
-def test_same_parameters_give_the_same_artifacts_through_every_door(cli_project, dvc_project, dagster_result):
+def test_same_parameters_give_the_same_bytes_through_every_door(cli_project, dvc_project, dagster_result):
     dvc_root, _ = dvc_project
-    dag_root, result = dagster_result
+    dag_root, result, _ = dagster_result
     assert result.success
-    assert _hashes(cli_project) == _hashes(dvc_root) == _hashes(dag_root)
+    assert _metas(cli_project) == _metas(dvc_root, ("icgan",)) == _metas(dag_root, ("icgan",))
+    assert _metas(dvc_root, tuple(GENERATORS)) == _metas(dag_root, tuple(GENERATORS))
+    for meta in _metas(dag_root, tuple(GENERATORS)).values():
+        assert not {"argv", "created", "timings_s"} & set(json.loads(meta))
 
 
-def test_dvc_second_repro_does_nothing_and_k_change_reruns_only_neighbors(dvc_project):
+def test_a_dagster_run_after_dvc_repro_leaves_dvc_up_to_date(dvc_project):
+    root, _ = dvc_project
+    result, _ = _dagster_materialize(root)
+    assert result.success
+    status = _sh(["dvc", "status"], root).stdout
+    assert "up to date" in status, status
+
+
+def test_dvc_second_repro_does_nothing_and_k_reruns_only_what_reads_the_neighborhoods(dvc_project):
     root, first = dvc_project
-    for stage in ("dataset", "embeddings", "neighbors", "train"):
+    for stage in ("dataset", "embeddings", "neighbors", "train_dcgan", "train_cgan", "train_icgan"):
         assert f"Running stage '{stage}'" in first
     second = _sh(["dvc", "repro"], root).stdout
     assert "Running stage" not in second
     _write_params(root, [*FAST, "neighbors.k=7"])
     third = _sh(["dvc", "repro"], root).stdout
-    assert "Running stage 'neighbors'" in third
-    assert "Running stage 'dataset'" not in third and "Running stage 'embeddings'" not in third
-    assert (root / "data/neighbors/digits/pixels/k7/indices.npy").exists()
+    ran = {s for s in ("dataset", "embeddings", "neighbors", "train_dcgan", "train_cgan", "train_icgan")
+           if f"Running stage '{s}'" in third}
+    assert ran == {"neighbors", "train_icgan"}, third  # a DCGAN or cGAN generator does not read them
+    assert (root / "data/generator/digits/pixels/k7/icgan/model.pt").exists()
     lock = yaml.safe_load((root / "dvc.lock").read_text())
     assert lock["stages"]["neighbors"]["params"]["params.yaml"]["neighbors"]["k"] == 7
     metrics = json.loads(_sh(["dvc", "metrics", "show", "--json"], root).stdout)
-    assert "metrics/neighbors.json" in json.dumps(metrics)
+    assert "metrics/train_dcgan.json" in json.dumps(metrics)
+    plots = _sh(["dvc", "plots", "show", "--json"], root).stdout
+    assert "g_loss" in plots and "d_loss" in plots
+    _write_params(root, FAST)
+    _sh(["dvc", "repro"], root)
+
+
+def test_dagster_sees_what_dvc_built_with_the_same_versions(dvc_project):
+    from dagster._core.definitions.data_version import StaleStatus
+    from dagster._utils.test.data_versions import get_stale_status_resolver
+
+    from pipelines.definitions import defs
+    from pipelines.resources import GanopsParams
+    from pipelines.sensors import artifacts_on_disk
+
+    root, _ = dvc_project
+    instance = dg.DagsterInstance.ephemeral()
+    resources = {**defs.resources, "params": GanopsParams(project_root=str(root))}
+    with dg.build_sensor_context(instance=instance, resources=resources) as ctx:
+        result = artifacts_on_disk(ctx)
+    reported = {e.asset_key.to_user_string(): e for e in result.asset_events}
+    assert set(reported) == {"dataset", "embeddings", "neighborhoods", "generator/dcgan", "generator/cgan",
+                             "generator/icgan"}
+    for name, directory in {**_dirs(root, ()), "generator/icgan": root / "data" / GENERATORS["icgan"]}.items():
+        key = {"neighbors": "neighborhoods"}.get(name, name)
+        content_hash = json.loads((directory / "meta.json").read_text())["content_hash"]
+        assert reported[key].tags["dagster/data_version"] == content_hash
+    for event in result.asset_events:   # what the sensor daemon does with a SensorResult's events
+        instance.report_runless_asset_event(event)
+    graph = defs.resolve_asset_graph()
+    resolver = get_stale_status_resolver(instance, [defs.get_assets_def(k) for k in graph.get_all_asset_keys()])
+    for key in graph.get_all_asset_keys():
+        assert resolver.get_status(key) == StaleStatus.FRESH, (key, resolver.get_stale_causes(key))
+    with dg.build_sensor_context(instance=instance, resources=resources) as ctx:
+        assert artifacts_on_disk(ctx).asset_events == []   # nothing new on disk
 
 
 def test_dagster_metadata_and_checks(dagster_result):
-    _, result = dagster_result
-    mats = {m.asset_key.path[-1]: m for m in result.get_asset_materialization_events()}
-    assert set(mats) == {"dataset", "embeddings", "neighborhoods", "generator"}
+    _, result, _ = dagster_result
+    mats = {m.asset_key.to_user_string(): m for m in result.get_asset_materialization_events()}
+    assert set(mats) == {"dataset", "embeddings", "neighborhoods", "generator/dcgan", "generator/cgan",
+                         "generator/icgan"}
     ds_meta = mats["dataset"].materialization.metadata
     nb_meta = mats["neighborhoods"].materialization.metadata
     assert ds_meta["n_images"].value == 300
     assert "data:image/png;base64," in ds_meta["sample_grid"].value
     assert "data:image/png;base64," in nb_meta["neighbor_panel"].value
     assert 0.5 < nb_meta["purity"].value <= 1.0 and "mlflow_run_id" in nb_meta
-    g_meta = mats["generator"].materialization.metadata
+    g_meta = mats["generator/icgan"].materialization.metadata
     assert g_meta["steps"].value == 60 and "final_g_loss" in g_meta
     assert "data:image/png;base64," in g_meta["sample_grid"].value
     assert g_meta["mlflow_run"].value.startswith("http://localhost:5000/#/experiments/")
+    assert g_meta["registered_model"].value == "ganops-digits-icgan" and g_meta["model_version"].value == "1"
     checks = result.get_asset_check_evaluations()
-    assert len(checks) == 4 and all(c.passed for c in checks), [c.description for c in checks]
+    assert len(checks) == 6 and all(c.passed for c in checks), [c.description for c in checks]
+
+
+def test_dagster_records_data_and_code_versions_and_logs(dagster_result):
+    root, result, instance = dagster_result
+    from ganops.lineage import code_version
+
+    mats = {m.asset_key.to_user_string(): m.materialization for m in result.get_asset_materialization_events()}
+    for name, directory in _dirs(root, ()).items():
+        key = {"neighbors": "neighborhoods"}.get(name, name)
+        assert mats[key].tags["dagster/data_version"] == json.loads((directory / "meta.json").read_text())[
+            "content_hash"]
+        assert mats[key].tags["dagster/code_version"] == code_version(name)
+    logs = [e.message for e in instance.all_logs(result.run_id) if e.user_message]
+    assert any("train icgan: step 60/60 (100%)" in m for m in logs)  # the library's progress lines
+    # one MLflow parent run for the Dagster run, tagged with its id, the stages nested
+    con = sqlite3.connect(root / "mlflow.db")
+    parents = con.execute("select run_uuid from tags where key='ganops.pipeline'").fetchall()
+    assert len(parents) == 1
+    tagged = con.execute("select count(*) from tags where key='dagster.run_id' and value=?", (result.run_id,))
+    assert tagged.fetchone()[0] >= 7
 
 
 def test_definitions_load_as_dagster_dev_loads_them():
@@ -158,11 +252,20 @@ def test_cli_errors_are_clear(tmp_path):
     assert proc.returncode == 2 and "data.resolution" in proc.stderr and "ganops stage dataset" in proc.stderr
 
 
-def test_dagster_cli_materializes_a_selection_with_run_config(tmp_path):
-    """`dagster asset materialize --select …` as a user types it (the selection parser must load)."""
+def test_dvc_exp_run_and_dagster_selection_in_one_environment(tmp_path):
+    """`dvc exp run -S` (DVC's hydra parser) and `dagster asset materialize --select` (Dagster's antlr
+    parser) both work in the environment the project installs."""
     root = _make_project(tmp_path / "p")
-    config = {"resources": {"params": {"config": {"overrides": ["neighbors.k=3"]}}}}
-    proc = subprocess.run(["dagster", "asset", "materialize", "-m", "pipelines.definitions", "--select", "*",
-                           "--config-json", json.dumps(config)], cwd=root, env=ENV, capture_output=True, text=True)
-    assert proc.returncode == 0 and "RUN_SUCCESS" in proc.stderr + proc.stdout, proc.stderr[-3000:]
+    _sh(["git", "init", "-q"], root)
+    _sh(["dvc", "init", "-q"], root)
+    _sh(["git", "add", "-A"], root)
+    _sh(["git", "-c", "user.email=t@t", "-c", "user.name=t", "commit", "-qm", "init"], root)
+    exp = _sh(["dvc", "exp", "run", "--set-param", "neighbors.k=3", "train_dcgan", "neighbors"], root)
+    assert "Ran experiment" in exp.stdout + exp.stderr
     assert (root / "data/neighbors/digits/pixels/k3/indices.npy").exists()
+    config = {"resources": {"params": {"config": {"overrides": ["neighbors.k=4"]}}}}
+    proc = subprocess.run(["dagster", "asset", "materialize", "-m", "pipelines.definitions", "--select",
+                           "+neighborhoods", "--config-json", json.dumps(config)],
+                          cwd=root, env=ENV, capture_output=True, text=True)
+    assert proc.returncode == 0 and "RUN_SUCCESS" in proc.stderr + proc.stdout, proc.stderr[-3000:]
+    assert (root / "data/neighbors/digits/pixels/k4/indices.npy").exists()

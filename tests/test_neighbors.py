@@ -116,6 +116,7 @@ def test_panel_png(tmp_path):
     nb.save_panel(images, indices, tmp_path / "panel.png", rows=4, seed=0)
     with Image.open(tmp_path / "panel.png") as im:
         w, h = im.size
+        assert im.mode == "RGB"  # coloured frames mark the query column
     assert w > h  # 4 rows of 1 + 10 images
 
 

@@ -66,3 +66,31 @@ def test_bad_yaml_file_is_named(tmp_path):
     f.write_text("data: [unclosed\n")
     with pytest.raises(P.ParamsError, match="params.yaml"):
         P.load(f)
+
+
+@pytest.mark.parametrize("override", ["neighbors.k=true", "train.lr_g=false", "data.limit=true"])
+def test_a_boolean_is_not_a_number(override):
+    with pytest.raises(P.ParamsError) as e:
+        P.load(None, [override])
+    assert f"'{override.split('=')[0]}'" in str(e.value) and "boolean" in str(e.value)
+
+
+def test_a_duplicate_key_is_refused_with_both_lines(tmp_path):
+    f = tmp_path / "params.yaml"
+    f.write_text("train:\n  steps: 600\n  loss: hinge\n  steps: 50\n")
+    with pytest.raises(P.ParamsError) as e:
+        P.load(f)
+    assert str(f) in str(e.value) and "'steps'" in str(e.value) and "lines 2 and 4" in str(e.value)
+
+
+def test_a_missing_parameters_file_is_an_error_where_one_is_required(tmp_path):
+    with pytest.raises(P.ParamsError, match="paramz.yaml"):
+        P.load(tmp_path / "paramz.yaml", required=True)
+
+
+def test_the_cli_refuses_a_mistyped_params_file(tmp_path):
+    from ganops.cli import main
+
+    (tmp_path / "params.yaml").write_text("train:\n  steps: 600\n")
+    assert main(["stage", "dataset", "--root", str(tmp_path), "--params", "paramz.yaml", "-q"]) == 2
+    assert not (tmp_path / "data").exists()   # nothing ran on the schema's defaults

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import REPO, fast_overrides
+from conftest import REPO, fast_overrides, wait_for_checkpoint
 from PIL import Image
 
 FAST = fast_overrides(**{"embed.encoder": "pixels", "tracking.enabled": "false"})
@@ -42,26 +42,24 @@ def test_icgan_without_neighborhoods_says_which_stage_to_run(project):
 def test_sigkilled_training_resumes_from_its_checkpoint(project):
     _ganops(project, "run", "--until", "neighbors")
     sets = [*FAST, "train.steps=4000", "train.checkpoint_every=20"]
-    ckpt = project / "data/.checkpoints/train/digits/icgan/train.pt"
     cmd = ["ganops", "stage", "train", "-q", *(a for s in sets for a in ("--set", s))]
     proc = subprocess.Popen(cmd, cwd=project, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    deadline = time.time() + 120
-    while not ckpt.exists():
-        assert proc.poll() is None, proc.stderr.read().decode()[-2000:]
-        assert time.time() < deadline, "no checkpoint written within 120 s"
-        time.sleep(0.2)
+    ckpt = wait_for_checkpoint(project, "icgan", proc)
     time.sleep(0.5)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    assert not (project / "data/generator/digits/icgan/meta.json").exists()  # nothing half-written
+    generator = project / "data/generator/digits/pixels/k5/icgan"
+    assert not (generator / "meta.json").exists()  # nothing half-written
     import torch
 
     killed_at = int(torch.load(ckpt, weights_only=True)["step"])
     assert killed_at >= 20 and killed_at % 20 == 0
 
     _ganops(project, "stage", "train", sets=[*sets[:-2], f"train.steps={killed_at + 10}", "train.checkpoint_every=20"])
-    meta = json.loads((project / "data/generator/digits/icgan/meta.json").read_text())
-    assert meta["metrics"]["steps"] == killed_at + 10 and meta["resumed_from_step"] == killed_at
+    meta = json.loads((generator / "meta.json").read_text())
+    assert meta["metrics"]["steps"] == killed_at + 10
+    history = json.loads((generator / "history.json").read_text())
+    assert [h["step"] for h in history][-1] == killed_at + 10 and history[0]["step"] < killed_at  # one history
     assert not ckpt.exists()  # a finished run leaves no stale checkpoint behind
 
 

@@ -6,6 +6,11 @@ square and resized as it is decoded, so memory is N×resolution², never the ori
 
 Unreadable files are never dropped silently: without ``data.skip_corrupt`` the stage fails listing
 them; with it, their count and names go into the dataset summary and the log.
+
+Every mode is brought to 8-bit grey or colour faithfully (16-bit scaled, not clipped; transparency
+composited over white); with ``data.channels=0`` the majority of the files decides grey or colour,
+and the files converted are counted per mode in the dataset summary. ``data.limit`` picks the
+files (``raw.sample_indices``) before any is decoded.
 """
 
 from __future__ import annotations
@@ -15,15 +20,26 @@ from pathlib import Path
 
 import numpy as np
 
-from ganops.data.raw import DataSourceError, RawImages, resolve_root, root_phrase, single_split_check
-from ganops.data.resize import center_crop_square, resize_square
+from ganops.data.raw import (
+    DataSourceError,
+    RawImages,
+    limit_report,
+    resolve_root,
+    root_phrase,
+    sample_indices,
+    single_split_check,
+)
+from ganops.data.resize import center_crop_square, resize_square, to_channels
 from ganops.params import DataParams
 
 log = logging.getLogger(__name__)
 
 EXTENSIONS = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm", ".pbm"}
-_GREY_MODES = {"1", "L", "LA", "I", "I;16", "F", "P;L"}
-_LISTED = 20  # files named in an error message; the rest are counted
+_GREY_MODES = {"1", "L", "LA", "La", "F"}  # and every integer mode ("I", "I;16", "I;16B", ...)
+_ALPHA_MODES = {"LA", "La", "PA", "RGBA", "RGBa"}
+_WHITE = (255, 255, 255, 255)
+_LISTED = 20   # unreadable files named in an error message; the rest are counted
+_NAMED = 1000  # non-image files named in the report; a folder of annotations must not bloat summary.json
 
 
 def _scan(root: Path) -> tuple[list[Path], list[Path]]:
@@ -36,29 +52,132 @@ def _scan(root: Path) -> tuple[list[Path], list[Path]]:
     return images, ignored
 
 
-def decode_image(path: Path, side: int, channels: int) -> np.ndarray:
-    """One image file → uint8 C×side×side: the central square, resized (also used for `ganops sample`)."""
+def _scale_to_8bit(im):
+    """Integer and float modes → 8-bit "L" by scaling: PIL's convert("L") clips at 255, which turns
+    16-bit data into black and white."""
+    from PIL import Image
+
+    arr = np.nan_to_num(np.asarray(im), nan=0.0)
+    if im.mode == "F":
+        # Float images hold 0..1 intensities (the numpy/scikit-image convention); outside is clipped.
+        out = np.rint(np.clip(arr, 0.0, 1.0) * 255.0)
+    else:
+        # Integer modes ("I" is how PIL may open 16-bit files) hold 0..65535; /257 maps 65535 → 255
+        # and 257·v → v exactly, and is within 1 of v >> 8.
+        out = (np.clip(arr.astype(np.int64), 0, 65535) * 255 + 32767) // 65535
+    return Image.fromarray(out.astype(np.uint8), "L")
+
+
+def _to_8bit(im):
+    """Any PIL mode → "L" or "RGB" holding the same grey levels or colours."""
+    from PIL import Image
+
+    if im.mode == "F" or im.mode.startswith("I"):
+        return _scale_to_8bit(im)
+    if im.mode in _ALPHA_MODES or "transparency" in im.info:
+        # Transparent pixels go over white, the background viewers show; the colour stored under
+        # alpha 0 is arbitrary (often black) and would otherwise appear.
+        rgba = im.convert("RGBA")
+        return Image.alpha_composite(Image.new("RGBA", im.size, _WHITE), rgba).convert("RGB")
+    return im if im.mode in ("L", "RGB") else im.convert("L" if im.mode == "1" else "RGB")
+
+
+def _is_grey(mode: str, rgb: np.ndarray) -> bool:
+    """Grey by mode; a palette image is grey when its colours are (its mode cannot tell)."""
+    if mode in ("P", "PA"):
+        return rgb.ndim == 2 or bool((rgb == rgb[..., :1]).all())
+    return mode in _GREY_MODES or mode.startswith("I")
+
+
+def _decode(path: Path, side: int) -> tuple[np.ndarray, str]:
+    """One file → (uint8 C×side×side with C = 1 for a grey file and 3 for a colour one, the file's mode)."""
     from PIL import Image
 
     with Image.open(path) as im:
         im.load()  # truncated or corrupt data fails here, not later
-        mode = "L" if channels == 1 else "RGB"
-        arr = np.asarray(im.convert(mode))
-    arr = arr[None] if arr.ndim == 2 else arr.transpose(2, 0, 1)
-    return resize_square(center_crop_square(arr)[None], side)[0]
+        mode = im.mode
+        arr = np.asarray(_to_8bit(im))
+    if arr.ndim == 3:
+        arr = arr[..., :1] if _is_grey(mode, arr) else arr
+        arr = arr.transpose(2, 0, 1)
+    else:
+        arr = arr[None]
+    return resize_square(center_crop_square(arr)[None], side)[0], mode
 
 
-def _is_grey(path: Path) -> bool:
-    from PIL import Image
+def decode_image(path: Path, side: int, channels: int) -> np.ndarray:
+    """One image file → uint8 C×side×side: the central square, resized (also used for `ganops sample`).
 
-    try:
-        with Image.open(path) as im:
-            return im.mode in _GREY_MODES or (im.mode == "P" and im.palette is not None and im.palette.mode == "L")
-    except Exception:
-        return True  # unreadable: decided when decoding; does not vote for colour
+    The same steps as the dataset stage (channels converted after resizing), so an instance given
+    to `ganops sample` is prepared exactly as the dataset's images were.
+    """
+    return to_channels(_decode(path, side)[0][None], channels)[0]
 
 
-def load_folder(p: DataParams, project_root: Path) -> RawImages:
+def _labels(rel: list[Path], root: Path) -> tuple[np.ndarray, list[str] | None]:
+    """Labels from the first subfolder when every image sits in one, else all -1."""
+    if not all(len(r.parts) > 1 for r in rel):
+        if any(len(r.parts) > 1 for r in rel):
+            log.warning("image_folder: some images are in subfolders and some at the top of %s; "
+                        "treating all as unlabelled", root)
+        return np.full(len(rel), -1, np.int64), None
+    names = sorted({r.parts[0] for r in rel})
+    index = {name: i for i, name in enumerate(names)}
+    return np.array([index[r.parts[0]] for r in rel], np.int64), names
+
+
+def _decode_all(files: list[Path], side: int) -> tuple[list[tuple[np.ndarray, str] | None], list[tuple[str, str]]]:
+    decoded, bad = [], []
+    for path in files:
+        try:
+            decoded.append(_decode(path, side))
+        except Exception as e:  # PIL raises many types for bad files (OSError, SyntaxError, ValueError...)
+            decoded.append(None)
+            bad.append((str(path), f"{type(e).__name__}: {e}"))
+    return decoded, bad
+
+
+def _check_unreadable(bad: list[tuple[str, str]], n: int, root: Path, p: DataParams) -> None:
+    if bad and not p.skip_corrupt:
+        listed = "\n".join(f"  {f} ({why})" for f, why in bad[:_LISTED])
+        more = f"\n  … and {len(bad) - _LISTED} more" if len(bad) > _LISTED else ""
+        raise DataSourceError(f"image_folder: {len(bad)} of {n} files under {root} cannot be read:\n"
+                              f"{listed}{more}\nFix or remove them, or set data.skip_corrupt=true to skip them "
+                              "(they are then listed in the dataset summary).")
+    if bad:
+        log.warning("image_folder: skipped %d unreadable files: %s", len(bad), ", ".join(f for f, _ in bad[:_LISTED]))
+    if len(bad) == n:
+        raise DataSourceError(f"image_folder: none of the {n} image files under {root} could be read")
+
+
+def _convert(decoded: list[tuple[np.ndarray, str]], p: DataParams) -> tuple[np.ndarray, dict]:
+    """Stack the images with one channel count (data.channels, else the majority's; a tie keeps colour)."""
+    grey = sum(arr.shape[0] == 1 for arr, _ in decoded)
+    votes = {"grey": grey, "colour": len(decoded) - grey}
+    channels = p.channels or (1 if votes["grey"] > votes["colour"] else 3)
+    target = "L" if channels == 1 else "RGB"
+    images = np.empty((len(decoded), channels, p.resolution, p.resolution), np.uint8)
+    conversions: dict[str, int] = {}
+    for i, (arr, mode) in enumerate(decoded):
+        images[i] = to_channels(arr[None], channels)[0]
+        if mode != target:
+            key = f"{mode}->{target}"
+            conversions[key] = conversions.get(key, 0) + 1
+    across = votes["colour" if channels == 1 else "grey"]
+    if across:
+        what = "colour files to grey" if channels == 1 else "grey files to colour"
+        if p.channels:
+            log.info("image_folder: converted %d %s (data.channels=%d)", across, what, channels)
+        else:
+            log.warning("image_folder: converted %d %s, as most files (%d of %d) are %s; set data.channels=%d "
+                        "to choose", across, what, len(decoded) - across, len(decoded),
+                        "grey" if channels == 1 else "colour", 3 if channels == 1 else 1)
+    return images, {"channels": channels, "channels_from": "data.channels" if p.channels else "majority",
+                    "channels_by_majority": votes, "converted_across_grey_colour": across,
+                    "conversions": dict(sorted(conversions.items()))}
+
+
+def load_folder(p: DataParams, project_root: Path, seed: int = 0) -> RawImages:
     single_split_check("image_folder", p)
     root = resolve_root(p, project_root)
     if not root.is_dir():
@@ -68,44 +187,18 @@ def load_folder(p: DataParams, project_root: Path) -> RawImages:
     if not files:
         raise DataSourceError(f"image_folder: no image files under {root_phrase(p, root)}; "
                               f"allowed extensions: {', '.join(sorted(EXTENSIONS))}")
-    files = files[: p.limit] if p.limit else files
     rel = [f.relative_to(root) for f in files]
-    labelled = all(len(r.parts) > 1 for r in rel)
-    class_names = sorted({r.parts[0] for r in rel}) if labelled else None
-    if not labelled and any(len(r.parts) > 1 for r in rel):
-        log.warning("image_folder: some images are in subfolders and some at the top of %s; "
-                    "treating all as unlabelled", root)
-    channels = p.channels or (1 if all(_is_grey(f) for f in files) else 3)
-
-    images = np.empty((len(files), channels, p.resolution, p.resolution), np.uint8)
-    ok = np.zeros(len(files), bool)
-    bad: list[tuple[str, str]] = []
-    for i, path in enumerate(files):
-        try:
-            images[i] = decode_image(path, p.resolution, channels)
-            ok[i] = True
-        except Exception as e:  # PIL raises many types for bad files (OSError, SyntaxError, ValueError...)
-            bad.append((str(path), f"{type(e).__name__}: {e}"))
-    if bad and not p.skip_corrupt:
-        listed = "\n".join(f"  {f} ({why})" for f, why in bad[:_LISTED])
-        more = f"\n  … and {len(bad) - _LISTED} more" if len(bad) > _LISTED else ""
-        raise DataSourceError(f"image_folder: {len(bad)} of {len(files)} files under {root} cannot be read:\n"
-                              f"{listed}{more}\nFix or remove them, or set data.skip_corrupt=true to skip them "
-                              "(they are then listed in the dataset summary).")
-    if bad:
-        log.warning("image_folder: skipped %d unreadable files: %s", len(bad), ", ".join(f for f, _ in bad[:_LISTED]))
-    if not ok.any():
-        raise DataSourceError(f"image_folder: none of the {len(files)} image files under {root} could be read")
-    index = {name: i for i, name in enumerate(class_names or [])}
-    labels = np.array([index[r.parts[0]] if labelled else -1 for r in rel], np.int64)
-    keep = np.flatnonzero(ok)
-    return RawImages(
-        images=images[keep] if len(keep) < len(files) else images,
-        labels=labels[keep],
-        splits=np.full(len(keep), "train"),
-        sources=[str(rel[i]) for i in keep],
-        class_names=class_names,
-        report={"root": str(root), "skipped": {"count": len(bad), "files": [f for f, _ in bad],
-                                               "errors": [why for _, why in bad]},
-                "ignored_non_image_files": len(ignored)},
-    )
+    labels, class_names = _labels(rel, root)  # from all files: a sample must not change the class indices
+    keep = sample_indices(labels, p.limit, seed)  # before decoding: dropped files are never read
+    decoded, bad = _decode_all([files[i] for i in keep], p.resolution)
+    _check_unreadable(bad, len(keep), root, p)
+    ok = [k for k, d in zip(keep, decoded) if d is not None]
+    images, channel_report = _convert([d for d in decoded if d is not None], p)
+    names = sorted(str(f.relative_to(root)) for f in ignored)
+    report = {"root": str(root), **channel_report,
+              "skipped": {"count": len(bad), "files": [f for f, _ in bad], "errors": [why for _, why in bad]},
+              "ignored_non_image_files": {"count": len(names), "files": names[:_NAMED]}}
+    if len(keep) < len(files):
+        report["limit"] = limit_report(labels, keep, seed)
+    return RawImages(images=images, labels=labels[ok], splits=np.full(len(ok), "train"),
+                     sources=[str(rel[i]) for i in ok], class_names=class_names, report=report)

@@ -43,12 +43,42 @@ class RawImages:
     def __len__(self) -> int:
         return len(self.images)
 
-    def head(self, n: int | None) -> RawImages:
-        """The first ``n`` images (all when ``n`` is None or not smaller than the dataset)."""
-        if n is None or n >= len(self):
+    def subset(self, limit: int | None, seed: int) -> RawImages:
+        """``limit`` images chosen by :func:`sample_indices` (all when ``limit`` is None or ≥ N)."""
+        keep = sample_indices(self.labels, limit, seed)
+        if len(keep) == len(self):
             return self
-        return replace(self, images=self.images[:n], labels=self.labels[:n], splits=self.splits[:n],
-                       sources=self.sources[:n])
+        return replace(self, images=self.images[keep], labels=self.labels[keep], splits=self.splits[keep],
+                       sources=[self.sources[i] for i in keep],
+                       report={**self.report, "limit": limit_report(self.labels, keep, seed)})
+
+
+def sample_indices(labels: np.ndarray, limit: int | None, seed: int) -> np.ndarray:
+    """Ascending indices of ``limit`` items: a seeded sample, stratified by label (-1 is one stratum).
+
+    Each label keeps its share of ``limit`` (largest remainder, so the total is exactly ``limit``);
+    the first ``limit`` items would instead give only the first classes of a class-sorted source.
+    Ascending order keeps the kept items in their original order.
+    """
+    labels = np.asarray(labels)
+    n = len(labels)
+    if limit is None or limit >= n:
+        return np.arange(n)
+    rng = np.random.default_rng(seed)
+    _, inverse, counts = np.unique(labels, return_inverse=True, return_counts=True)
+    take, remainder = np.divmod(counts * limit, n)  # integer shares: no float rounding at exact quotas
+    order = rng.permutation(len(counts))  # ties between equal remainders: seeded, not by label order
+    order = order[np.argsort(-remainder[order], kind="stable")]
+    take[order[: limit - take.sum()]] += 1
+    picks = [rng.choice(np.flatnonzero(inverse == k), size=t, replace=False) for k, t in enumerate(take)]
+    return np.sort(np.concatenate(picks))
+
+
+def limit_report(labels: np.ndarray, keep: np.ndarray, seed: int) -> dict[str, Any]:
+    """What ``data.limit`` did, for the dataset summary."""
+    labelled = bool((np.asarray(labels) >= 0).any())
+    return {"kept": len(keep), "of": len(labels), "seed": seed,
+            "sampling": "stratified by label" if labelled else "uniform"}
 
 
 def resolve_root(p: DataParams, project_root: Path) -> Path:

@@ -16,7 +16,10 @@ from ganops.params import DATASETS, DataParams
 __all__ = ["DataSourceError", "RawImages", "SOURCES", "load_source"]
 
 
-def load_digits(p: DataParams, project_root: Path) -> RawImages:
+Loader = Callable[[DataParams, Path, int], RawImages]  # (params, project root, seed for data.limit)
+
+
+def load_digits(p: DataParams, project_root: Path, seed: int = 0) -> RawImages:
     """scikit-learn's bundled 1,797 handwritten 8×8 digits (values 0..16): the offline default."""
     from sklearn.datasets import load_digits as sk_digits
 
@@ -25,14 +28,14 @@ def load_digits(p: DataParams, project_root: Path) -> RawImages:
     images = np.rint(bunch.images * (255.0 / 16.0)).astype(np.uint8)[:, None]
     return RawImages(images=images, labels=bunch.target.astype(np.int64), splits=np.full(len(images), "train"),
                      sources=[f"digits/{i}" for i in range(len(images))], class_names=DIGIT_NAMES,
-                     report={"origin": "sklearn.datasets.load_digits"}).head(p.limit)
+                     report={"origin": "sklearn.datasets.load_digits"}).subset(p.limit, seed)
 
 
-def _split_loader(name: str) -> Callable[[DataParams, Path], RawImages]:
-    return lambda p, root: load_split_source(SPLIT_SOURCES[name], p, root)
+def _split_loader(name: str) -> Loader:
+    return lambda p, root, seed=0: load_split_source(SPLIT_SOURCES[name], p, root, seed)
 
 
-SOURCES: dict[str, Callable[[DataParams, Path], RawImages]] = {
+SOURCES: dict[str, Loader] = {
     "digits": load_digits,
     **{name: _split_loader(name) for name in SPLIT_SOURCES},
     "image_folder": load_folder,
@@ -40,7 +43,8 @@ SOURCES: dict[str, Callable[[DataParams, Path], RawImages]] = {
 assert set(SOURCES) == set(DATASETS), "params.DATASETS and the source registry must name the same sources"
 
 
-def load_source(p: DataParams, project_root: Path) -> RawImages:
+def load_source(p: DataParams, project_root: Path, seed: int = 0) -> RawImages:
+    """The dataset ``data.dataset`` names; ``seed`` picks the ``data.limit`` sample."""
     if p.dataset not in SOURCES:
         raise DataSourceError(f"data.dataset={p.dataset!r} is not a source; allowed: {', '.join(SOURCES)}")
-    return SOURCES[p.dataset](p, Path(project_root))
+    return SOURCES[p.dataset](p, Path(project_root), seed)

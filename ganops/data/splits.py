@@ -11,6 +11,9 @@ One policy for every such source (MNIST, Fashion-MNIST, USPS, SVHN, CIFAR-10, Ce
   downloaded when ``data.download`` is true.
 - When files are missing and cannot be downloaded the error lists which files go in which
   directory and where they come from.
+- ``data.limit`` samples across the loaded splits (``raw.sample_indices``: seeded, stratified by
+  label), so every split is read in full first; a source whose decoding is costly (CelebA) hands
+  back a ``decode`` function instead of images and only the sampled images are decoded.
 """
 
 from __future__ import annotations
@@ -18,13 +21,13 @@ from __future__ import annotations
 import contextlib
 import logging
 import socket
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from ganops.data.raw import DataSourceError, RawImages, resolve_root, root_phrase
+from ganops.data.raw import DataSourceError, RawImages, limit_report, resolve_root, root_phrase, sample_indices
 from ganops.params import DataParams
 
 log = logging.getLogger(__name__)
@@ -37,11 +40,21 @@ DOWNLOAD_TIMEOUT_S = 60
 class Part:
     """One split as a source loads it."""
 
-    images: np.ndarray             # uint8 N×C×H×W
+    images: np.ndarray | None      # uint8 N×C×H×W; None: made by ``decode`` for the kept images only
     labels: np.ndarray             # int64 N
     sources: list[str] | None      # None: '<name>/<split>/<i>'
     class_names: list[str] | None
     extra: dict | None = None      # goes into the report (e.g. corrupt files skipped)
+    decode: Callable[[np.ndarray], np.ndarray] | None = None  # indices → their uint8 images
+
+    def take(self, keep: np.ndarray, default_sources: list[str]) -> Part:
+        """The images at ``keep`` (ascending), decoded now if the source deferred decoding."""
+        sources = self.sources or default_sources
+        if self.images is None:
+            images = self.decode(keep)
+        else:
+            images = self.images if len(keep) == len(self.labels) else self.images[keep]
+        return Part(images, self.labels[keep], [sources[i] for i in keep], self.class_names, self.extra)
 
 
 class SplitSource:
@@ -68,8 +81,8 @@ class SplitSource:
         urls = dict(self.files(split))
         return ", ".join(urls[n] for n in names if n in urls)
 
-    def load(self, root: Path, split: str, download: bool, p: DataParams, limit: int | None) -> Part:
-        """Read one split with torchvision (downloading first when ``download``)."""
+    def load(self, root: Path, split: str, download: bool, p: DataParams) -> Part:
+        """Read one whole split (downloading first when ``download``)."""
         raise NotImplementedError
 
 
@@ -116,7 +129,7 @@ def choose_splits(src: SplitSource, root: Path, p: DataParams) -> tuple[list[str
     return present, left_out
 
 
-def load_split_source(src: SplitSource, p: DataParams, project_root: Path) -> RawImages:
+def load_split_source(src: SplitSource, p: DataParams, project_root: Path, seed: int = 0) -> RawImages:
     root = resolve_root(p, project_root)
     wanted, left_out = choose_splits(src, root, p)
     need = {s: m for s in wanted if (m := src.missing(root, s))}
@@ -126,29 +139,37 @@ def load_split_source(src: SplitSource, p: DataParams, project_root: Path) -> Ra
         log.warning("%s: split %r not loaded, files missing in %s: %s (data.split='available' loads what "
                     "is present)", src.name, split, src.directory(root, split), ", ".join(names))
 
-    parts: list[tuple[str, Part]] = []
-    n = 0
-    for split in wanted:
-        if p.limit is not None and n >= p.limit:
-            break  # the first `limit` images are already loaded: skip reading later splits
-        part = _load_one(src, root, split, split in need, p, None if p.limit is None else p.limit - n)
-        parts.append((split, part))
-        n += len(part.images)
+    parts = [(split, _load_one(src, root, split, split in need, p)) for split in wanted]
+    parts, limited = _sample(src.name, parts, p.limit, seed)
     raw = _assemble(src.name, parts)
     raw.report.update({
         "root": str(root),
         "splits_loaded": [s for s, _ in parts],
         "splits_missing": {s: [str(src.directory(root, s) / f) for f in m] for s, m in left_out.items()},
         "downloaded": [s for s, _ in parts if s in need],
+        **({"limit": limited} if limited else {}),
     })
-    return raw.head(p.limit)
+    return raw
 
 
-def _load_one(src: SplitSource, root: Path, split: str, download: bool, p: DataParams,
-              limit: int | None) -> Part:
+def _sample(name: str, parts: list[tuple[str, Part]], limit: int | None,
+            seed: int) -> tuple[list[tuple[str, Part]], dict | None]:
+    """Every split cut down to the images ``data.limit`` keeps (one sample across all splits)."""
+    labels = np.concatenate([part.labels for _, part in parts])
+    keep = sample_indices(labels, limit, seed)
+    out, start = [], 0
+    for split, part in parts:
+        n = len(part.labels)
+        local = keep[(keep >= start) & (keep < start + n)] - start
+        out.append((split, part.take(local, [f"{name}/{split}/{i}" for i in range(n)])))
+        start += n
+    return out, (limit_report(labels, keep, seed) if len(keep) < len(labels) else None)
+
+
+def _load_one(src: SplitSource, root: Path, split: str, download: bool, p: DataParams) -> Part:
     try:
         with _socket_timeout(DOWNLOAD_TIMEOUT_S):
-            return src.load(root, split, download, p, limit)
+            return src.load(root, split, download, p)
     except DataSourceError:
         raise
     except Exception as e:  # network errors come in many types (URLError, OSError, RuntimeError...)
@@ -169,7 +190,7 @@ def _assemble(name: str, parts: list[tuple[str, Part]]) -> RawImages:
     sources: list[str] = []
     extras: dict = {}
     for split, part in parts:
-        sources += part.sources or [f"{name}/{split}/{i}" for i in range(len(part.images))]
+        sources += part.sources
         for key, value in (part.extra or {}).items():
             extras.setdefault(key, []).append(value)
     images = np.concatenate([part.images for _, part in parts]) if len(parts) > 1 else parts[0][1].images

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from ganops.artifacts import ArtifactError, atomic_save_npy, atomic_write_json, require_files
+from ganops.artifacts import ArtifactError, atomic_save_npy, atomic_write_json, load_npy, require_files
 from ganops.data.raw import RawImages
 from ganops.data.resize import resize_square, to_channels
 from ganops.params import DataParams
@@ -104,8 +104,7 @@ def write_dataset(out: Path, ds: Dataset, p: DataParams) -> dict[str, Any]:
 
 def load_images(directory: Path) -> np.ndarray:
     """images.npy memory-mapped read-only: the embedding stage reads it in batches."""
-    require_files(Path(directory), [IMAGES], "dataset")
-    images = np.load(Path(directory) / IMAGES, mmap_mode="r")
+    images = load_npy(Path(directory) / IMAGES, "dataset")
     if images.ndim != 4 or images.dtype != np.uint8:
         raise ArtifactError(f"{Path(directory) / IMAGES}: expected uint8 N×C×H×W, got {images.dtype} {images.shape}; "
                             "run `ganops stage dataset` again")

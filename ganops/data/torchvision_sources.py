@@ -67,7 +67,7 @@ class IdxSource(SplitSource):
                 return candidate
         return None
 
-    def load(self, root: Path, split: str, download: bool, p: DataParams, limit: int | None) -> Part:
+    def load(self, root: Path, split: str, download: bool, p: DataParams) -> Part:
         if download:
             import torchvision.datasets as tvd
 
@@ -78,7 +78,6 @@ class IdxSource(SplitSource):
         if images.ndim != 3 or labels.shape != (len(images),):
             raise DataSourceError(f"{images_file} holds {images.shape} and {labels_file} {labels.shape}; "
                                   "expected N×28×28 images and N labels")
-        images, labels = images[:limit], labels[:limit]
         return Part(images[:, None], labels.astype(np.int64), None, list(self.class_names))
 
 
@@ -108,14 +107,14 @@ class Usps(SplitSource):
     def files(self, split: str) -> list[tuple[str, str]]:
         return [(self._files[split], self._url + self._files[split])]
 
-    def load(self, root: Path, split: str, download: bool, p: DataParams, limit: int | None) -> Part:
+    def load(self, root: Path, split: str, download: bool, p: DataParams) -> Part:
         if download:
             import torchvision.datasets as tvd
 
             tvd.USPS(str(root), train=split == "train", download=True)
         path = root / self._files[split]
         with bz2.open(path, "rt") as f:
-            lines = [line.split() for _, line in zip(range(limit or 1 << 62), f)]
+            lines = [line.split() for line in f]
         # libsvm: "<label 1..10> 1:v 2:v ... 256:v", values in [-1, 1]; every pixel is present.
         labels = np.array([int(float(t[0])) - 1 for t in lines], np.int64)
         values = np.array([[float(x.split(":")[1]) for x in t[1:]] for t in lines], np.float32)
@@ -139,7 +138,7 @@ class Svhn(SplitSource):
     def files(self, split: str) -> list[tuple[str, str]]:
         return [(f"{split}_32x32.mat", f"{self._url}{split}_32x32.mat")]
 
-    def load(self, root: Path, split: str, download: bool, p: DataParams, limit: int | None) -> Part:
+    def load(self, root: Path, split: str, download: bool, p: DataParams) -> Part:
         import scipy.io
 
         if download:
@@ -148,8 +147,7 @@ class Svhn(SplitSource):
             tvd.SVHN(str(root), split=split, download=True)
         mat = scipy.io.loadmat(str(root / f"{split}_32x32.mat"))
         x, y = mat["X"], mat["y"].astype(np.int64).ravel()
-        images = np.ascontiguousarray(x.transpose(3, 2, 0, 1)[:limit])  # 32×32×3×N → N×3×32×32
-        y = y[:limit]
+        images = np.ascontiguousarray(x.transpose(3, 2, 0, 1))  # 32×32×3×N → N×3×32×32
         y[y == 10] = 0  # SVHN stores the digit 0 as class 10
         return Part(images, y, None, DIGIT_NAMES)
 
@@ -168,25 +166,21 @@ class Cifar10(SplitSource):
         names = [f"data_batch_{i}" for i in range(1, 6)] if split == "train" else ["test_batch"]
         return [(n, self._url) for n in [*names, "batches.meta"]]
 
-    def load(self, root: Path, split: str, download: bool, p: DataParams, limit: int | None) -> Part:
+    def load(self, root: Path, split: str, download: bool, p: DataParams) -> Part:
         if download:
             import torchvision.datasets as tvd
 
             tvd.CIFAR10(str(root), train=split == "train", download=True)
         folder = self.directory(root, split)
         images, labels = [], []
-        n = 0
         for name, _ in self.files(split)[:-1]:
-            if limit is not None and n >= limit:
-                break
             with open(folder / name, "rb") as f:
                 batch = pickle.load(f, encoding="latin1")
             images.append(np.asarray(batch["data"], np.uint8).reshape(-1, 3, 32, 32))
             labels.append(np.asarray(batch["labels"], np.int64))
-            n += len(labels[-1])
         with open(folder / "batches.meta", "rb") as f:
             names = pickle.load(f, encoding="latin1")["label_names"]
-        return Part(np.concatenate(images)[:limit], np.concatenate(labels)[:limit], None, list(names))
+        return Part(np.concatenate(images), np.concatenate(labels), None, list(names))
 
 
 # ---------------------------------------------------------------- CelebA (aligned JPEGs)
@@ -209,9 +203,7 @@ class CelebA(SplitSource):
         out = [] if (folder / "img_align_celeba").is_dir() else ["img_align_celeba/"]
         return out + ([] if (folder / "list_eval_partition.txt").is_file() else ["list_eval_partition.txt"])
 
-    def load(self, root: Path, split: str, download: bool, p: DataParams, limit: int | None) -> Part:
-        from PIL import Image
-
+    def load(self, root: Path, split: str, download: bool, p: DataParams) -> Part:
         if download:
             import torchvision.datasets as tvd
 
@@ -219,15 +211,22 @@ class CelebA(SplitSource):
         folder = self.directory(root, split)
         with open(folder / "list_eval_partition.txt") as f:
             names = [t[0] for t in (line.split() for line in f) if len(t) == 2 and t[1] == self._codes[split]]
-        names = names[:limit]
-        # 200k JPEGs of 178×218 would be 23 GB as uint8: crop and shrink each one as it is decoded.
-        images = np.empty((len(names), 3, p.resolution, p.resolution), np.uint8)
-        for i, name in enumerate(names):
-            with Image.open(folder / "img_align_celeba" / name) as im:
-                arr = np.asarray(im.convert("RGB")).transpose(2, 0, 1)
-            images[i] = resize_square(center_crop_square(arr)[None], p.resolution)[0]
-        sources = [str(folder / "img_align_celeba" / n) for n in names]
-        return Part(images, np.full(len(names), -1, np.int64), sources, None)
+        paths = [folder / "img_align_celeba" / n for n in names]
+        # Decoding 200k JPEGs is the slow part: only the ones data.limit keeps are decoded.
+        return Part(None, np.full(len(names), -1, np.int64), [str(q) for q in paths], None,
+                    decode=lambda keep: _decode_rgb([paths[i] for i in keep], p.resolution))
+
+
+def _decode_rgb(paths: list[Path], side: int) -> np.ndarray:
+    """JPEGs → uint8 N×3×side×side, each cropped and shrunk as it is decoded (200k at 178×218 would be 23 GB)."""
+    from PIL import Image
+
+    images = np.empty((len(paths), 3, side, side), np.uint8)
+    for i, path in enumerate(paths):
+        with Image.open(path) as im:
+            arr = np.asarray(im.convert("RGB")).transpose(2, 0, 1)
+        images[i] = resize_square(center_crop_square(arr)[None], side)[0]
+    return images
 
 
 SPLIT_SOURCES: dict[str, SplitSource] = {s.name: s for s in (Mnist(), FashionMnist(), Usps(), Svhn(), Cifar10(),

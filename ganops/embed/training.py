@@ -25,6 +25,7 @@ from ganops.artifacts import atomic_torch_save
 from ganops.device import autocast
 from ganops.embed.base import EncoderError, MetricLog, to_float
 from ganops.params import Params
+from ganops.progress import Progress
 
 logger = logging.getLogger(__name__)
 
@@ -61,7 +62,6 @@ def load_checkpoint(path: Path | None, fp: dict[str, Any]) -> dict[str, Any] | N
     if not isinstance(state, dict) or state.get("fingerprint") != fp:
         logger.warning("checkpoint %s was made with other parameters or data; training from scratch", path)
         return None
-    logger.info("resuming from %s at epoch %d", path, state["epoch"])
     return state
 
 
@@ -96,7 +96,8 @@ def fit(images: np.ndarray, p: Params, device: torch.device, modules: nn.ModuleD
     ``device`` and the generator for augmentations. ``rows`` restricts training to some images.
     The caller seeds torch (weight initialisation) before building ``modules``; every random number
     drawn here comes from one generator seeded with ``p.seed``, saved in the checkpoint, so a resumed
-    run draws the same shuffles and views as an uninterrupted one.
+    run draws the same shuffles and views as an uninterrupted one. Progress (``ganops.progress``): a bar
+    per epoch on a terminal, INFO log lines every 5% of the whole training elsewhere.
     """
     e = p.embed
     rows = np.arange(len(images)) if rows is None else rows
@@ -117,8 +118,13 @@ def fit(images: np.ndarray, p: Params, device: torch.device, modules: nn.ModuleD
     if state is not None:
         restore(state, modules, opt, g)
         start, history, spent = state["epoch"], list(state["history"]), float(state["seconds"])
+        logger.info("train %s: resuming from epoch %d of %d (checkpoint %s)", name, start, e.epochs, checkpoint)
 
+    bar = Progress(f"train {name}", total, initial=start * steps_per_epoch)
+    if history:                         # a resumed run shows the checkpoint's loss until its first epoch ends
+        bar.set_postfix(loss=history[-1]["loss"])
     for epoch in range(start, e.epochs):
+        bar.section(f"epoch {epoch + 1}/{e.epochs}", steps_per_epoch)
         t0 = time.perf_counter()
         modules.train()
         order = rows[torch.randperm(n, generator=g).numpy()]
@@ -135,7 +141,10 @@ def fit(images: np.ndarray, p: Params, device: torch.device, modules: nn.ModuleD
             loss.backward()
             opt.step()
             loss_sum += loss.detach().float()
+            if i + 1 < steps_per_epoch:     # the epoch's last step is counted below, with the epoch's loss
+                bar.update()
         mean_loss = float(loss_sum) / steps_per_epoch
+        bar.update(loss=mean_loss)
         if not math.isfinite(mean_loss):
             raise EncoderError(f"{name} training loss became {mean_loss} at epoch {epoch + 1}; "
                                f"lower embed.lr (now {e.lr})")

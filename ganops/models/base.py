@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ganops.families import SPECS
 from ganops.models.blocks import DConfig, GConfig
 from ganops.models.errors import TrainError, check_resolution
 from ganops.params import TrainParams
@@ -29,8 +30,12 @@ class Family:
     def uses_labels(self, tp: TrainParams) -> bool:
         return False
 
+    @property
+    def needs_neighbors(self) -> bool:
+        return SPECS[self.name].needs_neighbors
+
     def uses_neighbors(self, tp: TrainParams) -> bool:
-        return False
+        return self.needs_neighbors
 
     def configs(self, tp: TrainParams, info: DataInfo) -> tuple[GConfig, DConfig]:
         n_classes = info.n_classes if self.uses_labels(tp) else 0

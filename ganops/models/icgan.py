@@ -18,6 +18,3 @@ class ICGAN(Family):
 
     def uses_labels(self, tp: TrainParams) -> bool:
         return tp.class_conditional
-
-    def uses_neighbors(self, tp: TrainParams) -> bool:
-        return True

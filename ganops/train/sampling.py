@@ -46,7 +46,7 @@ class Sampler:
             self.images, self._np_images = None, images
         if self.images is not None and device.type == "cuda" and self.images.nbytes <= _ON_DEVICE_BYTES:
             self.images = self.images.to(device)
-        self.labels = torch.as_tensor(np.asarray(labels), dtype=torch.long, device=device) if use_labels else None
+        self.labels = torch.as_tensor(np.array(labels), dtype=torch.long, device=device) if use_labels else None
         self.features = (torch.as_tensor(np.array(features, dtype=np.float32), device=device)
                          if use_features else None)
         self.neighbors = torch.as_tensor(np.array(neighbors), dtype=torch.long) if neighbors is not None else None

@@ -16,9 +16,9 @@ autocast with channels_last tensors.
 from __future__ import annotations
 
 import json
+import logging
 import math
 import random
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -34,6 +34,7 @@ from ganops.models import get_family
 from ganops.models.blocks import Discriminator, Generator
 from ganops.models.errors import TrainError
 from ganops.params import Params
+from ganops.progress import Progress
 from ganops.train import checkpoint as ckpt
 from ganops.train.sampling import Sampler, to_uint8
 
@@ -43,6 +44,8 @@ SampleFn = Callable[[int, np.ndarray, int], None]
 # keys of train params that do not change the weights (a resumed run may change them)
 _SCHEDULE_KEYS = {"steps", "log_every", "sample_every", "checkpoint_every", "n_samples"}
 _METRICS = ("d_loss", "g_loss", "d_real", "d_fake")
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -231,7 +234,10 @@ def train(p: Params, images, labels=None, features=None, neighbors=None, *,
           log: LogFn | None = None, sample_cb: SampleFn | None = None, progress: bool | None = None,
           identity_extra: dict[str, Any] | None = None) -> TrainResult:
     """Train ``p.train.family`` for ``p.train.steps`` G updates, resuming from ``checkpoint_path`` when
-    it holds a checkpoint of the same parameters and data (and refusing one of others)."""
+    it holds a checkpoint of the same parameters and data (and refusing one of others).
+
+    ``progress``: None shows a bar on a terminal and INFO log lines every 5% elsewhere (see
+    ``ganops.progress``), True forces the bar, False shows nothing."""
     t0 = time.perf_counter()
     tr = Trainer(p, images, labels, features, neighbors, device=device, identity_extra=identity_extra)
     tp = tr.tp
@@ -245,11 +251,12 @@ def train(p: Params, images, labels=None, features=None, neighbors=None, *,
                              f"train.steps or delete the checkpoint to train from scratch")
         tr.load_state_dict(state)
         resumed = tr.step
+        logger.info("train %s: resuming from step %d of %d (checkpoint %s)", tp.family, resumed, tp.steps, path)
     last_ckpt = resumed
 
-    from tqdm.auto import tqdm
-    bar = tqdm(total=tp.steps, initial=tr.step, desc=f"train {tp.family}", unit="step",
-               disable=not (sys.stderr.isatty() if progress is None else progress))
+    bar = Progress(f"train {tp.family}", tp.steps, initial=tr.step, enabled=progress)
+    if tr.history:                      # a resumed run shows the checkpoint's losses until it logs its own
+        bar.set_postfix(d_loss=tr.history[-1]["d_loss"], g_loss=tr.history[-1]["g_loss"])
     tick, tick_step = time.perf_counter(), tr.step
     # The losses stay on the device and are summed there; they reach the host (one sync) every
     # `check_every` steps and at every log/checkpoint boundary. On CPU a sync costs nothing, so every
@@ -261,10 +268,10 @@ def train(p: Params, images, labels=None, features=None, neighbors=None, *,
             values = tr.train_step()
             pending = values if pending is None else pending + values
             pending_n += 1
-            bar.update(1)
             final = tr.step == tp.steps
             boundary = final or tr.step % tp.log_every == 0 or (path is not None and tr.step % tp.checkpoint_every == 0)
             if not (boundary or tr.step % check_every == 0):
+                bar.update(1)
                 continue
             sums, pending, n_summed = pending.tolist(), None, pending_n
             pending_n = 0
@@ -291,9 +298,10 @@ def train(p: Params, images, labels=None, features=None, neighbors=None, *,
                 metrics = {**{k: entry[k] for k in _METRICS},
                            "steps_per_s": (tr.step - tick_step) / max(now - tick, 1e-9)}
                 tick, tick_step = now, tr.step
-                bar.set_postfix(d=f"{entry['d_loss']:.3f}", g=f"{entry['g_loss']:.3f}")
+                bar.set_postfix(d_loss=entry["d_loss"], g_loss=entry["g_loss"])
                 if log is not None:
                     log(tr.step, metrics)
+            bar.update(1)       # after this step's losses are known: the last line shows the final ones
             if sample_cb is not None and (tr.step % tp.sample_every == 0 or final):
                 sample_cb(tr.step, *tr.samples())
     finally:

@@ -1,0 +1,24 @@
+"""The GAN families by name and what each reads from the pipeline: the declaration that the schema,
+artifact identities and both front doors use without loading any network code (the networks and
+their training live in ``ganops.models``, one file per family)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class FamilySpec:
+    name: str
+    paper: str
+    needs_neighbors: bool = False      # reads the embeddings and k-NN neighborhoods (IC-GAN)
+    # train.* keys that cannot change this family's model: left out of its artifact identity
+    unused_train_keys: frozenset[str] = frozenset()
+
+
+SPECS: dict[str, FamilySpec] = {s.name: s for s in (
+    FamilySpec("dcgan", "Radford et al. 2015", unused_train_keys=frozenset({"class_conditional", "h_dim"})),
+    FamilySpec("cgan", "Mirza & Osindero 2014", unused_train_keys=frozenset({"class_conditional"})),
+    FamilySpec("icgan", "Casanova et al. 2021", needs_neighbors=True),
+)}
+FAMILY_NAMES = tuple(SPECS)

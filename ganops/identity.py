@@ -1,0 +1,84 @@
+"""What defines each artifact: the parameters its stage uses, and the artifacts it is built from.
+
+An artifact's identity is the parameters its stage actually reads (DESIGN.md §3): a DCGAN
+generator does not depend on `neighbors.k`, an IC-GAN one does. The same table gives the upstream
+check of every stage, the DVC stages' `params` (a test compares them with dvc.yaml), the lock that
+stops two identical runs racing, and the key of resumable checkpoints.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+from ganops.families import SPECS
+from ganops.params import Params, TrainParams
+
+STAGES = ("dataset", "embeddings", "neighbors", "train")
+
+# Sections each data stage reads as a whole.
+_SECTIONS = {
+    "dataset": ("seed", "data"),
+    "embeddings": ("seed", "data", "embed"),
+    "neighbors": ("seed", "data", "embed", "neighbors"),
+}
+
+# Train keys that change how a run is scheduled or logged to MLflow, never the trained artifact.
+TRAIN_RUN_ONLY = frozenset({"checkpoint_every", "sample_every"})
+# Train keys a resumed run may change: they decide where training stops and what is logged, not the
+# weights at a given step (the trainer's checkpoint identity leaves them out).
+TRAIN_RESUMABLE = frozenset({"steps", "log_every", "n_samples"})
+
+
+def uses_neighbors(family: str) -> bool:
+    return SPECS[family].needs_neighbors
+
+
+def upstream_stages(stage: str, family: str | None = None) -> tuple[str, ...]:
+    """The artifacts a stage reads, in chain order."""
+    if stage == "train":
+        return ("dataset", "embeddings", "neighbors") if uses_neighbors(family or "") else ("dataset",)
+    return STAGES[: STAGES.index(stage)]
+
+
+def train_keys(family: str) -> list[str]:
+    """`train.*` keys that shape a family's artifact (DCGAN has no condition, so no `h_dim`)."""
+    unused = SPECS[family].unused_train_keys
+    return [k for k in TrainParams.model_fields if k != "family" and k not in TRAIN_RUN_ONLY and k not in unused]
+
+
+def keys(stage: str, family: str | None = None) -> list[str]:
+    """Dotted parameter keys (whole sections where the stage reads all of one) of a stage's identity."""
+    if stage != "train":
+        return list(_SECTIONS[stage])
+    sections = ["seed", "data", *(("embed", "neighbors") if uses_neighbors(family or "") else ())]
+    return [*sections, *(f"train.{k}" for k in train_keys(family or ""))]
+
+
+def identity(p: Params, stage: str) -> dict[str, Any]:
+    """The identity of the artifact ``stage`` makes from ``p`` (nested like params.yaml)."""
+    dump = p.model_dump()
+    out: dict[str, Any] = {}
+    for key in keys(stage, p.train.family):
+        section, _, name = key.partition(".")
+        if name:
+            out.setdefault(section, {"family": p.train.family})[name] = dump[section][name]
+        else:
+            out[section] = dump[section]
+    return out
+
+
+def digest(obj: Any, length: int = 16) -> str:
+    """A short stable hash of a JSON-able value (sorted keys)."""
+    text = json.dumps(obj, sort_keys=True, default=str, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:length]
+
+
+def run_key(p: Params, stage: str, upstream: dict[str, str]) -> str:
+    """What one run of a stage is: its identity without the keys a resumed run may change, and the
+    content hashes of its inputs. Two runs with the same key share a checkpoint and a lock."""
+    ident = identity(p, stage)
+    if "train" in ident:
+        ident["train"] = {k: v for k, v in ident["train"].items() if k not in TRAIN_RESUMABLE}
+    return digest({"stage": stage, "identity": ident, "upstream": upstream})

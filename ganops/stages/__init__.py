@@ -1,0 +1,43 @@
+"""The stage entry points that every front door calls: `ganops stage`, `dvc repro` and Dagster.
+
+Each stage (one module here) reads its upstream artifacts, checks they were made with the
+parameters in force, does its work, writes one directory atomically with a meta.json, writes its
+DVC metrics file and logs to MLflow. Stage modules are imported by name, so each one's source
+closure (ganops.lineage) holds only what that stage runs.
+"""
+
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+
+from ganops.identity import STAGES
+from ganops.params import Params
+from ganops.stages.common import StageResult
+from ganops.tracking import RunContext, pipeline_run
+
+__all__ = ["STAGES", "StageResult", "run_all", "run_stage"]
+
+
+def run_stage(name: str, p: Params, root: Path | str = ".", ctx: RunContext | None = None) -> StageResult:
+    if name not in STAGES:
+        raise ValueError(f"unknown stage {name!r}; stages are: {', '.join(STAGES)}")
+    return importlib.import_module(f"ganops.stages.{name}").run(p, Path(root), ctx or RunContext())
+
+
+def chain(p: Params, until: str | None = None) -> list[str]:
+    """The stages `train.family` needs, in order, up to ``until`` (a DCGAN needs no neighborhoods)."""
+    from ganops.identity import upstream_stages
+
+    names = [*upstream_stages("train", p.train.family), "train"]
+    if until:
+        names = [n for n in STAGES[: STAGES.index(until) + 1]]
+    return names
+
+
+def run_all(p: Params, root: Path | str = ".", until: str | None = None,
+            ctx: RunContext | None = None) -> list[StageResult]:
+    """The chain in order, as one pipeline run (one parent MLflow run with the stages nested)."""
+    ctx = ctx or RunContext()
+    with pipeline_run(p, Path(root), ctx) as ctx:
+        return [run_stage(n, p, root, ctx) for n in chain(p, until)]

@@ -1,0 +1,109 @@
+"""What every stage does around its work: read and check its upstream artifacts, refuse to start
+where it could not finish (read-only tree, a twin run holding the lock), write meta.json and the
+DVC metrics file, and log to MLflow."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ganops import artifacts as A
+from ganops import identity as I
+from ganops.lineage import code_version
+from ganops.locks import exclusive
+from ganops.params import Params
+
+log = logging.getLogger("ganops.stages")
+
+
+@dataclass
+class StageResult:
+    stage: str
+    path: Path
+    metrics: dict[str, Any]
+    meta: dict[str, Any]
+    images: dict[str, Path] = field(default_factory=dict)
+    run_id: str | None = None
+    url: str | None = None
+    model_version: str | None = None
+
+
+def _diff(want: dict[str, Any], have: dict[str, Any], prefix: str = ""):
+    for key, value in want.items():
+        other = have.get(key) if isinstance(have, dict) else None
+        if isinstance(value, dict):
+            yield from _diff(value, other or {}, f"{prefix}{key}.")
+        elif value != other:
+            yield f"{prefix}{key}", value, other
+
+
+def check_meta(directory: Path, meta: dict[str, Any], p: Params, stage: str, rerun: str | None = None) -> None:
+    """The artifact in ``directory`` must have been made with the parameters now in force."""
+    diffs = [f"{k}={have!r} (now {want!r})" for k, want, have in _diff(I.identity(p, stage), meta.get("params", {}))]
+    if diffs:
+        raise A.ArtifactError(f"{directory} was made with other parameters: {', '.join(diffs[:6])}. "
+                              f"Run `ganops stage {rerun or stage}` (or `ganops run`) to rebuild it.")
+
+
+def upstream(root: Path, p: Params, stage: str) -> dict[str, str]:
+    """Content hashes of the artifacts ``stage`` reads, after checking each was made with the current
+    parameters and from the artifact now upstream of it."""
+    hashes: dict[str, str] = {}
+    needed = I.upstream_stages(stage, p.train.family)
+    for i, name in enumerate(needed):
+        directory = A.stage_dir(root, p, name)
+        if not (directory / A.META).exists():
+            todo = " then ".join(f"`ganops stage {n}`" for n in needed[i:])
+            raise A.ArtifactError(f"{stage} needs the {name} artifact {directory}, which does not exist yet: "
+                                  f"run {todo} (or `ganops run`), or materialize those assets.")
+        meta = A.read_meta(directory, produced_by=name)
+        check_meta(directory, meta, p, name)
+        for before, expected in hashes.items():
+            if before in meta.get("upstream", {}) and meta["upstream"][before] != expected:
+                raise A.ArtifactError(f"{directory} was computed from another version of the {before} artifact. "
+                                      f"Run `ganops stage {name}` again.")
+        hashes[name] = meta["content_hash"]
+    return hashes
+
+
+@contextlib.contextmanager
+def guarded(p: Params, root: Path, stage: str, ups: dict[str, str], scratch: Path | None = None) -> Iterator[str]:
+    """Before any work: every folder the stage will write is writable, and no twin run (same identity,
+    same inputs) is going on. Yields the run key, which also names the stage's checkpoint folder."""
+    out = A.stage_dir(root, p, stage)
+    key = I.run_key(p, stage, ups)
+    for folder in (out.parent, A.metrics_file(root, stage).parent, A.lock_file(root, "x").parent,
+                   *((scratch,) if scratch else ())):
+        A.check_writable(folder)
+    if scratch is not None:
+        A.sweep(scratch)
+    with exclusive(A.lock_file(root, f"{stage}-{key}"), f"`ganops stage {stage}` with these parameters"):
+        yield key
+
+
+def scratch_dir(root: Path, p: Params, stage: str, ups: dict[str, str]) -> Path:
+    """Where a resumable stage keeps its checkpoint: keyed by the run, so different runs never share one."""
+    name = p.train.family if stage == "train" else p.embed.encoder
+    return A.checkpoint_dir(root, stage, f"{p.data.dataset}-{name}-{I.run_key(p, stage, ups)}")
+
+
+def write_meta(tmp: Path, p: Params, stage: str, ups: dict[str, str], metrics: dict[str, Any],
+               extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    return A.write_meta(tmp, stage=stage, params=I.identity(p, stage), seed=p.seed, upstream=ups,
+                        metrics=A.artifact_metrics(metrics), code_version=code_version(stage), extra=extra)
+
+
+def finish(stage: str, root: Path, out: Path, run, metrics: dict[str, Any], images: dict[str, str],
+           extra_files: tuple[str, ...] = (), metrics_name: str | None = None) -> StageResult:
+    """After the atomic rename: the DVC metrics file (only what the artifact determines), MLflow."""
+    meta = A.read_meta(out)
+    A.atomic_write_json(A.metrics_file(root, metrics_name or stage), A.artifact_metrics(metrics))
+    run.metrics(metrics)
+    for name in (*images.values(), *extra_files, A.META):
+        run.artifact(out / name)
+    log.info("%s: wrote %s (%s)", stage, out, ", ".join(f"{k}={v}" for k, v in list(metrics.items())[:6]))
+    return StageResult(stage, out, metrics, meta, {k: out / v for k, v in images.items()}, run.run_id, run.url)

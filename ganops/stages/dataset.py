@@ -1,0 +1,30 @@
+"""Stage `dataset`: a source by name → images.npy, manifest.parquet, summary.json, grid.png."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from ganops import artifacts as A
+from ganops.data import store
+from ganops.data.sources import load_source
+from ganops.params import Params
+from ganops.stages import common as C
+from ganops.tracking import RunContext, stage_run
+
+
+def run(p: Params, root: Path, ctx: RunContext) -> C.StageResult:
+    out = A.dataset_dir(root, p)
+    with C.guarded(p, root, "dataset", {}), stage_run(p, root, "dataset", ctx) as run:
+        t0 = time.perf_counter()
+        raw = load_source(p.data, root, seed=p.seed)
+        t1 = time.perf_counter()
+        ds = store.prepare(raw, p.data, p.seed)
+        with A.atomic_dir(out) as tmp:
+            summary = store.write_dataset(tmp, ds, p.data)
+            metrics = summary["metrics"]
+            C.write_meta(tmp, p, "dataset", {}, metrics)
+        run.metrics({"load_seconds": t1 - t0, "total_seconds": time.perf_counter() - t0})
+        result = C.finish("dataset", root, out, run, metrics, {"sample_grid": "grid.png"}, ("summary.json",))
+        run.dataset(out, p.data.dataset, result.meta["content_hash"], context="dataset")
+        return result

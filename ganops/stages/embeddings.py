@@ -1,0 +1,51 @@
+"""Stage `embeddings`: L2-normalised features of every image from `embed.encoder` (trained here when
+self-supervised or supervised; resumable from its checkpoint)."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+
+from ganops import artifacts as A
+from ganops.data import store
+from ganops.device import resolve
+from ganops.embed import embed
+from ganops.params import Params
+from ganops.stages import common as C
+from ganops.tracking import RunContext, stage_run
+
+
+def run(p: Params, root: Path, ctx: RunContext) -> C.StageResult:
+    src = A.dataset_dir(root, p)
+    ups = C.upstream(root, p, "embeddings")
+    out = A.embeddings_dir(root, p)
+    scratch = C.scratch_dir(root, p, "embeddings", ups)
+    ckpt = scratch / "train.pt"
+    device = resolve(p.device)
+    with C.guarded(p, root, "embeddings", ups, scratch), \
+            stage_run(p, root, "embeddings", ctx, resume=scratch if ckpt.exists() else None,
+                      scratch=scratch) as run:
+        t0 = time.perf_counter()
+        images, labels = store.load_images(src), store.load_labels(src)
+        run.dataset(src, p.data.dataset, ups["dataset"], context="training")
+        result = embed(images, labels, p, device, checkpoint=ckpt, log=run.metric)
+        feats = result.features
+        metrics = {k: v for k, v in result.metrics.items() if isinstance(v, (int, float))}
+        metrics.update(n_instances=int(feats.shape[0]), dim=int(feats.shape[1]))
+        with A.atomic_dir(out) as tmp:
+            A.atomic_save_npy(tmp / "features.npy", feats.astype(np.float32, copy=False))
+            files: tuple[str, ...] = ()
+            if result.state_dict is not None:
+                A.atomic_torch_save(tmp / "encoder.pt", result.state_dict)
+                files = ("encoder.pt",)
+            if "history" in result.metrics:
+                # per-epoch durations measure the run, not the encoder: MLflow has them
+                history = [A.artifact_metrics(h) for h in result.metrics["history"]]
+                A.atomic_write_json(tmp / "history.json", history)
+            C.write_meta(tmp, p, "embeddings", ups, metrics, extra={"device": str(device)})
+        run.metrics({"total_seconds": time.perf_counter() - t0})
+        result_ = C.finish("embeddings", root, out, run, metrics, {}, files)
+    A.remove_tree(scratch)  # the artifact is complete; the checkpoint only served a killed run
+    return result_

@@ -1,0 +1,43 @@
+"""Stage `neighbors`: FAISS k-NN neighborhoods A_i of every instance, with diagnostics and a panel."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from ganops import artifacts as A
+from ganops import neighbors as nb
+from ganops.data import store
+from ganops.params import Params
+from ganops.stages import common as C
+from ganops.tracking import RunContext, stage_run
+
+
+def run(p: Params, root: Path, ctx: RunContext) -> C.StageResult:
+    src_data, src_emb = A.dataset_dir(root, p), A.embeddings_dir(root, p)
+    ups = C.upstream(root, p, "neighbors")
+    out = A.neighbors_dir(root, p)
+    with C.guarded(p, root, "neighbors", ups), stage_run(p, root, "neighbors", ctx) as run:
+        t0 = time.perf_counter()
+        features = A.load_npy(src_emb / "features.npy", "embeddings")
+        nb.check_features(features, str(src_emb / "features.npy"))
+        labels = store.load_labels(src_data)
+        if len(labels) != features.shape[0]:
+            raise A.ArtifactError(
+                f"{src_emb / 'features.npy'} has {features.shape[0]} rows but {src_data} has {len(labels)} images."
+                " Run `ganops stage embeddings` again.")
+        res = nb.knn(features, p.neighbors.k, p.neighbors, seed=p.seed)
+        diag = nb.diagnostics(res.indices, res.similarities, labels)
+        numbers = {k: v for k, v in res.info.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+        metrics = {**diag, **numbers}
+        search = {k: v for k, v in res.info.items() if not A.is_run_varying(k)}
+        with A.atomic_dir(out) as tmp:
+            A.atomic_save_npy(tmp / "indices.npy", res.indices)
+            A.atomic_save_npy(tmp / "similarities.npy", res.similarities)
+            A.atomic_write_json(tmp / "diagnostics.json", {**diag, "search": search})
+            nb.save_panel(store.load_images(src_data), res.indices, tmp / "panel.png",
+                          rows=p.neighbors.panel_instances, seed=p.seed, labels=labels,
+                          similarities=res.similarities)
+            C.write_meta(tmp, p, "neighbors", ups, metrics, extra={"search": search})
+        run.metrics({"total_seconds": time.perf_counter() - t0})
+        return C.finish("neighbors", root, out, run, metrics, {"neighbor_panel": "panel.png"}, ("diagnostics.json",))

@@ -1,0 +1,58 @@
+"""Stage `train`: the GAN of `train.family`, from the inputs that family reads (the dataset; for
+IC-GAN also the embeddings and neighborhoods), resumable from a checkpoint keyed by the run."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from ganops import artifacts as A
+from ganops import neighbors as nb
+from ganops import train as T
+from ganops.data import store
+from ganops.device import resolve
+from ganops.params import Params
+from ganops.stages import common as C
+from ganops.tracking import RunContext, log_generator, stage_run
+from ganops.train.preview import preview_grid
+from ganops.visual import save_grid
+
+
+def run(p: Params, root: Path, ctx: RunContext) -> C.StageResult:
+    family = T.get_family(p.train.family)
+    ups = C.upstream(root, p, "train")
+    src = A.dataset_dir(root, p)
+    features = neighbors = None
+    if family.needs_neighbors:
+        features = A.load_npy(A.embeddings_dir(root, p) / "features.npy", "embeddings")
+        neighbors, _ = nb.load_neighbors(A.neighbors_dir(root, p))
+    out = A.generator_dir(root, p)
+    scratch = C.scratch_dir(root, p, "train", ups)
+    ckpt = scratch / "train.pt"
+    device = resolve(p.device)
+    with C.guarded(p, root, "train", ups, scratch), \
+            stage_run(p, root, "train", ctx, resume=scratch if ckpt.exists() else None, scratch=scratch) as run:
+        def on_log(step: int, values: dict[str, float]) -> None:
+            run.metrics(values, step=step)
+
+        def on_sample(step: int, images: np.ndarray, nrow: int) -> None:
+            run.artifact(save_grid(images, scratch / "samples" / f"step{step:06d}.png", nrow=nrow), "samples")
+
+        images, labels = store.load_images(src), store.load_labels(src)
+        run.dataset(src, p.data.dataset, ups["dataset"], context="training")
+        res = T.train(p, images, labels, features, neighbors, device=device, checkpoint_path=ckpt,
+                      log=on_log, sample_cb=on_sample, identity_extra=ups)
+        weights = res.weights()
+        metrics = {**{f"final_{k}": v for k, v in res.final_losses.items()}, "steps": res.steps}
+        with A.atomic_dir(out) as tmp:
+            T.save_weights(tmp / "model.pt", weights)
+            A.atomic_write_json(tmp / "history.json", res.history)
+            preview_grid(weights, images, features, labels, p, tmp / "samples.png")
+            C.write_meta(tmp, p, "train", ups, metrics, extra={"device": str(device)})
+        run.metrics({"train_seconds": res.seconds, "resumed_from_step": res.resumed_from or 0})
+        result = C.finish("train", root, out, run, metrics, {"sample_grid": "samples.png"}, ("history.json",),
+                          metrics_name=f"train_{p.train.family}")
+        result.model_version = log_generator(run, T.build_generator(weights), p)
+    A.remove_tree(scratch)  # the artifact is complete; the checkpoint only served a killed run
+    return result

@@ -1,0 +1,80 @@
+"""What the other doors built, shown in Dagster: after `dvc repro` or `ganops stage`, the artifact on
+disk has a content hash Dagster has not seen, and this sensor reports it as a (runless)
+materialization with the same data version, code version and input versions a Dagster run would
+have recorded, so the UI's lineage and staleness describe what is on disk."""
+
+
+import json
+from pathlib import Path
+
+import dagster as dg
+from dagster._core.definitions.data_version import (
+    CODE_VERSION_TAG,
+    DATA_VERSION_IS_USER_PROVIDED_TAG,
+    DATA_VERSION_TAG,
+    INPUT_DATA_VERSION_TAG_PREFIX,
+    INPUT_EVENT_POINTER_TAG_PREFIX,
+    NULL_EVENT_POINTER,
+)
+
+from ganops import artifacts as A
+from ganops.families import SPECS
+from pipelines.assets import KEY_OF_STAGE, generator_key
+from pipelines.resources import ComputeDevice, GanopsParams, MlflowTracking, effective_params
+
+
+def _on_disk(params: GanopsParams, mlflow: MlflowTracking, device: ComputeDevice):
+    """(asset key, artifact directory, its meta.json) for every asset whose artifact exists."""
+    root = params.root()
+    p = effective_params(params, mlflow, device)
+    for stage, key in KEY_OF_STAGE.items():
+        yield key, A.stage_dir(root, p, stage)
+    for family in SPECS:
+        q = effective_params(params, mlflow, device, (f"train.family={family}",))
+        yield generator_key(family), A.generator_dir(root, q)
+
+
+def _data_version(instance: dg.DagsterInstance, key: dg.AssetKey) -> str | None:
+    event = instance.get_latest_materialization_event(key)
+    mat = event.asset_materialization if event else None
+    return (mat.tags or {}).get(DATA_VERSION_TAG) if mat else None
+
+
+def _event_pointer(instance: dg.DagsterInstance, key: dg.AssetKey) -> str:
+    """Storage id of the upstream's latest materialization (unknown yet when reported in this same batch)."""
+    record = instance.get_latest_data_version_record(key)
+    return str(record.storage_id) if record else NULL_EVENT_POINTER
+
+
+def reported_events(instance: dg.DagsterInstance, params: GanopsParams, mlflow: MlflowTracking,
+                    device: ComputeDevice) -> list[dg.AssetMaterialization]:
+    events = []
+    for key, directory in _on_disk(params, mlflow, device):
+        meta_file = Path(directory) / A.META
+        if not meta_file.exists():
+            continue
+        try:
+            meta = json.loads(meta_file.read_text())
+        except ValueError:
+            continue   # being replaced right now; the next tick sees the finished one
+        if _data_version(instance, key) == meta["content_hash"]:
+            continue
+        tags = {DATA_VERSION_TAG: meta["content_hash"], DATA_VERSION_IS_USER_PROVIDED_TAG: "true",
+                CODE_VERSION_TAG: meta.get("code_version", "")}
+        for stage, up_hash in meta.get("upstream", {}).items():
+            up = KEY_OF_STAGE[stage]
+            tags[f"{INPUT_DATA_VERSION_TAG_PREFIX}/{up.to_user_string()}"] = up_hash
+            tags[f"{INPUT_EVENT_POINTER_TAG_PREFIX}/{up.to_user_string()}"] = _event_pointer(instance, up)
+        metadata = {"path": dg.MetadataValue.path(str(directory)), "content_hash": meta["content_hash"],
+                    "reported_from": "disk (built by dvc repro or the ganops CLI)",
+                    **{k: v for k, v in meta.get("metrics", {}).items() if isinstance(v, (int, float))}}
+        events.append(dg.AssetMaterialization(asset_key=key, metadata=metadata, tags=tags))
+    return events
+
+
+@dg.sensor(name="artifacts_on_disk", minimum_interval_seconds=30, default_status=dg.DefaultSensorStatus.RUNNING,
+           description="Reports artifacts built outside Dagster (dvc repro, ganops CLI) as materializations.")
+def artifacts_on_disk(context: dg.SensorEvaluationContext, params: GanopsParams, mlflow: MlflowTracking,
+                      device: ComputeDevice) -> dg.SensorResult:
+    events = reported_events(context.instance, params, mlflow, device)
+    return dg.SensorResult(asset_events=events, skip_reason=None if events else "every artifact on disk is known")

@@ -1,0 +1,68 @@
+"""dvc.yaml, params.yaml and the schema cannot drift apart: each DVC stage depends on every ganops
+source file its output depends on (derived from the imports) and on exactly the parameters of its
+artifact's identity; params.yaml lists every key with the schema's default."""
+
+
+import pytest
+import yaml
+from conftest import REPO
+
+from ganops import identity as I
+from ganops import params as P
+from ganops.families import SPECS
+from ganops.lineage import code_version, stage_files
+
+DVC = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]
+DVC_STAGES = {"dataset": ("dataset", None), "embeddings": ("embeddings", None), "neighbors": ("neighbors", None),
+              **{f"train_{f}": ("train", f) for f in SPECS}}
+RUN_ONLY_PARAMS = {"device"}   # decides where the stage runs; rerun when it changes, not part of the identity
+
+
+def _covered(path: str, deps: list[str]) -> bool:
+    return any(path == d or path.startswith(d.rstrip("/") + "/") for d in deps)
+
+
+def test_every_family_has_its_dvc_stage():
+    assert set(DVC) == set(DVC_STAGES)
+
+
+@pytest.mark.parametrize("dvc_stage", sorted(DVC_STAGES))
+def test_dvc_deps_cover_the_source_the_stage_imports(dvc_stage):
+    stage, _ = DVC_STAGES[dvc_stage]
+    deps = DVC[dvc_stage]["deps"]
+    missing = [f for f in stage_files(stage) if not _covered(f, deps)]
+    assert not missing, f"dvc.yaml stage {dvc_stage} lacks deps on {missing}"
+    for dep in deps:   # and no dep points at nothing
+        assert "${" in dep or (REPO / dep).exists(), dep
+
+
+@pytest.mark.parametrize("dvc_stage", sorted(DVC_STAGES))
+def test_dvc_params_are_the_artifact_identity(dvc_stage):
+    stage, family = DVC_STAGES[dvc_stage]
+    assert set(DVC[dvc_stage]["params"]) - RUN_ONLY_PARAMS == set(I.keys(stage, family))
+
+
+def test_a_dcgan_generator_does_not_depend_on_the_neighborhoods():
+    assert "neighbors" not in I.keys("train", "dcgan") and "embed" not in I.keys("train", "dcgan")
+    assert not any("neighbors" in d or "embeddings" in d for d in DVC["train_dcgan"]["deps"] if d.startswith("data"))
+    assert "neighbors" in I.keys("train", "icgan")
+    a, b = (P.load(REPO / "params.yaml", ["train.family=dcgan", f"neighbors.k={k}"]) for k in (5, 20))
+    assert I.identity(a, "train") == I.identity(b, "train")
+    c, d = (P.load(REPO / "params.yaml", [f"neighbors.k={k}"]) for k in (5, 20))
+    assert I.identity(c, "train") != I.identity(d, "train")
+
+
+def test_the_lineage_follows_imports_inside_functions(tmp_path):
+    # the train stage imports the trainer inside its function body; editing a network must retrain
+    files = stage_files("train")
+    assert {"ganops/models/blocks.py", "ganops/losses.py", "ganops/train/trainer.py"} <= set(files)
+    assert "ganops/embed/simclr.py" not in files and "ganops/tracking.py" not in files
+    assert "ganops/models/blocks.py" not in stage_files("dataset")
+    assert code_version("train") != code_version("dataset")
+
+
+def test_params_yaml_lists_every_key_with_the_schema_default():
+    raw = P.read_yaml(REPO / "params.yaml")
+    assert P.validate(raw) == P.Params()
+    flat_file = P._flatten(raw)
+    assert set(flat_file) == set(P.Params().flat())
