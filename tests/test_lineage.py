@@ -66,3 +66,14 @@ def test_params_yaml_lists_every_key_with_the_schema_default():
     assert P.validate(raw) == P.Params()
     flat_file = P._flatten(raw)
     assert set(flat_file) == set(P.Params().flat())
+
+
+def test_dagster_generator_assets_depend_on_what_their_family_reads():
+    import dagster as dg
+
+    from pipelines.definitions import defs
+
+    graph = defs.resolve_asset_graph()
+    parents = {f: {k.to_user_string() for k in graph.get(dg.AssetKey(["generator", f])).parent_keys} for f in SPECS}
+    assert parents == {"dcgan": {"dataset"}, "cgan": {"dataset"},
+                       "icgan": {"dataset", "embeddings", "neighborhoods"}}

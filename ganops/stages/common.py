@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from ganops import artifacts as A
-from ganops import identity as I
+from ganops import identity
 from ganops.lineage import code_version
 from ganops.locks import exclusive
 from ganops.params import Params
@@ -43,7 +43,7 @@ def _diff(want: dict[str, Any], have: dict[str, Any], prefix: str = ""):
 
 def check_meta(directory: Path, meta: dict[str, Any], p: Params, stage: str, rerun: str | None = None) -> None:
     """The artifact in ``directory`` must have been made with the parameters now in force."""
-    diffs = [f"{k}={have!r} (now {want!r})" for k, want, have in _diff(I.identity(p, stage), meta.get("params", {}))]
+    diffs = [f"{k}={have!r} (now {want!r})" for k, want, have in _diff(identity.identity(p, stage), meta.get("params", {}))]
     if diffs:
         raise A.ArtifactError(f"{directory} was made with other parameters: {', '.join(diffs[:6])}. "
                               f"Run `ganops stage {rerun or stage}` (or `ganops run`) to rebuild it.")
@@ -53,7 +53,7 @@ def upstream(root: Path, p: Params, stage: str) -> dict[str, str]:
     """Content hashes of the artifacts ``stage`` reads, after checking each was made with the current
     parameters and from the artifact now upstream of it."""
     hashes: dict[str, str] = {}
-    needed = I.upstream_stages(stage, p.train.family)
+    needed = identity.upstream_stages(stage, p.train.family)
     for i, name in enumerate(needed):
         directory = A.stage_dir(root, p, name)
         if not (directory / A.META).exists():
@@ -75,8 +75,8 @@ def guarded(p: Params, root: Path, stage: str, ups: dict[str, str], scratch: Pat
     """Before any work: every folder the stage will write is writable, and no twin run (same identity,
     same inputs) is going on. Yields the run key, which also names the stage's checkpoint folder."""
     out = A.stage_dir(root, p, stage)
-    key = I.run_key(p, stage, ups)
-    for folder in (out.parent, A.metrics_file(root, stage).parent, A.lock_file(root, "x").parent,
+    key = identity.run_key(p, stage, ups)
+    for folder in (out.parent, A.metrics_file(root, stage).parent, A.lock_file(root, stage).parent,
                    *((scratch,) if scratch else ())):
         A.check_writable(folder)
     if scratch is not None:
@@ -88,12 +88,12 @@ def guarded(p: Params, root: Path, stage: str, ups: dict[str, str], scratch: Pat
 def scratch_dir(root: Path, p: Params, stage: str, ups: dict[str, str]) -> Path:
     """Where a resumable stage keeps its checkpoint: keyed by the run, so different runs never share one."""
     name = p.train.family if stage == "train" else p.embed.encoder
-    return A.checkpoint_dir(root, stage, f"{p.data.dataset}-{name}-{I.run_key(p, stage, ups)}")
+    return A.checkpoint_dir(root, stage, f"{p.data.dataset}-{name}-{identity.run_key(p, stage, ups)}")
 
 
 def write_meta(tmp: Path, p: Params, stage: str, ups: dict[str, str], metrics: dict[str, Any],
                extra: dict[str, Any] | None = None) -> dict[str, Any]:
-    return A.write_meta(tmp, stage=stage, params=I.identity(p, stage), seed=p.seed, upstream=ups,
+    return A.write_meta(tmp, stage=stage, params=identity.identity(p, stage), seed=p.seed, upstream=ups,
                         metrics=A.artifact_metrics(metrics), code_version=code_version(stage), extra=extra)
 
 
