@@ -304,7 +304,8 @@ def write_meta(directory: Path, *, stage: str, params: dict[str, Any], seed: int
 
 def is_run_varying(key: str) -> bool:
     """Metric names that measure the run, not the artifact (durations, speeds)."""
-    return key.endswith(("seconds", "_s", "per_s")) or key in ("threads", "resumed_from_step")
+    return ("seconds" in key or key.endswith(("_s", "per_s")) or key.startswith("resumed_from")
+            or key == "threads")
 
 
 def artifact_metrics(metrics: dict[str, Any]) -> dict[str, Any]:

@@ -68,6 +68,8 @@ def _sample(args: argparse.Namespace, p: P.Params) -> int:
 
     if args.n < 1:
         raise P.ParamsError(f"--n {args.n}: the number of samples must be ≥ 1")
+    if Path(args.out).suffix.lower() != ".png":
+        raise P.ParamsError(f"--out {args.out}: the grid is written as PNG; give a file name ending in .png")
     images = sample(p, Path(args.root), args.n, args.seed, args.instance, args.label)
     out = save_grid(images, Path(args.out), nrow=int(np.ceil(np.sqrt(len(images)))))
     if args.npy:

@@ -26,9 +26,10 @@ _SECTIONS = {
 
 # Train keys that change how a run is scheduled or logged to MLflow, never the trained artifact.
 TRAIN_RUN_ONLY = frozenset({"checkpoint_every", "sample_every"})
-# Train keys a resumed run may change: they decide where training stops and what is logged, not the
-# weights at a given step (the trainer's checkpoint identity leaves them out).
-TRAIN_RESUMABLE = frozenset({"steps", "log_every", "n_samples"})
+# Train keys a resumed run may change: they shape what is logged and previewed, not the weights (the
+# trainer's checkpoint identity leaves them out). `steps` is not one of them: a killed 3,000-step run
+# and a 60-step run are different runs, and neither may block the other's checkpoint or lock.
+TRAIN_RESUMABLE = frozenset({"log_every", "n_samples"})
 
 
 def uses_neighbors(family: str) -> bool:

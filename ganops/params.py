@@ -179,8 +179,16 @@ def format_validation_error(exc: ValidationError) -> str:
             did = f" (did you mean '{'.'.join([*map(str, loc[:-1]), hint[0]])}'?)" if hint else ""
             lines.append(f"unknown key '{key}'{did}; allowed keys here: {', '.join(names)}")
         else:
-            lines.append(f"key '{key}': value {err.get('input')!r} is not allowed; expected {_allowed(err)}")
+            lines.append(f"key '{key}': value {_shown(err.get('input'))} is not allowed; expected {_allowed(err)}")
+    if len(lines) == 1:
+        return f"invalid parameters: {lines[0]}"
     return "invalid parameters:\n  " + "\n  ".join(lines)
+
+
+def _shown(value: Any) -> str:
+    """A value as the user wrote it in YAML (true, null), not as Python prints it."""
+    return yaml.safe_dump(value, default_flow_style=True).strip().removesuffix("...").strip() \
+        if isinstance(value, (bool, type(None))) else repr(value)
 
 
 def parse_override(text: str) -> tuple[list[str], Any]:
@@ -241,6 +249,8 @@ class _UniqueKeyLoader(yaml.SafeLoader):
 
 def read_yaml(path: str | Path, required: bool = False) -> dict[str, Any]:
     path = Path(path)
+    if path.is_dir():
+        raise ParamsError(f"parameters file {path} is a directory; pass --params with a YAML file")
     if not path.exists():
         if required:
             raise ParamsError(f"parameters file {path} does not exist; pass --params with an existing file "
@@ -250,7 +260,9 @@ def read_yaml(path: str | Path, required: bool = False) -> dict[str, Any]:
         with open(path) as stream:  # a file stream, so the loader's messages name the file
             raw = yaml.load(stream, Loader=_UniqueKeyLoader) or {}
     except yaml.YAMLError as exc:
-        raise ParamsError(f"{path}: not valid YAML: {exc}") from None
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise ParamsError(f"{path}: not valid YAML{where}: {getattr(exc, 'problem', None) or exc}") from None
     if not isinstance(raw, dict):
         raise ParamsError(f"{path}: must be a mapping of sections (data:, embed:, …)")
     return raw

@@ -50,6 +50,10 @@ def embed_instance(image: np.ndarray, p: Params, root: Path) -> np.ndarray:
     return embed_images(emb_dir / "encoder.pt", image[None])[0]
 
 
+def _article(family: str) -> str:
+    return f"an {family}" if family[0] in "aeiou" else f"a {family}"
+
+
 def _check_upstream(gdir: Path, p: Params, root: Path) -> None:
     """The generator must be the one these parameters describe, conditioned on the embeddings now in
     place: another encoder's features would crash on their size or, worse, silently mean something else."""
@@ -74,6 +78,9 @@ def sample(p: Params, root: Path, n: int, seed: int, instance: Path | None = Non
     from ganops.train import generate, load_weights
 
     gdir = A.generator_dir(root, p)
+    if not (gdir / "model.pt").exists():
+        raise SampleError(f"no {p.train.family} generator for these parameters ({gdir} is empty): train it with "
+                          f"`ganops stage train --set train.family={p.train.family}` and the same --set options")
     weights = load_weights(gdir / "model.pt")
     _check_upstream(gdir, p, root)
     g = weights["g_config"]
@@ -82,7 +89,7 @@ def sample(p: Params, root: Path, n: int, seed: int, instance: Path | None = Non
                           f"{weights['family']} model")
     if label is not None and not g.get("n_classes"):
         raise SampleError(f"--label needs a class-conditional generator (cgan, or icgan with "
-                          f"train.class_conditional=true); this is a {weights['family']} model")
+                          f"train.class_conditional=true); this is {_article(weights['family'])} model")
     if g.get("n_classes") and label is None:
         raise SampleError(f"this {weights['family']} model is class-conditional: pass --label 0..{g['n_classes'] - 1}")
     if label is not None and not 0 <= label < g["n_classes"]:

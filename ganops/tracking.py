@@ -260,7 +260,8 @@ def stage_run(p: Params, root: Path, stage: str, ctx: RunContext | None = None, 
         active = mlflow.start_run(run_id=previous)
         mlflow.set_tags({**tags, "ganops.resumed": "true"})
     else:
-        active = mlflow.start_run(run_name=stage, parent_run_id=parent, tags=tags)
+        name = f"train {p.train.family}" if stage == "train" else stage
+        active = mlflow.start_run(run_name=name, parent_run_id=parent, tags=tags)
         mlflow.log_params({k: ("" if v is None else v) for k, v in p.flat().items()})
     with active:
         if scratch is not None:

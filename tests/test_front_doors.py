@@ -269,3 +269,19 @@ def test_dvc_exp_run_and_dagster_selection_in_one_environment(tmp_path):
                           cwd=root, env=ENV, capture_output=True, text=True)
     assert proc.returncode == 0 and "RUN_SUCCESS" in proc.stderr + proc.stdout, proc.stderr[-3000:]
     assert (root / "data/neighbors/digits/pixels/k4/indices.npy").exists()
+
+
+def test_rerunning_the_default_encoder_writes_the_same_bytes(tmp_path):
+    """SimCLR records durations and resume points in MLflow only: a rerun leaves DVC's view unchanged."""
+    from ganops.stages import run_stage
+
+    p = P.load(REPO / "params.yaml", [*fast_overrides(), "embed.encoder=simclr", "embed.epochs=1",
+                                      "tracking.enabled=false"])
+    run_stage("dataset", p, tmp_path)
+    first = run_stage("embeddings", p, tmp_path)
+    meta, metrics = (first.path / "meta.json").read_bytes(), (tmp_path / "metrics/embeddings.json").read_bytes()
+    assert "train_seconds" in first.metrics                      # measured, and logged to MLflow …
+    run_stage("embeddings", p, tmp_path)
+    assert (first.path / "meta.json").read_bytes() == meta       # … but not in the tracked outputs
+    assert (tmp_path / "metrics/embeddings.json").read_bytes() == metrics
+    assert not {k for k in json.loads(meta)["metrics"] if "second" in k or k.startswith("resumed")}

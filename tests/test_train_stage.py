@@ -18,8 +18,9 @@ FAST = fast_overrides(**{"embed.encoder": "pixels", "tracking.enabled": "false"}
 ENV = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
 
 
-def _ganops(root: Path, *args: str, sets: list[str] = FAST, check: bool = True) -> subprocess.CompletedProcess:
-    cmd = ["ganops", *args, "-q", *(a for s in sets for a in ("--set", s))]
+def _ganops(root: Path, *args: str, sets: list[str] = FAST, check: bool = True,
+            quiet: bool = True) -> subprocess.CompletedProcess:
+    cmd = ["ganops", *args, *(["-q"] if quiet else []), *(a for s in sets for a in ("--set", s))]
     proc = subprocess.run(cmd, cwd=root, env=ENV, capture_output=True, text=True)
     if check:
         assert proc.returncode == 0, f"{cmd}:\n{proc.stderr[-3000:]}"
@@ -41,11 +42,10 @@ def test_icgan_without_neighborhoods_says_which_stage_to_run(project):
 
 def test_sigkilled_training_resumes_from_its_checkpoint(project):
     _ganops(project, "run", "--until", "neighbors")
-    sets = [*FAST, "train.steps=4000", "train.checkpoint_every=20"]
+    sets = [*FAST, "train.steps=600", "train.checkpoint_every=20"]
     cmd = ["ganops", "stage", "train", "-q", *(a for s in sets for a in ("--set", s))]
     proc = subprocess.Popen(cmd, cwd=project, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     ckpt = wait_for_checkpoint(project, "icgan", proc)
-    time.sleep(0.5)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     generator = project / "data/generator/digits/pixels/k5/icgan"
@@ -53,13 +53,18 @@ def test_sigkilled_training_resumes_from_its_checkpoint(project):
     import torch
 
     killed_at = int(torch.load(ckpt, weights_only=True)["step"])
-    assert killed_at >= 20 and killed_at % 20 == 0
+    assert 20 <= killed_at < 600 and killed_at % 20 == 0
 
-    _ganops(project, "stage", "train", sets=[*sets[:-2], f"train.steps={killed_at + 10}", "train.checkpoint_every=20"])
+    # a run of other parameters (here fewer steps) neither resumes nor is blocked by that checkpoint
+    _ganops(project, "stage", "train", sets=FAST)
+    assert ckpt.exists() and json.loads((generator / "meta.json").read_text())["metrics"]["steps"] == 60
+
+    done = _ganops(project, "stage", "train", sets=sets, quiet=False)
+    assert f"resuming from step {killed_at} of 600" in done.stderr
     meta = json.loads((generator / "meta.json").read_text())
-    assert meta["metrics"]["steps"] == killed_at + 10
+    assert meta["metrics"]["steps"] == 600
     history = json.loads((generator / "history.json").read_text())
-    assert [h["step"] for h in history][-1] == killed_at + 10 and history[0]["step"] < killed_at  # one history
+    assert [h["step"] for h in history][-1] == 600 and history[0]["step"] < killed_at  # one history
     assert not ckpt.exists()  # a finished run leaves no stale checkpoint behind
 
 
