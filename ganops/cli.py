@@ -10,20 +10,7 @@ from pathlib import Path
 import yaml
 
 from ganops import params as P
-
-
-def _user_errors() -> tuple[type[BaseException], ...]:
-    """Errors that are the user's to fix: printed as one clear message, no traceback."""
-    from ganops.artifacts import ArtifactError
-    from ganops.data.sources import DataSourceError
-    from ganops.embed import EncoderError
-    from ganops.locks import LockedError
-    from ganops.neighbors import NeighborsError
-    from ganops.samples import SampleError
-    from ganops.train import TrainError
-
-    return (P.ParamsError, ArtifactError, DataSourceError, EncoderError, NeighborsError, TrainError, SampleError,
-            LockedError)
+from ganops.errors import describe, user_errors
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
@@ -101,13 +88,8 @@ def main(argv: list[str] | None = None) -> int:
         for r in results:
             print(f"{r.stage}: {r.path}")
         return 0
-    except _user_errors() as exc:
-        print(f"ganops: error: {exc}", file=sys.stderr)
-        return 2
-    except OSError as exc:  # read-only tree, full disk, …: the path and what to do, not a traceback
-        from ganops.artifacts import describe_os_error
-
-        print(f"ganops: error: {describe_os_error(exc)}", file=sys.stderr)
+    except user_errors() as exc:  # bad input, read-only tree, full disk, …: one line, not a traceback
+        print(f"ganops: error: {describe(exc)}", file=sys.stderr)
         return 2
 
 

@@ -13,9 +13,11 @@ from pathlib import Path
 import dagster as dg
 
 from ganops import stages
+from ganops.errors import describe, user_errors
 from ganops.families import SPECS
 from ganops.identity import upstream_stages
 from ganops.lineage import code_version
+from ganops.params import ParamsError
 from ganops.tracking import RunContext, registered_model_name
 from pipelines.resources import ComputeDevice, GanopsParams, MlflowTracking, effective_params
 
@@ -68,7 +70,10 @@ class _ToDagster(logging.Handler):
 
 def run_stage(context: dg.AssetExecutionContext, stage: str, params: GanopsParams, mlflow: MlflowTracking,
               device: ComputeDevice, overrides: tuple[str, ...] = ()) -> stages.StageResult:
-    p = effective_params(params, mlflow, device, overrides)
+    try:
+        p = effective_params(params, mlflow, device, overrides)
+    except ParamsError as exc:
+        raise dg.Failure(description=str(exc)) from None
     ctx = RunContext("dagster", f"dagster-{context.run_id}", (("dagster.run_id", context.run_id),))
     handler, library = _ToDagster(context), logging.getLogger("ganops")
     library.addHandler(handler)
@@ -76,6 +81,8 @@ def run_stage(context: dg.AssetExecutionContext, stage: str, params: GanopsParam
     library.setLevel(min(level or logging.INFO, logging.INFO))
     try:
         return stages.run_stage(stage, p, params.root(), ctx)
+    except user_errors() as exc:  # the library's one-line message, not a traceback through our code
+        raise dg.Failure(description=describe(exc)) from None
     finally:
         library.removeHandler(handler)
         library.setLevel(level)

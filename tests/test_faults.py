@@ -96,11 +96,11 @@ def test_a_killed_dvc_repro_keeps_the_previous_model(project):
 
 
 def test_a_twin_run_is_refused_with_its_pid_and_a_different_run_proceeds(project):
-    first = _start_training(project, [*FAST, "train.steps=4000", "train.checkpoint_every=20"])
+    long = [*FAST, "train.steps=1000000", "train.checkpoint_every=20"]   # still running when we are done
+    first = _start_training(project, long)
     try:
         wait_for_checkpoint(project, "icgan", first)
-        twin = _ganops(project, "stage", "train", sets=[*FAST, "train.steps=4000", "train.checkpoint_every=20"],
-                       check=False)
+        twin = _ganops(project, "stage", "train", sets=long, check=False)
         line = _one_line_error(twin)
         assert "already running" in line and f"pid {first.pid}" in line
         for other in ([*FAST, "train.lr_g=0.0001"], FAST):   # other lr, other steps: other runs, they proceed

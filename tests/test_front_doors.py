@@ -285,3 +285,19 @@ def test_rerunning_the_default_encoder_writes_the_same_bytes(tmp_path):
     assert (first.path / "meta.json").read_bytes() == meta       # … but not in the tracked outputs
     assert (tmp_path / "metrics/embeddings.json").read_bytes() == metrics
     assert not {k for k in json.loads(meta)["metrics"] if "second" in k or k.startswith("resumed")}
+
+
+def test_dagster_failures_carry_the_one_line_message(tmp_path):
+    from pipelines.definitions import defs
+    from pipelines.resources import GanopsParams
+
+    root = _make_project(tmp_path / "p")
+    graph = defs.resolve_asset_graph()
+    assets = [defs.get_assets_def(k) for k in graph.get_all_asset_keys()]
+    for overrides, selection, expected in ((["neighbors.k=true"], ["dataset"], "'neighbors.k'"),
+                                           ([], ["generator/icgan"], "ganops stage dataset")):
+        resources = {**defs.resources, "params": GanopsParams(project_root=str(root), overrides=overrides)}
+        result = dg.materialize(assets, resources=resources, selection=selection, raise_on_error=False)
+        assert not result.success
+        failure = result.get_step_failure_events()[0].step_failure_data.user_failure_data
+        assert expected in failure.description and "\n" not in failure.description.strip()

@@ -6,7 +6,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -64,7 +63,7 @@ def test_sigkilled_training_resumes_from_its_checkpoint(project):
     meta = json.loads((generator / "meta.json").read_text())
     assert meta["metrics"]["steps"] == 600
     history = json.loads((generator / "history.json").read_text())
-    assert [h["step"] for h in history][-1] == 600 and history[0]["step"] < killed_at  # one history
+    assert [h["step"] for h in history] == list(range(50, 601, 50))  # one history across the kill
     assert not ckpt.exists()  # a finished run leaves no stale checkpoint behind
 
 

@@ -43,7 +43,8 @@ def _diff(want: dict[str, Any], have: dict[str, Any], prefix: str = ""):
 
 def check_meta(directory: Path, meta: dict[str, Any], p: Params, stage: str, rerun: str | None = None) -> None:
     """The artifact in ``directory`` must have been made with the parameters now in force."""
-    diffs = [f"{k}={have!r} (now {want!r})" for k, want, have in _diff(identity.identity(p, stage), meta.get("params", {}))]
+    want = identity.identity(p, stage)
+    diffs = [f"{k}={have!r} (now {now!r})" for k, now, have in _diff(want, meta.get("params", {}))]
     if diffs:
         raise A.ArtifactError(f"{directory} was made with other parameters: {', '.join(diffs[:6])}. "
                               f"Run `ganops stage {rerun or stage}` (or `ganops run`) to rebuild it.")
