@@ -34,10 +34,11 @@ def _on_disk(params: GanopsParams, mlflow: MlflowTracking, device: ComputeDevice
         yield generator_key(family), A.generator_dir(root, q)
 
 
-def _data_version(instance: dg.DagsterInstance, key: dg.AssetKey) -> str | None:
+def _recorded(instance: dg.DagsterInstance, key: dg.AssetKey) -> tuple[str | None, str | None]:
+    """Data and code version of the asset's latest materialization in Dagster."""
     event = instance.get_latest_materialization_event(key)
-    mat = event.asset_materialization if event else None
-    return (mat.tags or {}).get(DATA_VERSION_TAG) if mat else None
+    tags = (event.asset_materialization.tags or {}) if event and event.asset_materialization else {}
+    return tags.get(DATA_VERSION_TAG), tags.get(CODE_VERSION_TAG)
 
 
 def _event_pointer(instance: dg.DagsterInstance, key: dg.AssetKey) -> str:
@@ -57,7 +58,8 @@ def reported_events(instance: dg.DagsterInstance, params: GanopsParams, mlflow: 
             meta = json.loads(meta_file.read_text())
         except ValueError:
             continue   # being replaced right now; the next tick sees the finished one
-        if _data_version(instance, key) == meta["content_hash"]:
+        # same bytes rebuilt by newer code is news too: Dagster would otherwise call it stale
+        if _recorded(instance, key) == (meta["content_hash"], meta.get("code_version", "")):
             continue
         tags = {DATA_VERSION_TAG: meta["content_hash"], DATA_VERSION_IS_USER_PROVIDED_TAG: "true",
                 CODE_VERSION_TAG: meta.get("code_version", "")}

@@ -171,23 +171,38 @@ def test_dagster_sees_what_dvc_built_with_the_same_versions(dvc_project):
     root, _ = dvc_project
     instance = dg.DagsterInstance.ephemeral()
     resources = {**defs.resources, "params": GanopsParams(project_root=str(root))}
-    with dg.build_sensor_context(instance=instance, resources=resources) as ctx:
-        result = artifacts_on_disk(ctx)
-    reported = {e.asset_key.to_user_string(): e for e in result.asset_events}
-    assert set(reported) == {"dataset", "embeddings", "neighborhoods", "generator/dcgan", "generator/cgan",
-                             "generator/icgan"}
-    for name, directory in {**_dirs(root, ()), "generator/icgan": root / "data" / GENERATORS["icgan"]}.items():
-        key = {"neighbors": "neighborhoods"}.get(name, name)
-        content_hash = json.loads((directory / "meta.json").read_text())["content_hash"]
-        assert reported[key].tags["dagster/data_version"] == content_hash
-    for event in result.asset_events:   # what the sensor daemon does with a SensorResult's events
-        instance.report_runless_asset_event(event)
     graph = defs.resolve_asset_graph()
-    resolver = get_stale_status_resolver(instance, [defs.get_assets_def(k) for k in graph.get_all_asset_keys()])
-    for key in graph.get_all_asset_keys():
-        assert resolver.get_status(key) == StaleStatus.FRESH, (key, resolver.get_stale_causes(key))
-    with dg.build_sensor_context(instance=instance, resources=resources) as ctx:
-        assert artifacts_on_disk(ctx).asset_events == []   # nothing new on disk
+
+    def tick() -> list:
+        """One sensor evaluation, its events recorded as the sensor daemon records them."""
+        with dg.build_sensor_context(instance=instance, resources=resources) as ctx:
+            events = artifacts_on_disk(ctx).asset_events
+        for event in events:
+            instance.report_runless_asset_event(event)
+        return events
+
+    def status() -> dict:
+        resolver = get_stale_status_resolver(instance, [defs.get_assets_def(k) for k in graph.get_all_asset_keys()])
+        return {k.to_user_string(): resolver.get_status(k) for k in graph.get_all_asset_keys()}
+
+    # the dataset as an older version of the code left it: same bytes, another code version
+    dataset_meta = root / "data/dataset/digits/meta.json"
+    current = dataset_meta.read_bytes()
+    dataset_meta.write_text(json.dumps({**json.loads(current), "code_version": "0" * 16}))
+    try:
+        reported = {e.asset_key.to_user_string(): e for e in tick()}
+        assert set(reported) == {"dataset", "embeddings", "neighborhoods", "generator/dcgan", "generator/cgan",
+                                 "generator/icgan"}
+        for name, directory in {**_dirs(root, ()), "generator/icgan": root / "data" / GENERATORS["icgan"]}.items():
+            key = {"neighbors": "neighborhoods"}.get(name, name)
+            content_hash = json.loads((directory / "meta.json").read_text())["content_hash"]
+            assert reported[key].tags["dagster/data_version"] == content_hash
+        assert status()["dataset"] == StaleStatus.STALE     # built by other code: Dagster says so, as DVC would
+    finally:
+        dataset_meta.write_bytes(current)                   # …then rebuilt by this code (same bytes)
+    assert [e.asset_key.to_user_string() for e in tick()] == ["dataset"]
+    assert set(status().values()) == {StaleStatus.FRESH}, status()
+    assert tick() == []                                     # nothing new on disk
 
 
 def test_dagster_metadata_and_checks(dagster_result):
