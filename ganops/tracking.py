@@ -269,11 +269,13 @@ def stage_run(p: Params, root: Path, stage: str, ctx: RunContext | None = None, 
         run = Run(mlflow)
         run.run_id = active.info.run_id
         run.url = _run_url(p, active)
+        outcome = "FAILED"   # a stage that raises fails its pipeline run too
         try:
             yield run
+            outcome = "FINISHED"
         finally:
             if parent:
-                client.set_terminated(parent, status="FINISHED", end_time=int(time.time() * 1000))
+                client.set_terminated(parent, status=outcome, end_time=int(time.time() * 1000))
 
 
 def _run_url(p: Params, active: Any) -> str:

@@ -241,3 +241,13 @@ def test_a_copied_project_writes_mlflow_artifacts_into_itself(project, tmp_path)
     con = sqlite3.connect(copy / "mlflow.db")
     locations = [r[0] for r in con.execute("select artifact_uri from runs")]
     assert locations and all(loc.startswith((copy / "mlartifacts").as_uri()) for loc in locations)
+
+
+def test_a_failing_stage_fails_its_pipeline_run(tmp_path):
+    root = tmp_path / "p"
+    root.mkdir()
+    (root / "params.yaml").write_text((REPO / "params.yaml").read_text())
+    _one_line_error(_ganops(root, "run", sets=[*FAST, "neighbors.k=300"], check=False))   # k ≥ N: neighbors fails
+    runs = _runs(root).values()
+    by_stage = {r.get("ganops.stage", "pipeline"): r["status"] for r in runs}
+    assert by_stage == {"pipeline": "FAILED", "dataset": "FINISHED", "embeddings": "FINISHED", "neighbors": "FAILED"}
