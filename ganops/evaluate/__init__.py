@@ -1,0 +1,1 @@
+"""Evaluation: distribution metrics between real and generated images in a named feature space."""
