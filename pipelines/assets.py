@@ -18,7 +18,7 @@ from ganops.families import SPECS
 from ganops.identity import upstream_stages
 from ganops.lineage import code_version
 from ganops.params import ParamsError
-from ganops.tracking import RunContext, registered_model_name
+from ganops.tracking import RunContext
 from pipelines.resources import ComputeDevice, GanopsParams, MlflowTracking, effective_params
 
 GROUP = "data_prep"
@@ -127,10 +127,9 @@ def generator_asset(family: str) -> dg.AssetsDefinition:
     def generator(context: dg.AssetExecutionContext, params: GanopsParams, mlflow: MlflowTracking,
                   device: ComputeDevice) -> dg.MaterializeResult:
         result = run_stage(context, "train", params, mlflow, device, (f"train.family={family}",))
-        p = effective_params(params, mlflow, device, (f"train.family={family}",))
         extra: dict[str, object] = {}
         if result.model_version:
-            extra = {"registered_model": registered_model_name(p), "model_version": result.model_version}
+            extra = {"registered_model": result.registered_model, "model_version": result.model_version}
         return _materialized(result, extra)
 
     return generator

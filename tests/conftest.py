@@ -1,6 +1,7 @@
 import os
 import shutil
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -8,6 +9,10 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_MNIST = (REPO.parent / "shared" / "data" / "mnist").resolve()
+
+# The venv's console scripts (ganops, dvc, dagster) for subprocesses; no DVC analytics calls.
+CLI_ENV = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+           "DVC_NO_ANALYTICS": "1"}
 
 # One torch thread per test process: the suite runs on 2 cores, often two workers at a time.
 os.environ.setdefault("OMP_NUM_THREADS", "1")
@@ -44,3 +49,18 @@ def wait_for_checkpoint(root: Path, family: str, proc: subprocess.Popen, timeout
         if time.time() > deadline:
             raise AssertionError(f"no checkpoint written within {timeout} s")
         time.sleep(0.2)
+
+
+def ganops_args(*args: str, sets: list[str], quiet: bool = True) -> list[str]:
+    """`ganops ARGS [-q] --set K=V …` as a user types it."""
+    return ["ganops", *args, *(["-q"] if quiet else []), *(a for s in sets for a in ("--set", s))]
+
+
+def run_ganops(root: Path, *args: str, sets: list[str], check: bool = True, quiet: bool = True,
+               **kw) -> subprocess.CompletedProcess:
+    """Run the ganops command line in ``root``; with ``check`` it must succeed."""
+    cmd = ganops_args(*args, sets=sets, quiet=quiet)
+    proc = subprocess.run(cmd, cwd=root, env=CLI_ENV, capture_output=True, text=True, **kw)
+    if check:
+        assert proc.returncode == 0, f"{cmd}:\n{proc.stderr[-3000:]}"
+    return proc

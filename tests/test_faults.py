@@ -2,6 +2,7 @@
 tree, a truncated array, a killed run's MLflow record. Nothing is lost, mixed or left behind, and
 each failure is one line that names the path."""
 
+import functools
 import json
 import os
 import resource
@@ -9,33 +10,23 @@ import shutil
 import signal
 import sqlite3
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 import yaml
-from conftest import REPO, fast_overrides, wait_for_checkpoint
+from conftest import CLI_ENV, REPO, fast_overrides, ganops_args, run_ganops, wait_for_checkpoint
 
 from ganops import artifacts as A
 from ganops import params as P
 
 FAST = fast_overrides(**{"embed.encoder": "pixels"})
-ENV = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
-       "DVC_NO_ANALYTICS": "1"}
+ENV = CLI_ENV
 GENERATOR = "data/generator/digits/pixels/k5/icgan"
 
 
-def _args(*args: str, sets: list[str]) -> list[str]:
-    return ["ganops", *args, "-q", *(a for s in sets for a in ("--set", s))]
-
-
-def _ganops(root: Path, *args: str, sets: list[str] = FAST, check: bool = True, **kw) -> subprocess.CompletedProcess:
-    proc = subprocess.run(_args(*args, sets=sets), cwd=root, env=ENV, capture_output=True, text=True, **kw)
-    if check:
-        assert proc.returncode == 0, proc.stderr[-3000:]
-    return proc
+_ganops = functools.partial(run_ganops, sets=FAST)
 
 
 def _one_line_error(proc: subprocess.CompletedProcess) -> str:
@@ -67,7 +58,7 @@ def project(prepared, tmp_path) -> Path:
 
 
 def _start_training(root: Path, sets: list[str]) -> subprocess.Popen:
-    return subprocess.Popen(_args("stage", "train", sets=sets), cwd=root, env=ENV, stdout=subprocess.DEVNULL,
+    return subprocess.Popen(ganops_args("stage", "train", sets=sets), cwd=root, env=ENV, stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE, start_new_session=True)
 
 
@@ -149,7 +140,7 @@ def test_a_full_disk_is_one_line_and_leaves_no_temporary(tmp_path):
     # data/ on a 32 kB file system: images.npy (77 kB) fills it half way through
     mount = 'mount -t tmpfs -o size=32k tmpfs "$0" && "$@"; rc=$?; find "$0" -name "*.tmp-*"; exit $rc'
     cmd = ["unshare", "-m", "sh", "-c", mount, str(root / "data"),
-           *_args("stage", "dataset", sets=[*FAST, "tracking.enabled=false"])]
+           *ganops_args("stage", "dataset", sets=[*FAST, "tracking.enabled=false"])]
     proc = subprocess.run(cmd, cwd=root, env=ENV, capture_output=True, text=True)
     line = _one_line_error(proc)
     assert "images.npy" in line and "disk is full" in line
@@ -165,7 +156,7 @@ def _read_only(path: Path, cmd: list[str]) -> list[str]:
 
 
 def test_training_on_a_read_only_tree_fails_before_the_first_step(project):
-    cmd = _read_only(project / "data", _args("stage", "train", sets=[*FAST, "tracking.enabled=false"]))
+    cmd = _read_only(project / "data", ganops_args("stage", "train", sets=[*FAST, "tracking.enabled=false"]))
     try:
         proc = subprocess.run(cmd, cwd=project, env=ENV, capture_output=True, text=True)
     finally:

@@ -1,29 +1,22 @@
 """The train stage through the command line: errors that say what to run, a SIGKILLed run that
 resumes from its checkpoint, and `ganops sample` for each way of conditioning."""
 
+import functools
 import json
-import os
 import signal
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import REPO, fast_overrides, wait_for_checkpoint
+from conftest import CLI_ENV, REPO, fast_overrides, run_ganops, wait_for_checkpoint
 from PIL import Image
 
 FAST = fast_overrides(**{"embed.encoder": "pixels", "tracking.enabled": "false"})
-ENV = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+ENV = CLI_ENV
 
 
-def _ganops(root: Path, *args: str, sets: list[str] = FAST, check: bool = True,
-            quiet: bool = True) -> subprocess.CompletedProcess:
-    cmd = ["ganops", *args, *(["-q"] if quiet else []), *(a for s in sets for a in ("--set", s))]
-    proc = subprocess.run(cmd, cwd=root, env=ENV, capture_output=True, text=True)
-    if check:
-        assert proc.returncode == 0, f"{cmd}:\n{proc.stderr[-3000:]}"
-    return proc
+_ganops = functools.partial(run_ganops, sets=FAST)
 
 
 @pytest.fixture(scope="module")

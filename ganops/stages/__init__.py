@@ -29,10 +29,9 @@ def chain(p: Params, until: str | None = None) -> list[str]:
     """The stages `train.family` needs, in order, up to ``until`` (a DCGAN needs no neighborhoods)."""
     from ganops.identity import upstream_stages
 
-    names = [*upstream_stages("train", p.train.family), "train"]
     if until:
-        names = [n for n in STAGES[: STAGES.index(until) + 1]]
-    return names
+        return list(STAGES[: STAGES.index(until) + 1])
+    return [*upstream_stages("train", p.train.family), "train"]
 
 
 def run_all(p: Params, root: Path | str = ".", until: str | None = None,

@@ -29,6 +29,7 @@ class StageResult:
     images: dict[str, Path] = field(default_factory=dict)
     run_id: str | None = None
     url: str | None = None
+    registered_model: str | None = None     # the train stage's MLflow registered model and version
     model_version: str | None = None
 
 

@@ -14,7 +14,7 @@ from ganops.data import store
 from ganops.device import resolve
 from ganops.params import Params
 from ganops.stages import common as C
-from ganops.tracking import RunContext, log_generator, stage_run
+from ganops.tracking import RunContext, log_generator, registered_model_name, stage_run
 from ganops.train.preview import preview_grid
 from ganops.visual import save_grid
 
@@ -54,5 +54,6 @@ def run(p: Params, root: Path, ctx: RunContext) -> C.StageResult:
         result = C.finish("train", root, out, run, metrics, {"sample_grid": "samples.png"}, ("history.json",),
                           metrics_name=f"train_{p.train.family}")
         result.model_version = log_generator(run, T.build_generator(weights), p)
+        result.registered_model = registered_model_name(p) if result.model_version else None
     A.remove_tree(scratch)  # the artifact is complete; the checkpoint only served a killed run
     return result
