@@ -56,9 +56,19 @@ def generator_dir(root: Path, p: Params, family: str | None = None) -> Path:
     return base / p.embed.encoder / f"k{p.neighbors.k}" / family if uses_neighbors(family) else base / family
 
 
+def evaluator_dir(root: Path, p: Params) -> Path:
+    return Path(root) / "data" / "evaluator" / p.data.dataset
+
+
+def evaluation_dir(root: Path, p: Params, family: str | None = None) -> Path:
+    """Beside its generator's key: data/evaluation/<the generator's path below data/generator>."""
+    gen = generator_dir(root, p, family)
+    return Path(root) / "data" / "evaluation" / gen.relative_to(Path(root) / "data" / "generator")
+
+
 def stage_dir(root: Path, p: Params, stage: str) -> Path:
     return {"dataset": dataset_dir, "embeddings": embeddings_dir, "neighbors": neighbors_dir,
-            "train": generator_dir}[stage](root, p)
+            "train": generator_dir, "evaluator": evaluator_dir, "evaluate": evaluation_dir}[stage](root, p)
 
 
 def metrics_file(root: Path, stage: str) -> Path:

@@ -87,3 +87,29 @@ def generator_healthy(directory: Path, n: int = 64, min_std: float = 2.0) -> Out
     return Outcome(ok, f"{non_finite} non-finite weights; samples vary by {spread:.1f} grey levels per pixel "
                        f"(at least {min_std} wanted)",
                    {"non_finite_weights": non_finite, "sample_spread": spread, "steps": int(w.get("steps", 0))})
+
+
+def promotion_gate(evaluation: Path, min_diversity: float = 0.2) -> Outcome:
+    """What a generator must show before it may become the champion: finite weights and samples that are
+    not collapsed (their spread in the evaluator's space at least ``min_diversity`` of the real images')
+    and a finite FID. Whether it beats the champion is the registry's decision (ganops.registry.decide)."""
+    import json
+    import math
+
+    path = Path(evaluation) / "report.json"
+    if not path.exists():
+        return Outcome(False, f"{path} is missing: run `ganops stage evaluate`")
+    m = json.loads(path.read_text())["metrics"]
+    problems = []
+    if m.get("non_finite_weights", 1) > 0:
+        problems.append(f"{int(m.get('non_finite_weights', 0))} non-finite weights")
+    if not m.get("diversity_ratio", 0) >= min_diversity:
+        problems.append(f"samples collapsed (diversity {m.get('diversity_ratio', 0):.3f} of the real images', "
+                        f"at least {min_diversity} wanted)")
+    fid = m.get("fid_evaluator")
+    if not isinstance(fid, (int, float)) or not math.isfinite(fid):
+        problems.append(f"fid_evaluator is {fid}")
+    return Outcome(not problems, "; ".join(problems) or
+                   f"finite weights, diversity {m['diversity_ratio']:.3f}, fid_evaluator {fid:.4g}",
+                   {"diversity_ratio": m.get("diversity_ratio"), "fid_evaluator": fid,
+                    "non_finite_weights": m.get("non_finite_weights")})

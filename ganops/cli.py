@@ -42,7 +42,12 @@ def build_parser() -> argparse.ArgumentParser:
                      help="IC-GAN: an image file; samples are generated from its neighborhood")
     smp.add_argument("--label", type=int, default=None, help="cgan / class-conditional icgan: the class")
     smp.add_argument("--npy", action="store_true", help="also write the uint8 N×C×H×W array next to the PNG")
+    smp.add_argument("--model", default=None, metavar="champion|VERSION",
+                     help="sample a registered version (models:/ganops-<dataset>-<family>@champion, or a version "
+                          "number) instead of the generator artifact of these parameters")
     _common(smp)
+    board = sub.add_parser("leaderboard", help="print every family's evaluation on the dataset, best FID first")
+    _common(board)
     return parser
 
 
@@ -57,7 +62,7 @@ def _sample(args: argparse.Namespace, p: P.Params) -> int:
         raise P.ParamsError(f"--n {args.n}: the number of samples must be ≥ 1")
     if Path(args.out).suffix.lower() != ".png":
         raise P.ParamsError(f"--out {args.out}: the grid is written as PNG; give a file name ending in .png")
-    images = sample(p, Path(args.root), args.n, args.seed, args.instance, args.label)
+    images = sample(p, Path(args.root), args.n, args.seed, args.instance, args.label, model=args.model)
     out = save_grid(images, Path(args.out), nrow=int(np.ceil(np.sqrt(len(images)))))
     if args.npy:
         atomic_save_npy(out.with_suffix(".npy"), images)
@@ -77,6 +82,11 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         if args.command == "sample":
             return _sample(args, p)
+        if args.command == "leaderboard":
+            from ganops.evaluate.leaderboard import leaderboard, markdown
+
+            print(markdown(leaderboard(Path(args.root), p)))
+            return 0
         from ganops import stages
         from ganops.tracking import RunContext
 

@@ -11,11 +11,12 @@ def user_errors() -> tuple[type[BaseException], ...]:
     from ganops.locks import LockedError
     from ganops.neighbors import NeighborsError
     from ganops.params import ParamsError
+    from ganops.registry import RegistryError
     from ganops.samples import SampleError
     from ganops.train import TrainError
 
     return (ParamsError, ArtifactError, DataSourceError, EncoderError, NeighborsError, TrainError, SampleError,
-            LockedError, OSError)
+            LockedError, RegistryError, OSError)
 
 
 def describe(exc: BaseException) -> str:

@@ -13,16 +13,19 @@ import json
 from typing import Any
 
 from ganops.families import SPECS
-from ganops.params import Params, TrainParams
+from ganops.params import EvaluateParams, Params, TrainParams
 
-STAGES = ("dataset", "embeddings", "neighbors", "train")
+STAGES = ("dataset", "embeddings", "neighbors", "train", "evaluator", "evaluate")
 
 # Sections each data stage reads as a whole.
 _SECTIONS = {
     "dataset": ("seed", "data"),
     "embeddings": ("seed", "data", "embed"),
     "neighbors": ("seed", "data", "embed", "neighbors"),
+    "evaluator": ("seed", "data", "evaluator"),
 }
+# Evaluate keys that decide what happens in the registry, never what the evaluation measures.
+EVALUATE_RUN_ONLY = frozenset({"promote", "min_diversity"})
 
 # Train keys that change how a run is scheduled or logged to MLflow, never the trained artifact.
 TRAIN_RUN_ONLY = frozenset({"checkpoint_every", "sample_every"})
@@ -40,6 +43,10 @@ def upstream_stages(stage: str, family: str | None = None) -> tuple[str, ...]:
     """The artifacts a stage reads, in chain order."""
     if stage == "train":
         return ("dataset", "embeddings", "neighbors") if uses_neighbors(family or "") else ("dataset",)
+    if stage == "evaluator":
+        return ("dataset",)
+    if stage == "evaluate":
+        return (*upstream_stages("train", family), "train", "evaluator")
     return STAGES[: STAGES.index(stage)]
 
 
@@ -51,6 +58,9 @@ def train_keys(family: str) -> list[str]:
 
 def keys(stage: str, family: str | None = None) -> list[str]:
     """Dotted parameter keys (whole sections where the stage reads all of one) of a stage's identity."""
+    if stage == "evaluate":   # the generator's identity, the evaluator's, and how it is scored
+        evaluate = [f"evaluate.{k}" for k in EvaluateParams.model_fields if k not in EVALUATE_RUN_ONLY]
+        return [*keys("train", family), "evaluator", *evaluate]
     if stage != "train":
         return list(_SECTIONS[stage])
     sections = ["seed", "data", *(("embed", "neighbors") if uses_neighbors(family or "") else ())]
@@ -64,7 +74,8 @@ def identity(p: Params, stage: str) -> dict[str, Any]:
     for key in keys(stage, p.train.family):
         section, _, name = key.partition(".")
         if name:
-            out.setdefault(section, {"family": p.train.family})[name] = dump[section][name]
+            out.setdefault(section, {"family": p.train.family} if section == "train" else {})[name] = \
+                dump[section][name]
         else:
             out[section] = dump[section]
     return out

@@ -17,7 +17,9 @@ PACKAGE = Path(__file__).resolve().parent
 # Modules that shape how a run is observed, not what it writes: following them would make every
 # artifact stale when a log line changes.
 RUN_ONLY = frozenset({"ganops/tracking.py", "ganops/locks.py", "ganops/progress.py", "ganops/cli.py",
-                      "ganops/__main__.py"})
+                      "ganops/__main__.py",
+                      # the registry's decision and the promotion gate act on MLflow, not on any artifact
+                      "ganops/registry.py", "ganops/checks.py"})
 
 
 def _module_file(dotted: str) -> Path | None:

@@ -51,6 +51,8 @@ class DataParams(_Section):
     download: bool = Field(True, description="download missing files when the network allows")
     skip_corrupt: bool = Field(False, description="image_folder: skip unreadable files (reported)")
     grid_size: int = Field(64, ge=1, le=1024, description="images in the sample grid PNG")
+    holdout: float = Field(0.1, ge=0, lt=1, description="share of images held out of all training (seeded, "
+                           "stratified by label): the evaluation's unseen real images")
 
 
 class EmbedParams(_Section):
@@ -100,6 +102,43 @@ class TrainParams(_Section):
     checkpoint_every: int = Field(200, ge=1, description="steps between atomic checkpoints")
     log_every: int = Field(50, ge=1, description="steps between loss logs")
     sample_every: int = Field(200, ge=1, description="steps between sample grids")
+    warm_start: bool = Field(False, description="start from the registered champion's weights (same family, "
+                             "dataset and architecture) instead of a fresh initialisation")
+
+
+EVALUATORS = ("auto", "classifier", "simclr")
+
+
+class EvaluatorParams(_Section):
+    kind: Literal[EVALUATORS] = Field("auto", description="network whose features score generators: auto picks "
+                                      "classifier when the dataset has labels, simclr otherwise")
+    dim: int = Field(128, ge=2, le=4096, description="feature size")
+    epochs: int = Field(8, ge=1, description="training epochs")
+    batch_size: int = Field(256, ge=2)
+    lr: float = Field(2e-3, gt=0)
+
+
+class EvaluateParams(_Section):
+    seed: int = Field(0, ge=0, description="seed of every generated sample and subset of the evaluation")
+    n_samples: int = Field(2000, ge=10, description="generated images scored against the real training images")
+    batch_size: int = Field(500, ge=1, description="images per generator / feature-extractor batch")
+    kid_subsets: int = Field(100, ge=1)
+    kid_subset_size: int = Field(1000, ge=2)
+    pr_k: int = Field(3, ge=1, description="k of the k-NN balls of precision and recall")
+    dc_k: int = Field(5, ge=1, description="k of the k-NN balls of density and coverage")
+    per_label: int = Field(100, ge=1, description="conditional families: samples per requested label")
+    instances: int = Field(32, ge=1, description="IC-GAN: instances (seen, and held out) scored one by one")
+    per_instance: int = Field(16, ge=2, description="IC-GAN: samples per instance")
+    ppl_pairs: int = Field(500, ge=2, description="perceptual path length: latent pairs")
+    ppl_epsilon: float = Field(1e-2, gt=0, le=1, description="perceptual path length: step along the path")
+    near_copy_quantile: float = Field(0.01, gt=0, lt=1, description="a sample nearer its nearest training image "
+                                      "than this quantile of held-out real images' distances is a near-copy")
+    probe: bool = Field(True, description="linear probe on the discriminator's features (DCGAN's claim)")
+    inception: Literal["auto", "off"] = Field("auto", description="auto: also the Inception FID/KID/IS when the "
+                                              "weights are in the torch hub cache")
+    promote: bool = Field(True, description="move the registry's `champion` alias to a version that beats it")
+    min_diversity: float = Field(0.2, ge=0, description="promotion gate: samples whose spread in the evaluator's "
+                                 "space is below this share of the real images' count as collapsed")
 
 
 class TrackingParams(_Section):
@@ -117,9 +156,11 @@ class Params(_Section):
     embed: EmbedParams = EmbedParams()
     neighbors: NeighborsParams = NeighborsParams()
     train: TrainParams = TrainParams()
+    evaluator: EvaluatorParams = EvaluatorParams()
+    evaluate: EvaluateParams = EvaluateParams()
     tracking: TrackingParams = TrackingParams()
 
-    @field_validator("data", "embed", "neighbors", "train", "tracking", mode="before")
+    @field_validator("data", "embed", "neighbors", "train", "evaluator", "evaluate", "tracking", mode="before")
     @classmethod
     def _none_is_default(cls, v: Any) -> Any:
         return {} if v is None else v

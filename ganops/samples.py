@@ -37,17 +37,21 @@ def load_image(path: Path, channels: int, resolution: int) -> np.ndarray:
 
 def embed_instance(image: np.ndarray, p: Params, root: Path) -> np.ndarray:
     """h of one uint8 C×R×R image, from the same encoder (and preprocessing) as the dataset's features."""
+    return embed_many(image[None], p, root)[0]
+
+
+def embed_many(images: np.ndarray, p: Params, root: Path) -> np.ndarray:
+    """h of uint8 N×C×R×R images (e.g. held-out ones), embedded exactly as the dataset was."""
     import torch
 
     from ganops.data import store
     from ganops.embed import embed_images, extract
     from ganops.embed.pixels import PixelEncoder, mean_image
 
-    emb_dir = A.embeddings_dir(root, p)
     if p.embed.encoder == "pixels":
         encoder = PixelEncoder(mean_image(store.load_images(A.dataset_dir(root, p))))
-        return extract(encoder, image[None], torch.device("cpu"))[0]
-    return embed_images(emb_dir / "encoder.pt", image[None])[0]
+        return extract(encoder, images, torch.device("cpu"))
+    return embed_images(A.embeddings_dir(root, p) / "encoder.pt", images)
 
 
 def _article(family: str) -> str:
@@ -72,17 +76,37 @@ def _check_upstream(gdir: Path, p: Params, root: Path) -> None:
                               "restore the embeddings it was trained on.")
 
 
+def _registered(p: Params, root: Path, ref: str) -> dict:
+    """Weights of a registered version; an IC-GAN's must have been trained on the embeddings now in place."""
+    from ganops import registry
+    from ganops.tracking import GENERATOR_TAG
+
+    weights, mv = registry.load_weights(p, root, ref)
+    if weights["g_config"].get("feat_dim"):
+        dim = np.load(A.embeddings_dir(root, p) / "features.npy", mmap_mode="r").shape[1]
+        if dim != weights["g_config"]["feat_dim"]:
+            raise SampleError(f"--model {ref}: version {mv.version} conditions on {weights['g_config']['feat_dim']}-d "
+                              f"instance features, {A.embeddings_dir(root, p)} holds {dim}-d ones: set embed.* as "
+                              f"when it was trained (generator {mv.tags.get(GENERATOR_TAG, '?')})")
+    return weights
+
+
 def sample(p: Params, root: Path, n: int, seed: int, instance: Path | None = None,
-           label: int | None = None) -> np.ndarray:
-    """``n`` samples from the trained generator of ``p`` (its EMA weights when kept)."""
+           label: int | None = None, model: str | None = None) -> np.ndarray:
+    """``n`` samples from the trained generator of ``p`` (its EMA weights when kept), or from a registered
+    version (``model``: ``champion`` or a version number)."""
     from ganops.train import generate, load_weights
+    from ganops.train.sample import data_conditions
 
     gdir = A.generator_dir(root, p)
-    if not (gdir / "model.pt").exists():
+    if model is not None:
+        weights = _registered(p, root, model)
+    elif not (gdir / "model.pt").exists():
         raise SampleError(f"no {p.train.family} generator for these parameters ({gdir} is empty): train it with "
                           f"`ganops stage train --set train.family={p.train.family}` and the same --set options")
-    weights = load_weights(gdir / "model.pt")
-    _check_upstream(gdir, p, root)
+    else:
+        weights = load_weights(gdir / "model.pt")
+        _check_upstream(gdir, p, root)
     g = weights["g_config"]
     if instance is not None and not g.get("feat_dim"):
         raise SampleError(f"--instance needs an IC-GAN generator; {A.generator_dir(root, p)} is a "
@@ -90,15 +114,23 @@ def sample(p: Params, root: Path, n: int, seed: int, instance: Path | None = Non
     if label is not None and not g.get("n_classes"):
         raise SampleError(f"--label needs a class-conditional generator (cgan, or icgan with "
                           f"train.class_conditional=true); this is {_article(weights['family'])} model")
-    if g.get("n_classes") and label is None:
+    if g.get("n_classes") and label is None and (instance is not None or not g.get("feat_dim")):
         raise SampleError(f"this {weights['family']} model is class-conditional: pass --label 0..{g['n_classes'] - 1}")
     if label is not None and not 0 <= label < g["n_classes"]:
         raise SampleError(f"--label {label}: the model knows labels 0..{g['n_classes'] - 1}")
-    h = None
+    if instance is not None:
+        h = embed_instance(load_image(instance, g["channels"], g["resolution"]), p, root)
+        return generate(weights, n, seed=seed, labels=label, features=h)
+    # no image given: sample the model of the data (IC-GAN: an instance drawn per sample)
+    features = labels = None
     if g.get("feat_dim"):
-        if instance is not None:
-            h = embed_instance(load_image(instance, g["channels"], g["resolution"]), p, root)
-        else:  # no image given: condition on one seeded dataset instance
-            features = np.load(A.embeddings_dir(root, p) / "features.npy", mmap_mode="r")
-            h = np.array(features[np.random.default_rng(seed).integers(len(features))])
-    return generate(weights, n, seed=seed, labels=label, features=h)
+        features = np.load(A.embeddings_dir(root, p) / "features.npy", mmap_mode="r")
+    if g.get("n_classes"):  # class-conditional IC-GAN: the drawn instances' labels, or instances of --label
+        from ganops.data import store
+
+        labels = store.load_labels(A.dataset_dir(root, p))
+    try:
+        y, h, _ = data_conditions(g, n, seed, features, labels, label)
+    except ValueError as exc:
+        raise SampleError(f"--label {label}: {exc}") from None
+    return generate(weights, n, seed=seed, labels=y, features=h)

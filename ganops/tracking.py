@@ -101,6 +101,13 @@ class Run:
         if self._mlflow and Path(path).exists():
             self._mlflow.log_artifact(str(path), artifact_path=subdir)
 
+    def table(self, rows: list[dict[str, Any]], name: str) -> None:
+        """Rows as an MLflow table artifact (the UI's artifact view and the evaluation view show it)."""
+        if self._mlflow and rows:
+            import pandas as pd
+
+            self._mlflow.log_table(pd.DataFrame(rows), artifact_file=name)
+
     def dict(self, obj: dict[str, Any], name: str) -> None:
         if self._mlflow:
             self._mlflow.log_dict(obj, name)
@@ -289,9 +296,15 @@ def registered_model_name(p: Params) -> str:
     return f"ganops-{p.data.dataset}-{p.train.family}"
 
 
-def log_generator(run: Run, generator: Any, p: Params) -> str | None:
-    """G (its EMA weights) as an MLflow PyTorch model, registered under ``ganops-<dataset>-<family>``;
-    returns the registered version."""
+GENERATOR_TAG = "ganops.generator_hash"   # the generator artifact's content hash, on its logged model
+
+
+def log_generator(run: Run, generator: Any, weights_file: Path, content_hash: str) -> str | None:
+    """G (its EMA weights) as an MLflow PyTorch model, tagged with the generator artifact's content hash
+    so the evaluation finds it and registers it; returns the logged model's id.
+
+    model.pt rides along as an extra file: ganops loads registry models from it with
+    ``torch.load(weights_only=True)`` and never unpickles the logged module."""
     if not run.enabled:
         return None
     import mlflow.pytorch
@@ -299,9 +312,12 @@ def log_generator(run: Run, generator: Any, p: Params) -> str | None:
 
     # Explicit requirements: inferring them would import-scan the environment (slow, and offline-hostile).
     # Pickle, not MLflow 3's default pt2 export: G takes optional label/instance inputs that a traced
-    # graph cannot keep optional; loading needs `ganops` importable, as any pickled module does.
-    info = mlflow.pytorch.log_model(generator, name="generator", registered_model_name=registered_model_name(p),
-                                    serialization_format="pickle",
-                                    pip_requirements=[f"torch=={torch.__version__.split('+')[0]}", "ganops"])
-    version = getattr(info, "registered_model_version", None)
-    return None if version is None else str(version)
+    # graph cannot keep optional; loading it needs `ganops` importable, as any pickled module does.
+    with warnings.catch_warnings():   # MLflow warns that pickles are unsafe: ganops never loads this one
+        warnings.simplefilter("ignore")
+        logging.getLogger("mlflow.pytorch").setLevel(logging.ERROR)
+        info = mlflow.pytorch.log_model(generator, name="generator", serialization_format="pickle",
+                                        extra_files=[str(weights_file)],
+                                        pip_requirements=[f"torch=={torch.__version__.split('+')[0]}", "ganops"])
+    mlflow.set_logged_model_tags(info.model_id, {GENERATOR_TAG: content_hash})
+    return info.model_id

@@ -23,14 +23,32 @@ from pipelines.resources import ComputeDevice, GanopsParams, MlflowTracking, eff
 
 GROUP = "data_prep"
 TRAIN_GROUP = "training"
+EVAL_GROUP = "evaluation"
 # The stage behind each asset, and the asset of each stage.
 STAGE_OF = {"dataset": "dataset", "embeddings": "embeddings", "neighborhoods": "neighbors"}
 KEY_OF_STAGE = {"dataset": dg.AssetKey("dataset"), "embeddings": dg.AssetKey("embeddings"),
-                "neighbors": dg.AssetKey("neighborhoods")}
+                "neighbors": dg.AssetKey("neighborhoods"), "evaluator": dg.AssetKey("evaluator")}
 
 
 def generator_key(family: str) -> dg.AssetKey:
     return dg.AssetKey(["generator", family])
+
+
+def evaluation_key(family: str) -> dg.AssetKey:
+    return dg.AssetKey(["evaluation", family])
+
+
+def champion_key(family: str) -> dg.AssetKey:
+    return dg.AssetKey(["champion", family])
+
+
+def stage_key(stage: str, family: str | None = None) -> dg.AssetKey:
+    """The asset a stage's artifact is (the per-family ones need the family)."""
+    if stage == "train":
+        return generator_key(family or "")
+    if stage == "evaluate":
+        return evaluation_key(family or "")
+    return KEY_OF_STAGE[stage]
 
 
 def _image_md(path: Path, alt: str) -> dg.MetadataValue:
@@ -122,18 +140,86 @@ def generator_asset(family: str) -> dg.AssetsDefinition:
     @dg.asset(key=generator_key(family), group_name=TRAIN_GROUP, kinds={"pytorch", "mlflow"},
               deps=[KEY_OF_STAGE[s] for s in upstream_stages("train", family)],
               code_version=code_version("train"),
-              description=f"{family} ({spec.paper}): G, D and G's EMA, registered in MLflow as "
-                          f"`ganops-<dataset>-{family}`; metadata holds the final losses and a sample grid.")
+              description=f"{family} ({spec.paper}): G, D and G's EMA, logged to MLflow (the evaluation registers "
+                          f"it as `ganops-<dataset>-{family}`); metadata holds the final losses and a sample grid.")
     def generator(context: dg.AssetExecutionContext, params: GanopsParams, mlflow: MlflowTracking,
                   device: ComputeDevice) -> dg.MaterializeResult:
         result = run_stage(context, "train", params, mlflow, device, (f"train.family={family}",))
-        extra: dict[str, object] = {}
-        if result.model_version:
-            extra = {"registered_model": result.registered_model, "model_version": result.model_version}
-        return _materialized(result, extra)
+        return _materialized(result, {"logged_model": result.logged_model} if result.logged_model else {})
 
     return generator
 
 
 GENERATORS = [generator_asset(family) for family in SPECS]
-ALL = [dataset, embeddings, neighborhoods, *GENERATORS]
+
+
+@dg.asset(group_name=EVAL_GROUP, deps=[dataset], kinds={"pytorch", "numpy"}, code_version=code_version("evaluator"),
+          description="The network whose feature space scores every generator of the dataset (a classifier when "
+                      "labels exist, else SimCLR), trained on the training images, with the real features cached.")
+def evaluator(context: dg.AssetExecutionContext, params: GanopsParams, mlflow: MlflowTracking,
+              device: ComputeDevice) -> dg.MaterializeResult:
+    return _materialized(run_stage(context, "evaluator", params, mlflow, device))
+
+
+def evaluation_asset(family: str) -> dg.AssetsDefinition:
+    """The evaluation of one family's generator; it registers the generator as a model version. Promotion
+    waits for the blocking `promotion_gate` check, in the `champion/<family>` asset below it."""
+    spec = SPECS[family]
+
+    @dg.asset(key=evaluation_key(family), group_name=EVAL_GROUP, kinds={"pytorch", "mlflow"},
+              deps=[*(stage_key(s, family) for s in upstream_stages("evaluate", family))],
+              code_version=code_version("evaluate"),
+              description=f"{family} ({spec.paper}) scored in the evaluator's space: FID, KID, precision/recall, "
+                          "density/coverage, memorisation, path length, probes; pictures; a registry version.")
+    def evaluation(context: dg.AssetExecutionContext, params: GanopsParams, mlflow: MlflowTracking,
+                   device: ComputeDevice) -> dg.MaterializeResult:
+        result = run_stage(context, "evaluate", params, mlflow, device,
+                           (f"train.family={family}", "evaluate.promote=false"))
+        extra: dict[str, object] = {}
+        if result.model_version:
+            extra = {"registered_model": result.registered_model, "model_version": result.model_version}
+        return _materialized(result, extra)
+
+    return evaluation
+
+
+def champion_asset(family: str) -> dg.AssetsDefinition:
+    @dg.asset(key=champion_key(family), group_name=EVAL_GROUP, kinds={"mlflow"}, deps=[evaluation_key(family)],
+              description=f"The `champion` alias of `ganops-<dataset>-{family}`: moved to the evaluated version "
+                          "when it passes the promotion gate and beats the champion's FID in the same space.")
+    def champion(context: dg.AssetExecutionContext, params: GanopsParams, mlflow: MlflowTracking,
+                 device: ComputeDevice) -> dg.MaterializeResult:
+        from ganops.stages.evaluate import promote
+
+        try:
+            p = effective_params(params, mlflow, device, (f"train.family={family}",))
+            decision = promote(p, params.root())
+        except (ParamsError, *user_errors()) as exc:
+            raise dg.Failure(description=describe(exc)) from None
+        context.log.info(f"{decision.model} v{decision.version}: {decision.reason}")
+        return dg.MaterializeResult(metadata={
+            "registered_model": decision.model, "evaluated_version": decision.version,
+            "promoted": decision.promote, "reason": decision.reason,
+            "champion_version": decision.version if decision.promote else (decision.champion_version or ""),
+            "challenger_fid": decision.challenger, "champion_fid": decision.champion})
+
+    return champion
+
+
+EVALUATIONS = [evaluation_asset(family) for family in SPECS]
+CHAMPIONS = [champion_asset(family) for family in SPECS]
+
+
+@dg.asset(group_name=EVAL_GROUP, deps=[evaluation_key(f) for f in SPECS], kinds={"python"},
+          description="Every family evaluated on the dataset in one table, best FID (evaluator space) first.")
+def leaderboard(params: GanopsParams, mlflow: MlflowTracking, device: ComputeDevice) -> dg.MaterializeResult:
+    from ganops.evaluate.leaderboard import leaderboard as board
+    from ganops.evaluate.leaderboard import markdown
+
+    rows = board(params.root(), effective_params(params, mlflow, device))
+    return dg.MaterializeResult(metadata={"leaderboard": dg.MetadataValue.md(markdown(rows)),
+                                          "families": len(rows),
+                                          "best": rows[0]["family"] if rows else ""})
+
+
+ALL = [dataset, embeddings, neighborhoods, *GENERATORS, evaluator, *EVALUATIONS, *CHAMPIONS, leaderboard]

@@ -6,7 +6,7 @@ import dagster as dg
 from ganops import artifacts as A
 from ganops import checks
 from ganops.families import SPECS
-from pipelines.assets import dataset, embeddings, generator_key, neighborhoods
+from pipelines.assets import dataset, embeddings, evaluation_key, generator_key, neighborhoods
 from pipelines.resources import ComputeDevice, GanopsParams, MlflowTracking, effective_params
 
 
@@ -44,5 +44,27 @@ def generator_check(family: str) -> dg.AssetChecksDefinition:
     return generator_healthy
 
 
+def promotion_check(family: str) -> dg.AssetChecksDefinition:
+    @dg.asset_check(asset=evaluation_key(family), name="promotion_gate", blocking=True,
+                    description="Finite weights, samples not collapsed, a finite FID and one that beats the "
+                                "champion's in the same evaluator space: otherwise `champion` does not move.")
+    def promotion_gate(params: GanopsParams, mlflow: MlflowTracking, device: ComputeDevice) -> dg.AssetCheckResult:
+        from ganops import registry
+
+        p = effective_params(params, mlflow, device, (f"train.family={family}",))
+        out = A.evaluation_dir(params.root(), p)
+        outcome = checks.promotion_gate(out, p.evaluate.min_diversity)
+        if outcome.passed and p.tracking.enabled and (out / A.META).exists():
+            version = registry.version_of(p, params.root(), A.read_meta(out)["upstream"]["train"])
+            if version is not None:
+                decision = registry.decide(p, params.root(), version)
+                outcome = checks.Outcome(decision.promote, decision.reason,
+                                         {**outcome.metadata, "challenger_fid": decision.challenger,
+                                          "champion_fid": decision.champion, "version": version})
+        return _result(outcome)
+
+    return promotion_gate
+
+
 ALL = [dataset_not_empty, features_finite_unit_norm, neighbors_in_range_not_self,
-       *(generator_check(f) for f in SPECS)]
+       *(generator_check(f) for f in SPECS), *(promotion_check(f) for f in SPECS)]

@@ -19,7 +19,7 @@ from dagster._core.definitions.data_version import (
 
 from ganops import artifacts as A
 from ganops.families import SPECS
-from pipelines.assets import KEY_OF_STAGE, generator_key
+from pipelines.assets import KEY_OF_STAGE, evaluation_key, generator_key, stage_key
 from pipelines.resources import ComputeDevice, GanopsParams, MlflowTracking, effective_params
 
 
@@ -28,10 +28,11 @@ def _on_disk(params: GanopsParams, mlflow: MlflowTracking, device: ComputeDevice
     root = params.root()
     p = effective_params(params, mlflow, device)
     for stage, key in KEY_OF_STAGE.items():
-        yield key, A.stage_dir(root, p, stage)
+        yield key, A.stage_dir(root, p, stage), None
     for family in SPECS:
         q = effective_params(params, mlflow, device, (f"train.family={family}",))
-        yield generator_key(family), A.generator_dir(root, q)
+        yield generator_key(family), A.generator_dir(root, q), family
+        yield evaluation_key(family), A.evaluation_dir(root, q), family
 
 
 def _recorded(instance: dg.DagsterInstance, key: dg.AssetKey) -> tuple[str | None, str | None]:
@@ -50,7 +51,7 @@ def _event_pointer(instance: dg.DagsterInstance, key: dg.AssetKey) -> str:
 def reported_events(instance: dg.DagsterInstance, params: GanopsParams, mlflow: MlflowTracking,
                     device: ComputeDevice) -> list[dg.AssetMaterialization]:
     events = []
-    for key, directory in _on_disk(params, mlflow, device):
+    for key, directory, family in _on_disk(params, mlflow, device):
         meta_file = Path(directory) / A.META
         if not meta_file.exists():
             continue
@@ -64,7 +65,7 @@ def reported_events(instance: dg.DagsterInstance, params: GanopsParams, mlflow: 
         tags = {DATA_VERSION_TAG: meta["content_hash"], DATA_VERSION_IS_USER_PROVIDED_TAG: "true",
                 CODE_VERSION_TAG: meta.get("code_version", "")}
         for stage, up_hash in meta.get("upstream", {}).items():
-            up = KEY_OF_STAGE[stage]
+            up = stage_key(stage, family)
             tags[f"{INPUT_DATA_VERSION_TAG_PREFIX}/{up.to_user_string()}"] = up_hash
             tags[f"{INPUT_EVENT_POINTER_TAG_PREFIX}/{up.to_user_string()}"] = _event_pointer(instance, up)
         metadata = {"path": dg.MetadataValue.path(str(directory)), "content_hash": meta["content_hash"],

@@ -30,7 +30,11 @@ def fast_overrides(**extra: object) -> list[str]:
     """Small, quick settings for end-to-end tests (real stages, tiny budgets)."""
     base = {"data.limit": 300, "data.resolution": 16, "embed.epochs": 1, "embed.batch_size": 64,
             "neighbors.k": 5, "device": "cpu", "train.steps": 60, "train.g_filters": 8, "train.d_filters": 8,
-            "train.batch_size": 16, "train.checkpoint_every": 20, "train.sample_every": 30, "train.n_samples": 16}
+            "train.batch_size": 16, "train.checkpoint_every": 20, "train.sample_every": 30, "train.n_samples": 16,
+            "evaluator.epochs": 1, "evaluator.batch_size": 64, "evaluate.n_samples": 100, "evaluate.batch_size": 100,
+            "evaluate.kid_subsets": 10, "evaluate.kid_subset_size": 50, "evaluate.per_label": 10,
+            "evaluate.instances": 4, "evaluate.per_instance": 4, "evaluate.ppl_pairs": 20,
+            "evaluate.min_diversity": 0.0}     # a 60-step generator is near collapse: let the tests' promote
     base.update(extra)
     return [f"{k}={v}" for k, v in base.items()]
 

@@ -9,6 +9,7 @@ import struct
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 from conftest import SHARED_MNIST
 from PIL import Image
@@ -33,14 +34,22 @@ def test_digits_default_to_artifact(tmp_path):
     ds = store.prepare(raw, p, seed=0)
     summary = store.write_dataset(tmp_path, ds, p)
 
+    # data.holdout (0.1): 180 images, 18 per class, kept out of images.npy for the evaluation
     images = store.load_images(tmp_path)
-    assert images.shape == (1797, 1, 32, 32) and images.dtype == np.uint8
+    assert images.shape == (1617, 1, 32, 32) and images.dtype == np.uint8
     manifest = store.load_manifest(tmp_path)
-    assert list(manifest.columns) == ["index", "label", "split", "sha1", "source"]
+    assert list(manifest.columns) == ["index", "label", "split", "sha1", "source", "original_index"]
     assert manifest["sha1"].str.len().eq(40).all()
-    assert sum(summary["per_class"].values()) == 1797 and len(summary["per_class"]) == 10
-    assert summary["per_split"] == {"train": 1797}
-    assert json.loads((tmp_path / "summary.json").read_text())["metrics"]["n_images"] == 1797
+    held, held_labels = store.load_holdout(tmp_path)
+    assert held.shape == (180, 1, 32, 32) and np.bincount(held_labels).min() >= 17
+    held_manifest = pd.read_parquet(tmp_path / store.HOLDOUT_MANIFEST)
+    assert not set(held_manifest["sha1"]) & set(manifest["sha1"])      # no image in both
+    assert sorted([*manifest["original_index"], *held_manifest["original_index"]]) == list(range(1797))
+    assert sum(summary["per_class"].values()) == 1617 and len(summary["per_class"]) == 10
+    assert sum(summary["holdout_per_class"].values()) == 180
+    assert summary["per_split"] == {"train": 1617}
+    metrics = json.loads((tmp_path / "summary.json").read_text())["metrics"]
+    assert (metrics["n_images"], metrics["n_train"], metrics["n_holdout"]) == (1797, 1617, 180)
     with Image.open(tmp_path / "grid.png") as im:
         assert im.format == "PNG" and min(im.size) >= 256
 

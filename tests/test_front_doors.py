@@ -21,6 +21,8 @@ ENV = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.envi
        "DVC_NO_ANALYTICS": "1"}
 GENERATORS = {"dcgan": "generator/digits/dcgan", "cgan": "generator/digits/cgan",
               "icgan": "generator/digits/pixels/k5/icgan"}
+ARTIFACT_ASSETS = {"dataset", "embeddings", "neighborhoods", "evaluator",
+                   *(f"{kind}/{f}" for kind in ("generator", "evaluation") for f in GENERATORS)}
 
 
 def _write_params(root: Path, overrides: list[str]) -> None:
@@ -46,8 +48,9 @@ def _sh(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
 def _dirs(root: Path, families=("icgan",)) -> dict[str, Path]:
     base = root / "data"
     dirs = {"dataset": base / "dataset/digits", "embeddings": base / "embeddings/digits/pixels",
-            "neighbors": base / "neighbors/digits/pixels/k5"}
-    return {**dirs, **{f: base / GENERATORS[f] for f in families}}
+            "neighbors": base / "neighbors/digits/pixels/k5", "evaluator": base / "evaluator/digits"}
+    return {**dirs, **{f: base / GENERATORS[f] for f in families},
+            **{f"evaluation {f}": base / GENERATORS[f].replace("generator/", "evaluation/", 1) for f in families}}
 
 
 def _metas(root: Path, families=("icgan",)) -> dict[str, bytes]:
@@ -102,7 +105,7 @@ def test_cli_runs_the_chain_as_one_pipeline_run_in_mlflow(cli_project):
     parents = [r for r, t in tags.items() if "ganops.pipeline" in t]
     assert len(parents) == 1 and tags[parents[0]]["ganops.door"] == "cli"
     children = {t["ganops.stage"]: t for t in tags.values() if "ganops.stage" in t}
-    assert sorted(children) == ["dataset", "embeddings", "neighbors", "train"]
+    assert sorted(children) == ["dataset", "embeddings", "evaluate", "evaluator", "neighbors", "train"]
     assert all(t["mlflow.parentRunId"] == parents[0] and t["ganops.door"] == "cli" for t in children.values())
     assert all(t.get("mlflow.source.git.commit") is None or len(t["mlflow.source.git.commit"]) == 40
                for t in children.values())
@@ -116,8 +119,13 @@ def test_cli_runs_the_chain_as_one_pipeline_run_in_mlflow(cli_project):
     assert params["data.dataset"] == "digits" and params["neighbors.k"] == "5"
     logged = {p.name for p in (cli_project / "mlartifacts").rglob("*") if p.is_file()}
     assert {"grid.png", "panel.png", "meta.json", "samples.png", "MLmodel"} <= logged
+    # the evaluation registered the trained generator; the first healthy version becomes the champion
     versions = con.execute("select name, version from model_versions").fetchall()
     assert versions == [("ganops-digits-icgan", 1)]
+    decision = dict(con.execute("select key, value from model_version_tags where key like 'ganops.decision%'"))
+    aliases = con.execute("select name, alias, version from registered_model_aliases").fetchall()
+    assert aliases == [("ganops-digits-icgan", "champion", 1)]
+    assert decision["ganops.decision"] == "promoted" and decision["ganops.decision_reason"] == "no champion yet"
 
 
 def test_same_parameters_give_the_same_bytes_through_every_door(cli_project, dvc_project, dagster_result):
@@ -181,9 +189,10 @@ def test_dagster_sees_what_dvc_built_with_the_same_versions(dvc_project):
             instance.report_runless_asset_event(event)
         return events
 
-    def status() -> dict:
+    def status() -> dict:   # of the assets that are artifacts on disk (champion/* and leaderboard are not)
         resolver = get_stale_status_resolver(instance, [defs.get_assets_def(k) for k in graph.get_all_asset_keys()])
-        return {k.to_user_string(): resolver.get_status(k) for k in graph.get_all_asset_keys()}
+        return {k.to_user_string(): resolver.get_status(k) for k in graph.get_all_asset_keys()
+                if k.to_user_string() in ARTIFACT_ASSETS}
 
     # the dataset as an older version of the code left it: same bytes, another code version
     dataset_meta = root / "data/dataset/digits/meta.json"
@@ -191,10 +200,10 @@ def test_dagster_sees_what_dvc_built_with_the_same_versions(dvc_project):
     dataset_meta.write_text(json.dumps({**json.loads(current), "code_version": "0" * 16}))
     try:
         reported = {e.asset_key.to_user_string(): e for e in tick()}
-        assert set(reported) == {"dataset", "embeddings", "neighborhoods", "generator/dcgan", "generator/cgan",
-                                 "generator/icgan"}
-        for name, directory in {**_dirs(root, ()), "generator/icgan": root / "data" / GENERATORS["icgan"]}.items():
+        assert set(reported) == ARTIFACT_ASSETS
+        for name, directory in _dirs(root, tuple(GENERATORS)).items():
             key = {"neighbors": "neighborhoods"}.get(name, name)
+            key = f"generator/{key}" if key in GENERATORS else key.replace("evaluation ", "evaluation/")
             content_hash = json.loads((directory / "meta.json").read_text())["content_hash"]
             assert reported[key].tags["dagster/data_version"] == content_hash
         assert status()["dataset"] == StaleStatus.STALE     # built by other code: Dagster says so, as DVC would
@@ -208,8 +217,9 @@ def test_dagster_sees_what_dvc_built_with_the_same_versions(dvc_project):
 def test_dagster_metadata_and_checks(dagster_result):
     _, result, _ = dagster_result
     mats = {m.asset_key.to_user_string(): m for m in result.get_asset_materialization_events()}
-    assert set(mats) == {"dataset", "embeddings", "neighborhoods", "generator/dcgan", "generator/cgan",
-                         "generator/icgan"}
+    families = ("dcgan", "cgan", "icgan")
+    assert set(mats) == {"dataset", "embeddings", "neighborhoods", "evaluator", "leaderboard",
+                         *(f"{kind}/{f}" for kind in ("generator", "evaluation", "champion") for f in families)}
     ds_meta = mats["dataset"].materialization.metadata
     nb_meta = mats["neighborhoods"].materialization.metadata
     assert ds_meta["n_images"].value == 300
@@ -220,9 +230,17 @@ def test_dagster_metadata_and_checks(dagster_result):
     assert g_meta["steps"].value == 60 and "final_g_loss" in g_meta
     assert "data:image/png;base64," in g_meta["sample_grid"].value
     assert g_meta["mlflow_run"].value.startswith("http://localhost:5000/#/experiments/")
-    assert g_meta["registered_model"].value == "ganops-digits-icgan" and g_meta["model_version"].value == "1"
+    assert g_meta["logged_model"].value.startswith("m-")
+    e_meta = mats["evaluation/icgan"].materialization.metadata
+    assert e_meta["registered_model"].value == "ganops-digits-icgan" and e_meta["model_version"].value == "1"
+    assert "fid_evaluator" in e_meta and "data:image/png;base64," in e_meta["latent_walk"].value
+    board = mats["leaderboard"].materialization.metadata
+    assert board["families"].value == 3 and "| family |" in board["leaderboard"].value
+    for f in families:   # each family's first healthy version becomes its champion
+        c_meta = mats[f"champion/{f}"].materialization.metadata
+        assert c_meta["promoted"].value is True and c_meta["reason"].value == "no champion yet"
     checks = result.get_asset_check_evaluations()
-    assert len(checks) == 6 and all(c.passed for c in checks), [c.description for c in checks]
+    assert len(checks) == 9 and all(c.passed for c in checks), [c.description for c in checks]
 
 
 def test_dagster_records_data_and_code_versions_and_logs(dagster_result):

@@ -14,7 +14,8 @@ from ganops.lineage import code_version, stage_files
 
 DVC = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]
 DVC_STAGES = {"dataset": ("dataset", None), "embeddings": ("embeddings", None), "neighbors": ("neighbors", None),
-              **{f"train_{f}": ("train", f) for f in SPECS}}
+              **{f"train_{f}": ("train", f) for f in SPECS}, "evaluator": ("evaluator", None),
+              **{f"evaluate_{f}": ("evaluate", f) for f in SPECS}}
 RUN_ONLY_PARAMS = {"device"}   # decides where the stage runs; rerun when it changes, not part of the identity
 
 

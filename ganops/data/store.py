@@ -1,5 +1,9 @@
 """The dataset artifact (DESIGN.md §3): images.npy, manifest.parquet, summary.json and grid.png.
 
+``data.holdout`` of the images (seeded, stratified by label) go to holdout_images.npy and
+holdout_manifest.parquet instead: no stage trains on them (encoders, GANs and the evaluator read
+images.npy), so the evaluation has real images that no network has seen.
+
 ``prepare`` brings a loaded source to the common form (square ``data.resolution``, the requested
 channel count, a sha1 per image); ``write_dataset`` writes it into a (temporary) directory;
 ``load_images``/``load_labels`` read it back for the downstream stages.
@@ -16,12 +20,13 @@ from typing import Any
 import numpy as np
 
 from ganops.artifacts import ArtifactError, atomic_save_npy, atomic_write_json, load_npy, require_files
-from ganops.data.raw import RawImages
+from ganops.data.raw import RawImages, sample_indices
 from ganops.data.resize import resize_square, to_channels
 from ganops.params import DataParams
 from ganops.visual import save_grid
 
 IMAGES, MANIFEST, SUMMARY, GRID = "images.npy", "manifest.parquet", "summary.json", "grid.png"
+HOLDOUT_IMAGES, HOLDOUT_MANIFEST = "holdout_images.npy", "holdout_manifest.parquet"
 
 
 @dataclass
@@ -69,21 +74,46 @@ def _grid_sample(ds: Dataset, size: int, seed: int = 0) -> np.ndarray:
     return chosen
 
 
-def write_dataset(out: Path, ds: Dataset, p: DataParams) -> dict[str, Any]:
+def holdout_rows(labels: np.ndarray, fraction: float, seed: int) -> np.ndarray:
+    """Ascending rows held out: ``fraction`` of the images, stratified by label, seeded (another stream
+    than data.limit's, so the two samples are independent). At least one image stays in training."""
+    n = len(labels)
+    count = min(int(round(fraction * n)), n - 1)
+    if count <= 0:
+        return np.zeros(0, np.int64)
+    return sample_indices(labels, count, seed + 1)
+
+
+def _take(ds: Dataset, rows: np.ndarray) -> Dataset:
+    return Dataset(ds.images[rows], ds.labels[rows], ds.splits[rows], [ds.sources[i] for i in rows],
+                   [ds.sha1[i] for i in rows], ds.class_names, ds.report)
+
+
+def _manifest(ds: Dataset, rows: np.ndarray):
     import pandas as pd
 
+    return pd.DataFrame({"index": np.arange(len(ds.images), dtype=np.int64), "label": ds.labels,
+                         "split": ds.splits.astype(str), "sha1": ds.sha1, "source": ds.sources,
+                         "original_index": rows.astype(np.int64)})
+
+
+def write_dataset(out: Path, ds: Dataset, p: DataParams, seed: int = 0) -> dict[str, Any]:
     out = Path(out)
+    held = holdout_rows(ds.labels, p.holdout, seed)
+    kept = np.setdiff1d(np.arange(len(ds.images)), held)
+    holdout, ds = _take(ds, held), _take(ds, kept)
     atomic_save_npy(out / IMAGES, ds.images)
-    manifest = pd.DataFrame({"index": np.arange(len(ds.images), dtype=np.int64), "label": ds.labels,
-                             "split": ds.splits.astype(str), "sha1": ds.sha1, "source": ds.sources})
-    manifest.to_parquet(out / MANIFEST, index=False)
+    _manifest(ds, kept).to_parquet(out / MANIFEST, index=False)
+    atomic_save_npy(out / HOLDOUT_IMAGES, holdout.images)
+    _manifest(holdout, held).to_parquet(out / HOLDOUT_MANIFEST, index=False)
     order = _grid_sample(ds, p.grid_size)
     save_grid(ds.images[order], out / GRID, nrow=int(np.ceil(np.sqrt(len(order)))))
 
     labelled = ds.labels >= 0
     skipped = ds.report.get("skipped", {}).get("count", 0)
     duplicates = len(ds.sha1) - len(set(ds.sha1))
-    metrics = {"n_images": len(ds.images), "n_labelled": int(labelled.sum()),
+    metrics = {"n_images": len(ds.images) + len(holdout.images), "n_train": len(ds.images),
+               "n_holdout": len(holdout.images), "n_labelled": int(labelled.sum()),
                "n_classes": int(len(np.unique(ds.labels[labelled]))), "resolution": int(ds.images.shape[-1]),
                "channels": int(ds.images.shape[1]), "n_skipped": int(skipped), "n_duplicates": int(duplicates),
                **{f"n_{s}": c for s, c in _counts(ds.splits).items()}}
@@ -92,6 +122,7 @@ def write_dataset(out: Path, ds: Dataset, p: DataParams) -> dict[str, Any]:
         "shape": list(ds.images.shape),
         "class_names": ds.class_names,
         "per_class": _counts(ds.labels[labelled], ds.class_names),
+        "holdout_per_class": _counts(holdout.labels[holdout.labels >= 0], ds.class_names),
         "per_split": _counts(ds.splits),
         "per_split_class": {s: _counts(ds.labels[(ds.splits == s) & labelled], ds.class_names)
                             for s in np.unique(ds.splits).tolist()},
@@ -120,6 +151,16 @@ def load_manifest(directory: Path):
 
 def load_labels(directory: Path) -> np.ndarray:
     return load_manifest(directory)["label"].to_numpy(np.int64)
+
+
+def load_holdout(directory: Path) -> tuple[np.ndarray, np.ndarray]:
+    """The held-out images (uint8 N×C×H×W, possibly 0 rows) and their labels."""
+    import pandas as pd
+
+    directory = Path(directory)
+    require_files(directory, [HOLDOUT_IMAGES, HOLDOUT_MANIFEST], "dataset")
+    images = load_npy(directory / HOLDOUT_IMAGES, "dataset")
+    return images, pd.read_parquet(directory / HOLDOUT_MANIFEST)["label"].to_numpy(np.int64)
 
 
 def load_summary(directory: Path) -> dict[str, Any]:

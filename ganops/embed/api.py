@@ -39,7 +39,7 @@ def embed(images: np.ndarray, labels: np.ndarray | None, p: Params, device: torc
     elif e.encoder == "classifier":
         if labels is None:
             raise EncoderError("embed.encoder=classifier needs labels; none were given")
-        model, metrics = classifier.train(images, labels, p, device, checkpoint, log)
+        model, metrics, _ = classifier.train(images, labels, p, device, checkpoint, log)
     elif e.encoder in ("resnet50", "swav"):
         model = prepare(pretrained.load(e.encoder, e.image_size, images.shape[1]), device)
     else:

@@ -44,7 +44,8 @@ def check_labels(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def train(images: np.ndarray, labels: np.ndarray, p: Params, device: torch.device, checkpoint: Path | None = None,
           log: MetricLog | None = None, on_epoch: Callable[[int, nn.Module], None] | None = None,
-          ) -> tuple[SmallCNN, dict[str, Any]]:
+          ) -> tuple[SmallCNN, dict[str, Any], nn.Module]:
+    """The trained CNN (features), its metrics, and the class-logit head on top of the features."""
     e = p.embed
     rows, mapped = check_labels(labels)
     if len(rows) < 2:
@@ -67,4 +68,4 @@ def train(images: np.ndarray, labels: np.ndarray, p: Params, device: torch.devic
                     {"classes": n_classes, "labels_sum": int(mapped.sum())}, checkpoint, log,
                     on_epoch=(lambda ep: on_epoch(ep, model)) if on_epoch else None, rows=rows)
     metrics["classes"] = n_classes
-    return model, metrics
+    return model, metrics, logits

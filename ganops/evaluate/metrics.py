@@ -57,6 +57,12 @@ def density_coverage(real: np.ndarray, fake: np.ndarray, k: int = 5) -> tuple[fl
     """Density and coverage (Naeem et al. 2020). A real sample's ball reaches its k-th nearest other
     real sample; density counts how many real balls each fake falls in (÷ k), coverage the share of real
     balls that hold at least one fake."""
+    _, density, coverage = ball_scores(real, fake, k)
+    return density, coverage
+
+
+def ball_scores(real: np.ndarray, fake: np.ndarray, k: int = 5) -> tuple[float, float, float]:
+    """(share of fakes inside any real k-NN ball, density, coverage) with the real k-NN balls."""
     radii = _knn_sq_distances(real, real, k + 1)[:, k]          # column 0 is the sample itself
     # fakes within each real ball: compare every fake-real distance with that real's radius, in chunks
     counts = np.zeros(len(fake), np.int64)
@@ -69,4 +75,4 @@ def density_coverage(real: np.ndarray, fake: np.ndarray, k: int = 5) -> tuple[fl
         inside = d < radii[None, :]
         counts[s:s + chunk] = inside.sum(1)
         covered |= inside.any(0)
-    return float(counts.sum() / (k * len(fake))), float(covered.mean())
+    return float((counts > 0).mean()), float(counts.sum() / (k * len(fake))), float(covered.mean())

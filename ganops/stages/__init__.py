@@ -29,9 +29,12 @@ def chain(p: Params, until: str | None = None) -> list[str]:
     """The stages `train.family` needs, in order, up to ``until`` (a DCGAN needs no neighborhoods)."""
     from ganops.identity import upstream_stages
 
-    if until:
-        return list(STAGES[: STAGES.index(until) + 1])
-    return [*upstream_stages("train", p.train.family), "train"]
+    full = [*upstream_stages("evaluate", p.train.family), "evaluate"]
+    if until is None:
+        return full
+    if until in full:
+        return full[: full.index(until) + 1]
+    return list(STAGES[: STAGES.index(until) + 1])  # e.g. --until neighbors for a DCGAN
 
 
 def run_all(p: Params, root: Path | str = ".", until: str | None = None,

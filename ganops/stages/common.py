@@ -29,8 +29,10 @@ class StageResult:
     images: dict[str, Path] = field(default_factory=dict)
     run_id: str | None = None
     url: str | None = None
-    registered_model: str | None = None     # the train stage's MLflow registered model and version
+    logged_model: str | None = None         # train: the MLflow logged model of G
+    registered_model: str | None = None     # evaluate: the registered model and the version it made
     model_version: str | None = None
+    decision: dict[str, Any] | None = None  # evaluate: the champion/challenger decision
 
 
 def _diff(want: dict[str, Any], have: dict[str, Any], prefix: str = ""):
@@ -89,7 +91,7 @@ def guarded(p: Params, root: Path, stage: str, ups: dict[str, str], scratch: Pat
 
 def scratch_dir(root: Path, p: Params, stage: str, ups: dict[str, str]) -> Path:
     """Where a resumable stage keeps its checkpoint: keyed by the run, so different runs never share one."""
-    name = p.train.family if stage == "train" else p.embed.encoder
+    name = {"train": p.train.family, "evaluate": p.train.family, "evaluator": p.evaluator.kind}.get(stage, p.embed.encoder)
     return A.checkpoint_dir(root, stage, f"{p.data.dataset}-{name}-{identity.run_key(p, stage, ups)}")
 
 

@@ -21,7 +21,7 @@ def run(p: Params, root: Path, ctx: RunContext) -> C.StageResult:
         t1 = time.perf_counter()
         ds = store.prepare(raw, p.data, p.seed)
         with A.atomic_dir(out) as tmp:
-            summary = store.write_dataset(tmp, ds, p.data)
+            summary = store.write_dataset(tmp, ds, p.data, p.seed)
             metrics = summary["metrics"]
             C.write_meta(tmp, p, "dataset", {}, metrics)
         run.metrics({"load_seconds": t1 - t0, "total_seconds": time.perf_counter() - t0})

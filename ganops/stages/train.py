@@ -3,6 +3,7 @@ IC-GAN also the embeddings and neighborhoods), resumable from a checkpoint keyed
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -14,9 +15,11 @@ from ganops.data import store
 from ganops.device import resolve
 from ganops.params import Params
 from ganops.stages import common as C
-from ganops.tracking import RunContext, log_generator, registered_model_name, stage_run
+from ganops.tracking import RunContext, log_generator, stage_run
 from ganops.train.preview import preview_grid
 from ganops.visual import save_grid
+
+log = logging.getLogger("ganops.stages")
 
 
 def run(p: Params, root: Path, ctx: RunContext) -> C.StageResult:
@@ -41,19 +44,39 @@ def run(p: Params, root: Path, ctx: RunContext) -> C.StageResult:
 
         images, labels = store.load_images(src), store.load_labels(src)
         run.dataset(src, p.data.dataset, ups["dataset"], context="training")
+        init, warm = _champion(p, root)
         res = T.train(p, images, labels, features, neighbors, device=device, checkpoint_path=ckpt,
-                      log=on_log, sample_cb=on_sample, identity_extra=ups)
+                      log=on_log, sample_cb=on_sample, identity_extra={**ups, **warm}, init=init)
         weights = res.weights()
         metrics = {**{f"final_{k}": v for k, v in res.final_losses.items()}, "steps": res.steps}
         with A.atomic_dir(out) as tmp:
             T.save_weights(tmp / "model.pt", weights)
             A.atomic_write_json(tmp / "history.json", res.history)
             preview_grid(weights, images, features, labels, p, tmp / "samples.png")
-            C.write_meta(tmp, p, "train", ups, metrics, extra={"device": str(device)})
+            C.write_meta(tmp, p, "train", ups, metrics, extra={"device": str(device), **warm})
         run.metrics({"train_seconds": res.seconds, "resumed_from_step": res.resumed_from or 0})
         result = C.finish("train", root, out, run, metrics, {"sample_grid": "samples.png"}, ("history.json",),
                           metrics_name=f"train_{p.train.family}")
-        result.model_version = log_generator(run, T.build_generator(weights), p)
-        result.registered_model = registered_model_name(p) if result.model_version else None
+        result.logged_model = log_generator(run, T.build_generator(weights), out / "model.pt",
+                                            result.meta["content_hash"])
     A.remove_tree(scratch)  # the artifact is complete; the checkpoint only served a killed run
     return result
+
+
+def _champion(p: Params, root: Path) -> tuple[dict | None, dict[str, str]]:
+    """train.warm_start: the registry champion's weights, and what names it (kept in meta.json)."""
+    if not p.train.warm_start:
+        return None, {}
+    from ganops import registry
+    from ganops.tracking import GENERATOR_TAG
+
+    if not p.tracking.enabled:
+        raise registry.RegistryError("train.warm_start=true needs the MLflow registry: set tracking.enabled=true")
+    try:
+        weights, mv = registry.load_weights(p, root, registry.ALIAS)
+    except registry.RegistryError:
+        log.warning("train.warm_start: %s has no champion yet; training from scratch",
+                    registry.registered_model_name(p))
+        return None, {"warm_start_from": "none (no champion yet)"}
+    return weights, {"warm_start_from": f"{registry.registered_model_name(p)} v{mv.version} "
+                                        f"(generator {mv.tags.get(GENERATOR_TAG, '?')})"}

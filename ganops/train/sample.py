@@ -74,3 +74,36 @@ def generate(weights: dict[str, Any] | str | Path | Generator, n: int, *, device
             x = G(z[sl].to(dev), None if y is None else y[sl].to(dev), None if h is None else h[sl].to(dev))
         out.append(to_uint8(x))
     return np.concatenate(out) if out else np.zeros((0, cfg.channels, cfg.resolution, cfg.resolution), np.uint8)
+
+
+def data_conditions(g_config: dict[str, Any], n: int, seed: int, features=None, labels=None,
+                    label: int | None = None) -> tuple[np.ndarray | None, np.ndarray | None, np.ndarray | None]:
+    """Conditions for ``n`` samples from the model of the data a generator learnt: (labels, h, instances).
+
+    - IC-GAN models p(x) = 1/M Σ_i p(x | h_i): each sample draws its own training instance i uniformly
+      (one shared instance would give n variations of one image, not the distribution).
+    - Class-conditional IC-GAN with ``label`` y: p(x | y) = Σ_i p(x | h_i, y) p(h_i | y), i.e. instances
+      drawn among those of class y, paired with y.
+    - cGAN: the requested ``label`` for all, or labels drawn from the training labels' distribution.
+    ``features`` / ``labels`` are the training instances' (features.npy rows and dataset labels).
+    """
+    rng = np.random.default_rng(seed)
+    feat_dim, n_classes = g_config.get("feat_dim"), g_config.get("n_classes")
+    y = h = picks = None
+    if feat_dim:
+        pool = np.arange(len(features))
+        if label is not None and n_classes:
+            pool = np.flatnonzero(np.asarray(labels) == label)
+            if pool.size == 0:
+                raise ValueError(f"no training instance has label {label}: cannot draw p(x | y={label})")
+        picks = np.sort(rng.choice(pool, n, replace=True)) if n else pool[:0]
+        h = np.asarray(features[picks], np.float32)
+        if n_classes:
+            y = np.full(n, label) if label is not None else np.asarray(labels)[picks]
+    elif n_classes:
+        if label is not None:
+            y = np.full(n, label)
+        else:
+            known = np.asarray(labels)[np.asarray(labels) >= 0]
+            y = rng.choice(known, n, replace=True)
+    return y, h, picks

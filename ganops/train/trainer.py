@@ -229,12 +229,27 @@ def json_roundtrip(obj: Any) -> Any:
     return json.loads(ckpt.identity_json(obj))
 
 
+def _warm_start(tr: Trainer, init: dict[str, Any]) -> None:
+    want, have = tr.g_cfg.to_dict(), init.get("g_config", {})
+    if want != have or tr.d_cfg.to_dict() != init.get("d_config", {}):
+        diff = sorted(k for k in set(want) | set(have) if want.get(k) != have.get(k))
+        raise TrainError(f"train.warm_start: the champion's networks differ from these parameters' in {diff}; "
+                         "train with the champion's architecture or set train.warm_start=false")
+    tr.G.load_state_dict(init["g"])
+    tr.D.load_state_dict(init["d"])
+    if tr.ema is not None:
+        tr.ema.load_state_dict(init["ema"] if init.get("ema") is not None else init["g"])
+
+
 def train(p: Params, images, labels=None, features=None, neighbors=None, *,
           device: torch.device | str | None = None, checkpoint_path: Path | None = None,
           log: LogFn | None = None, sample_cb: SampleFn | None = None, progress: bool | None = None,
-          identity_extra: dict[str, Any] | None = None) -> TrainResult:
+          identity_extra: dict[str, Any] | None = None, init: dict[str, Any] | None = None) -> TrainResult:
     """Train ``p.train.family`` for ``p.train.steps`` G updates, resuming from ``checkpoint_path`` when
     it holds a checkpoint of the same parameters and data (and refusing one of others).
+
+    ``init``: weights (``save_weights``' layout) to start G, D and the EMA from instead of a fresh
+    initialisation (warm start from the registry's champion); the optimisers start fresh.
 
     ``progress``: None shows a bar on a terminal and INFO log lines every 5% elsewhere (see
     ``ganops.progress``), True forces the bar, False shows nothing."""
@@ -243,6 +258,8 @@ def train(p: Params, images, labels=None, features=None, neighbors=None, *,
     tp = tr.tp
     path = Path(checkpoint_path) if checkpoint_path is not None else None
     resumed = None
+    if init is not None:
+        _warm_start(tr, init)
     if path is not None and path.exists():
         state = ckpt.load(path)
         ckpt.check_identity(path, state.get("identity", {}), tr.identity)

@@ -1,0 +1,46 @@
+"""The leaderboard: every family evaluated on a dataset, in one table (for the evaluation's MLflow
+run, the Dagster asset's metadata and `ganops leaderboard`), best FID in the evaluator space first."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+from ganops import artifacts as A
+from ganops.families import SPECS
+from ganops.params import Params
+
+COLUMNS = ("fid_evaluator", "kid_evaluator_mean", "precision_evaluator", "recall_evaluator", "density_evaluator",
+           "coverage_evaluator", "label_accuracy", "label_accuracy_swapped", "instance_label_agreement",
+           "heldout_instance_precision", "near_copy_fraction", "ppl", "probe_discriminator", "probe_pixels",
+           "fid_inception")
+
+
+def leaderboard(root: Path, p: Params) -> list[dict[str, Any]]:
+    """One row per family whose evaluation exists for these parameters (IC-GAN: this encoder and k)."""
+    rows = []
+    for family in SPECS:
+        directory = A.evaluation_dir(root, p, family)
+        if not (directory / A.META).exists():
+            continue
+        meta = A.read_meta(directory)
+        metrics = meta.get("metrics", {})
+        variant = family
+        if meta.get("params", {}).get("train", {}).get("class_conditional") and family == "icgan":
+            variant = "icgan (class-conditional)"
+        rows.append({"family": variant, "steps": meta.get("params", {}).get("train", {}).get("steps"),
+                     **{c: metrics.get(c) for c in COLUMNS if c in metrics}})
+    return sorted(rows, key=lambda r: (r.get("fid_evaluator") is None, r.get("fid_evaluator") or 0.0))
+
+
+def markdown(rows: list[dict[str, Any]]) -> str:
+    """The table as Markdown (Dagster's metadata, the terminal)."""
+    if not rows:
+        return "no evaluation yet: run `ganops stage evaluate` (per family) or `dvc repro`"
+    cols = ["family", "steps", *(c for c in COLUMNS if any(c in r for r in rows))]
+    fmt = lambda v: "–" if v is None or (isinstance(v, float) and math.isnan(v)) else (  # noqa: E731
+        f"{v:.4g}" if isinstance(v, float) else str(v))
+    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    lines += ["| " + " | ".join(fmt(r.get(c)) for c in cols) + " |" for r in rows]
+    return "\n".join(lines)

@@ -1,0 +1,98 @@
+"""Stage `evaluate`: score the generator of `train.family` in the evaluator's feature space (and
+Inception's when its weights are present), write the report and the pictures, then register the
+generator as a version of its MLflow model and decide whether it becomes the champion.
+
+The artifact holds only what the inputs determine (metrics, report.json, pictures); the registry
+decision depends on what else was registered before, so it lives in the registry and the MLflow run.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+from ganops import artifacts as A
+from ganops import registry
+from ganops.data import store
+from ganops.device import resolve
+from ganops.evaluate import evaluator as E
+from ganops.evaluate import inception
+from ganops.evaluate.leaderboard import leaderboard
+from ganops.evaluate.report import Inputs, evaluate
+from ganops.params import Params
+from ganops.stages import common as C
+from ganops.tracking import RunContext, stage_run
+
+
+def _inputs(p: Params, root: Path, device) -> Inputs:
+    from ganops import neighbors as nb
+    from ganops.samples import embed_many
+    from ganops.train import load_weights
+
+    src, gdir, edir = A.dataset_dir(root, p), A.generator_dir(root, p), A.evaluator_dir(root, p)
+    held, held_labels = store.load_holdout(src)
+    history = json.loads((gdir / "history.json").read_text()) if (gdir / "history.json").exists() else []
+    x = Inputs(weights=load_weights(gdir / "model.pt"), images=store.load_images(src), labels=store.load_labels(src),
+               held_images=held, held_labels=held_labels,
+               real_features=A.load_npy(edir / "features.npy", "evaluator", mmap=False),
+               held_features=A.load_npy(edir / "holdout_features.npy", "evaluator", mmap=False),
+               evaluator=E.Evaluator.load(edir / "evaluator.pt", device), history=history)
+    if x.weights["g_config"].get("feat_dim"):
+        x.h = A.load_npy(A.embeddings_dir(root, p) / "features.npy", "embeddings")
+        x.neighbors, _ = nb.load_neighbors(A.neighbors_dir(root, p))
+        x.embed_held = lambda images: embed_many(images, p, root)
+    if p.evaluate.inception == "auto":
+        x.inception_weights = inception.find_weights()
+        x.inception_note = "" if x.inception_weights else inception.missing_message()
+    else:
+        x.inception_note = "evaluate.inception=off"
+    return x
+
+
+def run(p: Params, root: Path, ctx: RunContext) -> C.StageResult:
+    ups = C.upstream(root, p, "evaluate")
+    out = A.evaluation_dir(root, p)
+    device = resolve(p.device)
+    with C.guarded(p, root, "evaluate", ups), stage_run(p, root, "evaluate", ctx) as run:
+        t0 = time.perf_counter()
+        x = _inputs(p, root, device)
+        run.dataset(A.dataset_dir(root, p), p.data.dataset, ups["dataset"], context="evaluation")
+        with A.atomic_dir(out) as tmp:
+            report = evaluate(x, p, tmp, device)
+            A.atomic_write_json(tmp / "report.json", {"metrics": report.metrics, **report.details})
+            C.write_meta(tmp, p, "evaluate", ups, report.metrics,
+                         extra={"feature_space": report.details["feature_space"], "evaluator_kind": x.evaluator.kind})
+        run.metrics({"evaluate_seconds": time.perf_counter() - t0})
+        result = C.finish("evaluate", root, out, run, report.metrics, report.pictures, ("report.json",),
+                          metrics_name=f"evaluate_{p.train.family}")
+        board = leaderboard(root, p)
+        run.table(board, "leaderboard.json")
+        result.registered_model = registry.registered_model_name(p) if run.enabled else None
+        result.model_version = registry.register(p, root, run, A.generator_dir(root, p), ups["train"],
+                                                 ups["evaluator"], report.metrics)
+        if result.model_version:
+            result.decision = registry.decision_dict(_decide(p, root, result.model_version, p.evaluate.promote))
+    return result
+
+
+def _decide(p: Params, root: Path, version: str, apply: bool) -> registry.Decision:
+    from ganops import checks
+
+    gate = checks.promotion_gate(A.evaluation_dir(root, p), p.evaluate.min_diversity)
+    decision = registry.decide(p, root, version, gate.passed, gate.description)
+    return registry.record(p, root, decision, apply=apply)
+
+
+def promote(p: Params, root: Path) -> registry.Decision:
+    """The champion/challenger decision for the evaluated generator of ``p``, applied (Dagster's
+    `champion` asset, after the blocking promotion gate passed)."""
+    out = A.evaluation_dir(root, p)
+    if not (out / A.META).exists():
+        raise A.ArtifactError(f"{out} does not exist: run `ganops stage evaluate` first")
+    meta = A.read_meta(out, produced_by="evaluate")
+    version = registry.version_of(p, root, meta["upstream"]["train"])
+    if version is None:
+        raise registry.RegistryError(f"the generator evaluated in {out} is not registered (tracking.enabled is "
+                                     "false?): run `ganops stage evaluate` with tracking on")
+    return _decide(p, root, version, True)
