@@ -144,3 +144,31 @@ def test_class_conditional_icgan_reports_own_class_and_swapped_accuracy(project)
         assert (project / f"data/evaluation/digits/pixels/k5/icgan/{name}.png").exists()
     board = run_ganops(project, "leaderboard", sets=ICGAN).stdout
     assert "| icgan (class-conditional) |" in board and "| cgan |" in board
+
+
+def test_a_dagster_retrain_whose_challenger_loses_stops_at_the_gate(project):
+    import dagster as dg
+
+    from pipelines.definitions import defs
+    from pipelines.resources import GanopsParams
+
+    p = _params(project, CGAN)
+    champ = registry.champion(p, project)
+    fid = float(champ.tags[f"metric.{registry.PRIMARY}"])
+    with stage_run(p, project, "evaluate", RunContext("python")) as run:   # a champion the retrain cannot beat
+        strong = registry.register(p, project, run, A.generator_dir(project, p), "strong",
+                                   champ.tags[registry.SPACE_TAG], {registry.PRIMARY: fid / 10})
+    registry.record(p, project, registry.decide(p, project, strong), apply=True)
+    try:
+        resources = {**defs.resources, "params": GanopsParams(project_root=str(project), overrides=CGAN)}
+        keys = [dg.AssetKey(["evaluation", "cgan"]), dg.AssetKey(["champion", "cgan"])]
+        gates = [c for c in defs.asset_checks if any(k.asset_key == keys[0] for k in c.check_keys)]
+        result = dg.materialize([*(defs.get_assets_def(k) for k in keys), *gates], resources=resources,
+                                raise_on_error=False, instance=dg.DagsterInstance.ephemeral())
+        done = {m.asset_key.to_user_string() for m in result.get_asset_materialization_events()}
+        assert "evaluation/cgan" in done and "champion/cgan" not in done       # the gate stopped the chain
+        gate = [c for c in result.get_asset_check_evaluations() if c.check_name == "promotion_gate"]
+        assert len(gate) == 1 and not gate[0].passed and "does not beat" in gate[0].description
+        assert str(registry.champion(p, project).version) == strong               # the champion stays
+    finally:
+        registry._client(p, project).set_registered_model_alias(champ.name, registry.ALIAS, champ.version)

@@ -202,3 +202,18 @@ def load_folder(p: DataParams, project_root: Path, seed: int = 0) -> RawImages:
         report["limit"] = limit_report(labels, keep, seed)
     return RawImages(images=images, labels=labels[ok], splits=np.full(len(ok), "train"),
                      sources=[str(rel[i]) for i in ok], class_names=class_names, report=report)
+
+
+def folder_state(root: Path) -> dict[str, str]:
+    """What an image folder holds, for a watcher: a hash of every image's relative path and bytes. Content,
+    not modification times: a touched or re-copied file with the same bytes is no change, and an edit that
+    kept its mtime is one."""
+    import hashlib
+
+    images, _ = _scan(Path(root))
+    content = hashlib.sha256()
+    for path in images:
+        content.update(path.relative_to(root).as_posix().encode() + b"\0")
+        with open(path, "rb") as f:
+            content.update(hashlib.file_digest(f, "sha256").digest())
+    return {"content": content.hexdigest(), "files": str(len(images))}
