@@ -58,7 +58,7 @@ class DataParams(_Section):
 class EmbedParams(_Section):
     encoder: Literal[ENCODERS] = "simclr"
     dim: int = Field(128, ge=2, le=4096, description="feature size of trained encoders")
-    epochs: int = Field(15, ge=1, description="training epochs of trained encoders (SimCLR on MNIST levels off by ~12)")
+    epochs: int = Field(10, ge=1, description="training epochs of trained encoders (SimCLR on MNIST levels off by ~12)")
     batch_size: int = Field(256, ge=2, description="training batch size")
     lr: float = Field(2e-3, gt=0, description="learning rate of trained encoders")
     temperature: float = Field(0.2, gt=0, le=10, description="SimCLR NT-Xent temperature")
@@ -83,11 +83,11 @@ class TrainParams(_Section):
     family: Literal[FAMILY_NAMES] = Field("icgan", description="the GAN family (ganops.families)")
     class_conditional: bool = Field(False, description="icgan: also condition on the sampled neighbor's label")
     loss: Literal["ns", "hinge", "ls"] = Field("hinge", description="non-saturating, hinge or least squares")
-    steps: int = Field(600, ge=1, description="generator updates")
+    steps: int = Field(500, ge=1, description="generator updates")
     batch_size: int = Field(64, ge=2)
     z_dim: int = Field(100, ge=1, description="noise size")
-    g_filters: int = Field(64, ge=4, description="base width of G")
-    d_filters: int = Field(64, ge=4, description="base width of D")
+    g_filters: int = Field(32, ge=4, description="base width of G")
+    d_filters: int = Field(32, ge=4, description="base width of D")
     lr_g: float = Field(2e-4, gt=0)
     lr_d: float = Field(2e-4, gt=0)
     beta1: float = Field(0.5, ge=0, lt=1)
