@@ -89,6 +89,20 @@ def guarded(p: Params, root: Path, stage: str, ups: dict[str, str], scratch: Pat
         yield key
 
 
+@contextlib.contextmanager
+def resumable(p: Params, root: Path, stage: str, ctx, ups: dict[str, str]) -> Iterator[tuple[Path, object]]:
+    """``guarded`` plus the stage's MLflow run, for a stage that trains: yields (checkpoint path, run). A
+    killed run's checkpoint is resumed and its MLflow run continued; after success the checkpoint goes."""
+    from ganops.tracking import stage_run
+
+    scratch = scratch_dir(root, p, stage, ups)
+    ckpt = scratch / "train.pt"
+    with guarded(p, root, stage, ups, scratch), \
+            stage_run(p, root, stage, ctx, resume=scratch if ckpt.exists() else None, scratch=scratch) as run:
+        yield ckpt, run
+    A.remove_tree(scratch)  # the artifact is complete; the checkpoint only served a killed run
+
+
 def scratch_dir(root: Path, p: Params, stage: str, ups: dict[str, str]) -> Path:
     """Where a resumable stage keeps its checkpoint: keyed by the run, so different runs never share one."""
     name = {"train": p.train.family, "evaluate": p.train.family, "evaluator": p.evaluator.kind}.get(stage, p.embed.encoder)

@@ -14,19 +14,15 @@ from ganops.device import resolve
 from ganops.embed import embed
 from ganops.params import Params
 from ganops.stages import common as C
-from ganops.tracking import RunContext, stage_run
+from ganops.tracking import RunContext
 
 
 def run(p: Params, root: Path, ctx: RunContext) -> C.StageResult:
     src = A.dataset_dir(root, p)
     ups = C.upstream(root, p, "embeddings")
     out = A.embeddings_dir(root, p)
-    scratch = C.scratch_dir(root, p, "embeddings", ups)
-    ckpt = scratch / "train.pt"
     device = resolve(p.device)
-    with C.guarded(p, root, "embeddings", ups, scratch), \
-            stage_run(p, root, "embeddings", ctx, resume=scratch if ckpt.exists() else None,
-                      scratch=scratch) as run:
+    with C.resumable(p, root, "embeddings", ctx, ups) as (ckpt, run):
         t0 = time.perf_counter()
         images, labels = store.load_images(src), store.load_labels(src)
         run.dataset(src, p.data.dataset, ups["dataset"], context="training")
@@ -47,5 +43,4 @@ def run(p: Params, root: Path, ctx: RunContext) -> C.StageResult:
             C.write_meta(tmp, p, "embeddings", ups, metrics, extra={"device": str(device)})
         run.metrics({"total_seconds": time.perf_counter() - t0})
         result_ = C.finish("embeddings", root, out, run, metrics, {}, files)
-    A.remove_tree(scratch)  # the artifact is complete; the checkpoint only served a killed run
     return result_

@@ -15,18 +15,15 @@ from ganops.device import resolve
 from ganops.evaluate import evaluator as E
 from ganops.params import Params
 from ganops.stages import common as C
-from ganops.tracking import RunContext, stage_run
+from ganops.tracking import RunContext
 
 
 def run(p: Params, root: Path, ctx: RunContext) -> C.StageResult:
     src = A.dataset_dir(root, p)
     ups = C.upstream(root, p, "evaluator")
     out = A.evaluator_dir(root, p)
-    scratch = C.scratch_dir(root, p, "evaluator", ups)
-    ckpt = scratch / "train.pt"
     device = resolve(p.device)
-    with C.guarded(p, root, "evaluator", ups, scratch), \
-            stage_run(p, root, "evaluator", ctx, resume=scratch if ckpt.exists() else None, scratch=scratch) as run:
+    with C.resumable(p, root, "evaluator", ctx, ups) as (ckpt, run):
         t0 = time.perf_counter()
         images, labels = store.load_images(src), store.load_labels(src)
         held, held_labels = store.load_holdout(src)
@@ -48,5 +45,4 @@ def run(p: Params, root: Path, ctx: RunContext) -> C.StageResult:
             C.write_meta(tmp, p, "evaluator", ups, metrics, extra={"kind": ev.kind, "device": str(device)})
         run.metrics({"total_seconds": time.perf_counter() - t0})
         result = C.finish("evaluator", root, out, run, metrics, {}, ())
-    A.remove_tree(scratch)  # the artifact is complete; the checkpoint only served a killed run
     return result

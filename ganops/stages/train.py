@@ -15,7 +15,7 @@ from ganops.data import store
 from ganops.device import resolve
 from ganops.params import Params
 from ganops.stages import common as C
-from ganops.tracking import RunContext, log_generator, stage_run
+from ganops.tracking import RunContext, log_generator
 from ganops.train.preview import preview_grid
 from ganops.visual import save_grid
 
@@ -31,16 +31,13 @@ def run(p: Params, root: Path, ctx: RunContext) -> C.StageResult:
         features = A.load_npy(A.embeddings_dir(root, p) / "features.npy", "embeddings")
         neighbors, _ = nb.load_neighbors(A.neighbors_dir(root, p))
     out = A.generator_dir(root, p)
-    scratch = C.scratch_dir(root, p, "train", ups)
-    ckpt = scratch / "train.pt"
     device = resolve(p.device)
-    with C.guarded(p, root, "train", ups, scratch), \
-            stage_run(p, root, "train", ctx, resume=scratch if ckpt.exists() else None, scratch=scratch) as run:
+    with C.resumable(p, root, "train", ctx, ups) as (ckpt, run):
         def on_log(step: int, values: dict[str, float]) -> None:
             run.metrics(values, step=step)
 
         def on_sample(step: int, images: np.ndarray, nrow: int) -> None:
-            run.artifact(save_grid(images, scratch / "samples" / f"step{step:06d}.png", nrow=nrow), "samples")
+            run.artifact(save_grid(images, ckpt.parent / "samples" / f"step{step:06d}.png", nrow=nrow), "samples")
 
         images, labels = store.load_images(src), store.load_labels(src)
         run.dataset(src, p.data.dataset, ups["dataset"], context="training")
@@ -59,7 +56,6 @@ def run(p: Params, root: Path, ctx: RunContext) -> C.StageResult:
                           metrics_name=f"train_{p.train.family}")
         result.logged_model = log_generator(run, T.build_generator(weights), out / "model.pt",
                                             result.meta["content_hash"])
-    A.remove_tree(scratch)  # the artifact is complete; the checkpoint only served a killed run
     return result
 
 
