@@ -56,3 +56,35 @@ def test_density_and_coverage_agree_with_the_prdc_package():
     assert coverage == pytest.approx(ref["coverage"], abs=1e-9)
     precision, recall = M.precision_recall(real, fake, k=5)
     assert precision == pytest.approx(ref["precision"], abs=0.01) and recall == pytest.approx(ref["recall"], abs=0.01)
+
+
+def test_the_linear_probe_agrees_with_scikit_learn_on_real_digits():
+    # the probe minimises scikit-learn's LogisticRegression objective with torch's L-BFGS in float32
+    from sklearn.datasets import load_digits
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    from ganops.evaluate.probe import linear_probe
+
+    x, y = load_digits(return_X_y=True)
+    order = np.random.default_rng(0).permutation(len(x))
+    tr, te = order[:1400], order[1400:]
+    ours = linear_probe(x[tr], y[tr], x[te], y[te])
+    ref = make_pipeline(StandardScaler(), LogisticRegression(C=0.1, max_iter=2000)).fit(x[tr], y[tr])
+    assert ours > 0.9 and abs(ours - ref.score(x[te], y[te])) <= 0.01
+    labels = y.copy()
+    labels[tr[:700]] = -1                                  # unlabelled rows are left out, not class -1
+    assert linear_probe(x[tr], labels[tr], x[te], y[te]) > 0.85
+
+
+def test_one_pass_prdc_equals_torch_fidelity_and_the_prdc_package():
+    from prdc import compute_prdc
+
+    real, fake = _gauss(900, 12, 0.0, 1.0, 10), _gauss(1100, 12, 0.2, 1.3, 11)
+    both = M.prdc(real, fake, pr_k=3, dc_k=5)
+    assert (both["precision"], both["recall"]) == pytest.approx(M.precision_recall(real, fake, k=3), abs=2e-3)
+    ref = compute_prdc(real_features=real, fake_features=fake, nearest_k=5)
+    assert both["density"] == pytest.approx(ref["density"], rel=1e-4)
+    assert both["coverage"] == pytest.approx(ref["coverage"], abs=1e-9)
+    assert M.prdc(real, real + 100.0) == {"precision": 0.0, "recall": 0.0, "density": 0.0, "coverage": 0.0}

@@ -77,8 +77,7 @@ def evaluate(x: Inputs, p: Params, out: Path, device: torch.device) -> Report:
     real = x.real_features
     m[f"fid_{SPACE}"] = M.fid(real, fake_f)
     m[f"kid_{SPACE}_mean"], m[f"kid_{SPACE}_std"] = M.kid(real, fake_f, e.kid_subsets, e.kid_subset_size, e.seed)
-    m[f"precision_{SPACE}"], m[f"recall_{SPACE}"] = M.precision_recall(real, fake_f, e.pr_k)
-    m[f"density_{SPACE}"], m[f"coverage_{SPACE}"] = M.density_coverage(real, fake_f, e.dc_k)
+    m.update({f"{k}_{SPACE}": v for k, v in M.prdc(real, fake_f, e.pr_k, e.dc_k).items()})
     # collapse: the samples' spread in feature space against the real images' (1 = as varied as the data)
     m["diversity_ratio"] = float(fake_f.std(0).mean() / max(real.std(0).mean(), 1e-12))
     if fake_pred is not None and picks is not None and (x.labels >= 0).any():
@@ -139,8 +138,9 @@ def evaluate(x: Inputs, p: Params, out: Path, device: torch.device) -> Report:
     mem = memorisation.memorisation(x.images, fake, x.held_images, e.near_copy_quantile)
     m.update(mem.metrics)
     order = np.argsort(mem.fake_distance)[:16]
-    pics["nearest"] = pictures.nearest_panel(out / "nearest.png", fake[order], np.asarray(x.images[mem.fake_nearest[order]]),
-                                             mem.fake_distance[order], mem.metrics.get("nn_distance_holdout_median")).name
+    pics["nearest"] = pictures.nearest_panel(out / "nearest.png", fake[order],
+                                             np.asarray(x.images[mem.fake_nearest[order]]), mem.fake_distance[order],
+                                             mem.metrics.get("nn_distance_holdout_median")).name
 
     # -- smoothness of the latent space, conditions drawn as for the samples
     yp, hp, _ = data_conditions(g, e.ppl_pairs, e.seed + 7, x.h, x.labels)
