@@ -172,3 +172,28 @@ def test_a_dagster_retrain_whose_challenger_loses_stops_at_the_gate(project):
         assert str(registry.champion(p, project).version) == strong               # the champion stays
     finally:
         registry._client(p, project).set_registered_model_alias(champ.name, registry.ALIAS, champ.version)
+
+
+def test_warm_start_trains_on_from_the_champions_weights(project, tmp_path):
+    import shutil
+
+    import torch
+
+    from ganops.train import load_weights
+
+    # a copy of the project (its registry included): retraining here leaves the module's generator alone
+    project = Path(shutil.copytree(project, tmp_path / "copy", ignore=shutil.ignore_patterns(".locks")))
+    p = _params(project, CGAN)
+    champion, _ = registry.load_weights(p, project, registry.ALIAS)
+    sets = [*CGAN, "train.warm_start=true", "train.steps=2", "train.ema=false"]
+    run_ganops(project, "stage", "train", sets=sets)
+    out = A.generator_dir(project, _params(project, sets))
+    meta = A.read_meta(out)
+    assert meta["warm_start_from"].startswith(f"ganops-digits-cgan v{registry.champion(p, project).version} ")
+    warm = load_weights(out / "model.pt")["g"]
+    key = next(k for k in warm if k.endswith("weight") and warm[k].ndim == 4)
+    start = champion["g"][key]
+    # two Adam steps from the champion's weights: still close to them, far from a fresh initialisation
+    assert (warm[key] - start).abs().max() < 0.01 < (start - torch.randn_like(start) * 0.02).abs().max()
+    other = run_ganops(project, "stage", "train", sets=[*sets, "train.g_filters=16"], check=False)
+    assert other.returncode == 2 and "train.warm_start" in other.stderr and "filters" in other.stderr
