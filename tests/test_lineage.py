@@ -78,3 +78,20 @@ def test_dagster_generator_assets_depend_on_what_their_family_reads():
     parents = {f: {k.to_user_string() for k in graph.get(dg.AssetKey(["generator", f])).parent_keys} for f in SPECS}
     assert parents == {"dcgan": {"dataset"}, "cgan": {"dataset"},
                        "icgan": {"dataset", "embeddings", "neighborhoods"}}
+
+
+def test_dagster_evaluations_depend_on_their_generator_and_the_evaluator():
+    import dagster as dg
+
+    from pipelines.definitions import defs
+
+    graph = defs.resolve_asset_graph()
+    parents = lambda key: {k.to_user_string() for k in graph.get(dg.AssetKey(key)).parent_keys}  # noqa: E731
+    assert parents(["evaluation", "dcgan"]) == {"dataset", "generator/dcgan", "evaluator"}
+    assert parents(["evaluation", "icgan"]) == {"dataset", "embeddings", "neighborhoods", "generator/icgan",
+                                                "evaluator"}
+    assert parents(["champion", "cgan"]) == {"evaluation/cgan"}
+    assert {"evaluation/dcgan", "evaluation/cgan", "evaluation/icgan"} == parents(["leaderboard"])
+    gate = next(c for c in defs.asset_checks if any(k.asset_key == dg.AssetKey(["evaluation", "cgan"])
+                                                       for k in c.check_keys))
+    assert all(spec.blocking for spec in gate.check_specs)
