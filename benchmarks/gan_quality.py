@@ -58,7 +58,8 @@ def main() -> None:
     print(markdown(rows))
     print(f"evaluator held-out accuracy (the judge's ceiling): {judge.get('holdout_accuracy')}")
     keep = ("fid_evaluator", "label_accuracy", "label_accuracy_min", "label_accuracy_swapped",
-            "instance_label_agreement", "near_copy_fraction", "probe_discriminator", "probe_pixels", "ppl")
+            "instance_label_agreement", "near_copy_fraction_pixels", "probe_discriminator", "probe_pixels",
+            "ppl_evaluator")
     print(json.dumps({"benchmark": "gan_quality", "steps": args.steps, "filters": args.filters,
                       "evaluator_holdout_accuracy": judge.get("holdout_accuracy"), "seconds": seconds,
                       "leaderboard": [{"family": r["family"], **{k: r[k] for k in keep if r.get(k) is not None}}

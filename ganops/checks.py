@@ -103,13 +103,14 @@ def promotion_gate(evaluation: Path, min_diversity: float = 0.2) -> Outcome:
     problems = []
     if m.get("non_finite_weights", 1) > 0:
         problems.append(f"{int(m.get('non_finite_weights', 0))} non-finite weights")
-    if not m.get("diversity_ratio", 0) >= min_diversity:
-        problems.append(f"samples collapsed (diversity {m.get('diversity_ratio', 0):.3f} of the real images', "
+    diversity = m.get("diversity_ratio_evaluator", 0)
+    if not diversity >= min_diversity:
+        problems.append(f"samples collapsed (diversity {diversity:.3f} of the real images', "
                         f"at least {min_diversity} wanted)")
     fid = m.get("fid_evaluator")
     if not isinstance(fid, (int, float)) or not math.isfinite(fid):
         problems.append(f"fid_evaluator is {fid}")
     return Outcome(not problems, "; ".join(problems) or
-                   f"finite weights, diversity {m['diversity_ratio']:.3f}, fid_evaluator {fid:.4g}",
-                   {"diversity_ratio": m.get("diversity_ratio"), "fid_evaluator": fid,
+                   f"finite weights, diversity {diversity:.3f}, fid_evaluator {fid:.4g}",
+                   {"diversity_ratio_evaluator": diversity, "fid_evaluator": fid,
                     "non_finite_weights": m.get("non_finite_weights")})

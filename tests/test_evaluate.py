@@ -38,8 +38,8 @@ def test_the_report_names_every_figure_with_its_feature_space(project):
     report = json.loads((out / "report.json").read_text())
     m = report["metrics"]
     for key in ("fid_evaluator", "kid_evaluator_mean", "kid_evaluator_std", "precision_evaluator", "recall_evaluator",
-                "density_evaluator", "coverage_evaluator", "label_accuracy", "near_copy_fraction",
-                "nn_distance_ratio", "ppl", "probe_discriminator", "probe_pixels"):
+                "density_evaluator", "coverage_evaluator", "label_accuracy", "near_copy_fraction_pixels",
+                "nn_distance_pixels_ratio", "ppl_evaluator", "probe_discriminator", "probe_pixels"):
         assert key in m and np.isfinite(m[key]), key
     assert not any(k.startswith("fid") and k not in ("fid_evaluator",) for k in m)   # no Inception weights here
     assert "weights-inception-2015-12-05" in report["inception"] and "checkpoints" in report["inception"]
@@ -107,12 +107,13 @@ def test_re_evaluating_a_generator_adds_no_twin_version(project):
 
 def test_the_promotion_gate_stops_a_collapsed_or_broken_generator(tmp_path):
     def gate(**metrics):
-        (tmp_path / "report.json").write_text(json.dumps({"metrics": {"non_finite_weights": 0, "diversity_ratio": 0.9,
+        (tmp_path / "report.json").write_text(json.dumps({"metrics": {"non_finite_weights": 0, "diversity_ratio_evaluator": 0.9,
                                                                        "fid_evaluator": 1.0, **metrics}}))
         return checks.promotion_gate(tmp_path, 0.2)
 
     assert gate().passed
-    assert not gate(diversity_ratio=0.01).passed and "collapsed" in gate(diversity_ratio=0.01).description
+    collapsed = gate(diversity_ratio_evaluator=0.01)
+    assert not collapsed.passed and "collapsed" in collapsed.description
     assert not gate(non_finite_weights=3).passed and "3 non-finite" in gate(non_finite_weights=3).description
     assert not gate(fid_evaluator=float("nan")).passed
 
@@ -136,8 +137,9 @@ def test_class_conditional_icgan_reports_own_class_and_swapped_accuracy(project)
     run_ganops(project, "run", sets=ICGAN)
     report = json.loads((project / "data/evaluation/digits/pixels/k5/icgan/report.json").read_text())
     m = report["metrics"]
-    for key in ("label_accuracy", "label_accuracy_swapped", "instance_precision", "heldout_instance_precision",
-                "instance_fid_pooled", "heldout_instance_fid_pooled", "probe_encoder"):
+    for key in ("label_accuracy", "label_accuracy_swapped", "instance_precision_evaluator",
+                "heldout_instance_precision_evaluator", "instance_fid_evaluator", "heldout_instance_fid_evaluator",
+                "probe_encoder"):
         assert key in m and np.isfinite(m[key]), key
     assert set(report["label_accuracy_swapped"]) == {str(c) for c in range(10)}
     for name in ("instances", "heldout_instances"):

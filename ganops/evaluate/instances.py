@@ -48,6 +48,7 @@ def score(weights, h: np.ndarray, instance_images: np.ndarray, neighbor_rows: np
     for i in range(m):
         p, d, c = M.ball_scores(real_f[i], fake_f[i], min(k_ball, k))
         prec.append(p), dens.append(d), cov.append(c)
-    out = {"precision": float(np.mean(prec)), "density": float(np.mean(dens)), "coverage": float(np.mean(cov)),
-           "fid_pooled": M.fid(real_f.reshape(-1, real_f.shape[-1]), fake_f.reshape(-1, fake_f.shape[-1]))}
+    out = {"precision_evaluator": float(np.mean(prec)), "density_evaluator": float(np.mean(dens)),
+           "coverage_evaluator": float(np.mean(cov)),
+           "fid_evaluator": M.fid(real_f.reshape(-1, real_f.shape[-1]), fake_f.reshape(-1, fake_f.shape[-1]))}
     return InstanceScores(out, fakes.reshape(m, per_instance, *fakes.shape[1:]), neighbor_rows)

@@ -13,8 +13,8 @@ from ganops.params import Params
 
 COLUMNS = ("fid_evaluator", "kid_evaluator_mean", "precision_evaluator", "recall_evaluator", "density_evaluator",
            "coverage_evaluator", "label_accuracy", "label_accuracy_swapped", "instance_label_agreement",
-           "heldout_instance_precision", "near_copy_fraction", "ppl", "probe_discriminator", "probe_pixels",
-           "fid_inception")
+           "heldout_instance_precision_evaluator", "near_copy_fraction_pixels", "ppl_evaluator",
+           "probe_discriminator", "probe_pixels", "fid_inception")
 
 
 def leaderboard(root: Path, p: Params) -> list[dict[str, Any]]:

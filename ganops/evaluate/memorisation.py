@@ -42,11 +42,11 @@ class Memorisation:
 
 def memorisation(train_images: np.ndarray, fake: np.ndarray, held: np.ndarray, quantile: float) -> Memorisation:
     fd, fi = nearest(train_images, fake)
-    m = {"nn_distance_fake_median": float(np.median(fd))}
+    m = {"nn_distance_pixels_fake_median": float(np.median(fd))}
     if len(held):
         hd, _ = nearest(train_images, held)
         threshold = float(np.quantile(hd, quantile))
-        m.update(nn_distance_holdout_median=float(np.median(hd)),
-                 nn_distance_ratio=float(np.median(fd) / max(np.median(hd), 1e-12)),
-                 near_copy_threshold=threshold, near_copy_fraction=float((fd < threshold).mean()))
+        m.update(nn_distance_pixels_holdout_median=float(np.median(hd)),
+                 nn_distance_pixels_ratio=float(np.median(fd) / max(np.median(hd), 1e-12)),
+                 near_copy_threshold_pixels=threshold, near_copy_fraction_pixels=float((fd < threshold).mean()))
     return Memorisation(m, fd, fi)

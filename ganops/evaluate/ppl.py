@@ -47,4 +47,4 @@ def path_length(G, features_of, n_pairs: int, epsilon: float, seed: int, labels=
     d = np.concatenate(dists)
     lo, hi = np.percentile(d, [1, 99])
     kept = d[(d >= lo) & (d <= hi)]
-    return {"ppl": float(kept.mean()), "ppl_median": float(np.median(d))}
+    return {"ppl_evaluator": float(kept.mean()), "ppl_evaluator_median": float(np.median(d))}

@@ -79,7 +79,7 @@ def evaluate(x: Inputs, p: Params, out: Path, device: torch.device) -> Report:
     m[f"kid_{SPACE}_mean"], m[f"kid_{SPACE}_std"] = M.kid(real, fake_f, e.kid_subsets, e.kid_subset_size, e.seed)
     m.update({f"{k}_{SPACE}": v for k, v in M.prdc(real, fake_f, e.pr_k, e.dc_k).items()})
     # collapse: the samples' spread in feature space against the real images' (1 = as varied as the data)
-    m["diversity_ratio"] = float(fake_f.std(0).mean() / max(real.std(0).mean(), 1e-12))
+    m["diversity_ratio_evaluator"] = float(fake_f.std(0).mean() / max(real.std(0).mean(), 1e-12))
     if fake_pred is not None and picks is not None and (x.labels >= 0).any():
         m["instance_label_agreement"] = conditional.instance_label_agreement(fake_pred, x.labels[picks])
     if fake_pred is not None:
@@ -140,7 +140,7 @@ def evaluate(x: Inputs, p: Params, out: Path, device: torch.device) -> Report:
     order = np.argsort(mem.fake_distance)[:16]
     pics["nearest"] = pictures.nearest_panel(out / "nearest.png", fake[order],
                                              np.asarray(x.images[mem.fake_nearest[order]]), mem.fake_distance[order],
-                                             mem.metrics.get("nn_distance_holdout_median")).name
+                                             mem.metrics.get("nn_distance_pixels_holdout_median")).name
 
     # -- smoothness of the latent space, conditions drawn as for the samples
     yp, hp, _ = data_conditions(g, e.ppl_pairs, e.seed + 7, x.h, x.labels)
