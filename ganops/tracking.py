@@ -30,6 +30,8 @@ from ganops.params import Params
 log = logging.getLogger(__name__)
 
 EXPERIMENT_KIND = {"mlflow.experimentKind": "custom_model_development"}  # the UI's model-training view
+# MLflow draws a progress bar for every artifact it copies, even one local file: noise in a stage's log
+os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 RUN_FILE = "mlflow_run.json"
 
 
