@@ -137,6 +137,12 @@ class EvaluateParams(_Section):
     inception: Literal["auto", "off"] = Field("auto", description="auto: also the Inception FID/KID/IS when the "
                                               "weights are in the torch hub cache")
     promote: bool = Field(True, description="move the registry's `champion` alias to a version that beats it")
+
+    @field_validator("inception", mode="before")
+    @classmethod
+    def _yaml_off(cls, v: Any) -> Any:
+        # YAML 1.1 reads an unquoted `off` as false (and `on` as true): take them as the words they were
+        return {False: "off", True: "auto"}.get(v, v) if isinstance(v, bool) else v
     min_diversity: float = Field(0.2, ge=0, description="promotion gate: samples whose spread in the evaluator's "
                                  "space is below this share of the real images' count as collapsed")
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -129,35 +130,45 @@ def _fid(mv: Any) -> float | None:
     return None
 
 
-def decide(p: Params, root: Path, version: str, healthy: bool = True, health: str = "") -> Decision:
-    """Whether ``version`` should become the champion: it must be healthy and beat the champion's FID,
-    measured in the same evaluator space with the same sample count (figures from different spaces are
-    not comparable: then the newer space wins, and the reason says so)."""
+def decide(p: Params, root: Path, version: str, healthy: bool = True, health: str = "",
+           rescore: Callable[[dict[str, Any]], float | None] | None = None) -> Decision:
+    """Whether ``version`` should become the champion: it must be healthy and beat the champion's FID in
+    the same evaluator space with the same sample count. A champion scored in another space (the
+    evaluator was rebuilt, or evaluate.n_samples changed) is scored again in this one with ``rescore``
+    (its registered weights → FID); without a comparable figure the champion stays."""
     client = _client(p, root)
     name = registered_model_name(p)
     mv = client.get_model_version(name, version)
     fid = _fid(mv)
-    if not healthy:
-        return Decision(name, version, False, f"failed the health check: {health}", fid)
-    if fid is None or not math.isfinite(fid):
-        return Decision(name, version, False, f"{PRIMARY} is missing or not finite ({fid})", fid)
     current = champion(p, root)
+    held = None if current is None else str(current.version)
+    other = None if current is None else _fid(current)
+    if not healthy:
+        return Decision(name, version, False, f"failed the health check: {health}", fid, other, held)
+    if fid is None or not math.isfinite(fid):
+        return Decision(name, version, False, f"{PRIMARY} is missing or not finite ({fid})", fid, other, held)
     if current is None:
         return Decision(name, version, True, "no champion yet", fid)
-    if str(current.version) == str(version):
-        return Decision(name, version, True, "already the champion", fid, fid, str(version))
-    other = _fid(current)
+    if held == str(version):
+        return Decision(name, version, True, "already the champion", fid, fid, held)
     same_space = (current.tags.get(SPACE_TAG) == mv.tags.get(SPACE_TAG)
                   and current.tags.get(SAMPLES_TAG) == mv.tags.get(SAMPLES_TAG))
+    note = ""
     if other is None or not same_space:
-        return Decision(name, version, True, f"champion v{current.version} was scored in another evaluator space "
-                        "or sample count; its figure is not comparable, the newest evaluation wins", fid, other,
-                        str(current.version))
+        other = None
+        if rescore is not None:
+            with contextlib.suppress(RegistryError, ValueError, RuntimeError, KeyError):
+                other = rescore(load_weights(p, root, held)[0])
+        if other is None or not math.isfinite(other):
+            return Decision(name, version, False, f"champion v{held} was scored in another evaluator space or "
+                            "sample count and cannot be scored in this one; it stays champion (move the alias by "
+                            "hand if the new figure should win)", fid, None, held)
+        note = " (champion re-scored in this evaluator space)"
     if fid < other:
-        return Decision(name, version, True, f"{PRIMARY} {fid:.4g} beats the champion's {other:.4g}", fid, other,
-                        str(current.version))
-    return Decision(name, version, False, f"{PRIMARY} {fid:.4g} does not beat the champion's {other:.4g}", fid,
-                    other, str(current.version))
+        return Decision(name, version, True, f"{PRIMARY} {fid:.4g} beats the champion's {other:.4g}{note}", fid,
+                        other, held)
+    return Decision(name, version, False, f"{PRIMARY} {fid:.4g} does not beat the champion's {other:.4g}{note}",
+                    fid, other, held)
 
 
 def record(p: Params, root: Path, decision: Decision, apply: bool) -> Decision:
@@ -203,8 +214,13 @@ def resolve(p: Params, root: Path, ref: str) -> Any:
         with contextlib.suppress(Exception):
             versions = sorted(int(v.version) for v in client.search_model_versions(f"name = '{name}'"))
         have = f"versions: {', '.join(map(str, versions))}" if versions else "no versions yet"
+        hint = "run `ganops stage evaluate` to register and rank generators"
+        if versions and not ref.isdigit():
+            last = client.get_model_version(name, str(versions[-1])).tags.get("ganops.decision_reason", "")
+            hint = (f"no version was promoted yet (v{versions[-1]}: {last or 'not decided'}); train longer, or "
+                    "lower evaluate.min_diversity if the gate is too strict for short runs")
         raise RegistryError(f"--model {ref}: {name} has no {'version' if ref.isdigit() else 'alias'} {ref} "
-                            f"({have}); run `ganops stage evaluate` to register and rank generators") from exc
+                            f"({have}); {hint}") from exc
 
 
 def load_weights(p: Params, root: Path, ref: str) -> tuple[dict[str, Any], Any]:

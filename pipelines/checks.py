@@ -50,6 +50,7 @@ def promotion_check(family: str) -> dg.AssetChecksDefinition:
                                 "champion's in the same evaluator space: otherwise `champion` does not move.")
     def promotion_gate(params: GanopsParams, mlflow: MlflowTracking, device: ComputeDevice) -> dg.AssetCheckResult:
         from ganops import registry
+        from ganops.stages.evaluate import decision as decide
 
         p = effective_params(params, mlflow, device, (f"train.family={family}",))
         out = A.evaluation_dir(params.root(), p)
@@ -57,7 +58,7 @@ def promotion_check(family: str) -> dg.AssetChecksDefinition:
         if outcome.passed and p.tracking.enabled and (out / A.META).exists():
             version = registry.version_of(p, params.root(), A.read_meta(out)["upstream"]["train"])
             if version is not None:
-                decision = registry.decide(p, params.root(), version)
+                decision = decide(p, params.root(), version)
                 outcome = checks.Outcome(decision.promote, decision.reason,
                                          {**outcome.metadata, "challenger_fid": decision.challenger,
                                           "champion_fid": decision.champion, "version": version})

@@ -92,7 +92,12 @@ def test_a_challenger_that_loses_leaves_the_champion_in_place(project):
     other = None
     with stage_run(p, project, "evaluate", RunContext("python")) as run:
         other = registry.register(p, project, run, gen, "challenger-3", "another-evaluator", {registry.PRIMARY: 1e9})
-    assert "not comparable" in registry.decide(p, project, other).reason
+    # …without a way to score the champion there, the champion stays; with one, the figures compete
+    kept = registry.decide(p, project, other)
+    assert not kept.promote and "stays champion" in kept.reason
+    scored = registry.decide(p, project, other, rescore=lambda weights: 1e10)
+    assert scored.promote and "re-scored" in scored.reason and scored.champion == 1e10
+    assert not registry.decide(p, project, other, rescore=lambda weights: 1.0).promote
     # the other tests of this module expect the trained generator (v1) as the champion
     registry._client(p, project).set_registered_model_alias(champ.name, registry.ALIAS, champ.version)
 

@@ -30,15 +30,33 @@ def leaderboard(root: Path, p: Params) -> list[dict[str, Any]]:
         if meta.get("params", {}).get("train", {}).get("class_conditional") and family == "icgan":
             variant = "icgan (class-conditional)"
         rows.append({"family": variant, "steps": meta.get("params", {}).get("train", {}).get("steps"),
+                     **_registry_columns(root, p, family, meta["upstream"].get("train")),
                      **{c: metrics.get(c) for c in COLUMNS if c in metrics}})
     return sorted(rows, key=lambda r: (r.get("fid_evaluator") is None, r.get("fid_evaluator") or 0.0))
+
+
+def _registry_columns(root: Path, p: Params, family: str, generator_hash: str | None) -> dict[str, Any]:
+    """Which registered version the row's generator is, and whether it is the champion."""
+    if not p.tracking.enabled or not generator_hash:
+        return {}
+    import contextlib
+
+    from ganops import registry
+
+    q = p.model_copy(update={"train": p.train.model_copy(update={"family": family})})
+    with contextlib.suppress(Exception):   # an unreachable tracking server must not hide the table
+        version = registry.version_of(q, root, generator_hash)
+        held = registry.champion(q, root)
+        return {"version": version or "–", "champion": "yes" if held and str(held.version) == version else ""}
+    return {}
 
 
 def markdown(rows: list[dict[str, Any]]) -> str:
     """The table as Markdown (Dagster's metadata, the terminal)."""
     if not rows:
         return "no evaluation yet: run `ganops stage evaluate` (per family) or `dvc repro`"
-    cols = ["family", "steps", *(c for c in COLUMNS if any(c in r for r in rows))]
+    cols = ["family", "steps", *(c for c in ("version", "champion") if any(c in r for r in rows)),
+            *(c for c in COLUMNS if any(c in r for r in rows))]
     fmt = lambda v: "–" if v is None or (isinstance(v, float) and math.isnan(v)) else (  # noqa: E731
         f"{v:.4g}" if isinstance(v, float) else str(v))
     lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]

@@ -77,6 +77,7 @@ def evaluate(x: Inputs, p: Params, out: Path, device: torch.device) -> Report:
     real = x.real_features
     m[f"fid_{SPACE}"] = M.fid(real, fake_f)
     m[f"kid_{SPACE}_mean"], m[f"kid_{SPACE}_std"] = M.kid(real, fake_f, e.kid_subsets, e.kid_subset_size, e.seed)
+    details["kid_subset_size_used"] = min(e.kid_subset_size, len(real), len(fake_f))   # capped by the sets
     m.update({f"{k}_{SPACE}": v for k, v in M.prdc(real, fake_f, e.pr_k, e.dc_k).items()})
     # collapse: the samples' spread in feature space against the real images' (1 = as varied as the data)
     m["diversity_ratio_evaluator"] = float(fake_f.std(0).mean() / max(real.std(0).mean(), 1e-12))

@@ -44,13 +44,18 @@ def _diff(want: dict[str, Any], have: dict[str, Any], prefix: str = ""):
             yield f"{prefix}{key}", value, other
 
 
+def command(stage: str, p: Params) -> str:
+    """The command line that rebuilds a stage's artifact for these parameters (train: the family too)."""
+    return f"ganops stage train --set train.family={p.train.family}" if stage == "train" else f"ganops stage {stage}"
+
+
 def check_meta(directory: Path, meta: dict[str, Any], p: Params, stage: str, rerun: str | None = None) -> None:
     """The artifact in ``directory`` must have been made with the parameters now in force."""
     want = identity.identity(p, stage)
     diffs = [f"{k}={have!r} (now {now!r})" for k, now, have in _diff(want, meta.get("params", {}))]
     if diffs:
         raise A.ArtifactError(f"{directory} was made with other parameters: {', '.join(diffs[:6])}. "
-                              f"Run `ganops stage {rerun or stage}` (or `ganops run`) to rebuild it.")
+                              f"Run `{command(rerun or stage, p)}` (or `ganops run`) to rebuild it.")
 
 
 def upstream(root: Path, p: Params, stage: str) -> dict[str, str]:
@@ -61,7 +66,7 @@ def upstream(root: Path, p: Params, stage: str) -> dict[str, str]:
     for i, name in enumerate(needed):
         directory = A.stage_dir(root, p, name)
         if not (directory / A.META).exists():
-            todo = " then ".join(f"`ganops stage {n}`" for n in needed[i:])
+            todo = " then ".join(f"`{command(n, p)}`" for n in needed[i:])
             raise A.ArtifactError(f"{stage} needs the {name} artifact {directory}, which does not exist yet: "
                                   f"run {todo} (or `ganops run`), or materialize those assets.")
         meta = A.read_meta(directory, produced_by=name)

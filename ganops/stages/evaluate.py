@@ -76,12 +76,35 @@ def run(p: Params, root: Path, ctx: RunContext) -> C.StageResult:
     return result
 
 
-def _decide(p: Params, root: Path, version: str, apply: bool) -> registry.Decision:
+def decision(p: Params, root: Path, version: str) -> registry.Decision:
+    """The promotion gate, then the registry's comparison with the champion (re-scored in this evaluator's
+    space when it was scored in another)."""
     from ganops import checks
 
     gate = checks.promotion_gate(A.evaluation_dir(root, p), p.evaluate.min_diversity)
-    decision = registry.decide(p, root, version, gate.passed, gate.description)
-    return registry.record(p, root, decision, apply=apply)
+    return registry.decide(p, root, version, gate.passed, gate.description, rescore=_rescorer(p, root))
+
+
+def _decide(p: Params, root: Path, version: str, apply: bool) -> registry.Decision:
+    return registry.record(p, root, decision(p, root, version), apply=apply)
+
+
+def _rescorer(p: Params, root: Path):
+    """FID of other weights in this evaluation's space: same evaluator, real features, sample count, seed."""
+    def fid_of(weights: dict) -> float:
+        from ganops.evaluate import metrics as M
+        from ganops.train import generate
+        from ganops.train.sample import data_conditions
+
+        device = resolve(p.device)
+        x = _inputs(p, root, device)
+        e = p.evaluate
+        y, h, _ = data_conditions(weights["g_config"], e.n_samples, e.seed, x.h, x.labels)
+        fake = generate(weights, e.n_samples, device=device, seed=e.seed, labels=y, features=h,
+                        batch_size=e.batch_size)
+        return M.fid(x.real_features, x.evaluator.features(fake, e.batch_size))
+
+    return fid_of
 
 
 def promote(p: Params, root: Path) -> registry.Decision:

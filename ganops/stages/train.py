@@ -74,5 +74,6 @@ def _champion(p: Params, root: Path) -> tuple[dict | None, dict[str, str]]:
         log.warning("train.warm_start: %s has no champion yet; training from scratch",
                     registry.registered_model_name(p))
         return None, {"warm_start_from": "none (no champion yet)"}
-    return weights, {"warm_start_from": f"{registry.registered_model_name(p)} v{mv.version} "
-                                        f"(generator {mv.tags.get(GENERATOR_TAG, '?')})"}
+    source = f"{registry.registered_model_name(p)} v{mv.version} (generator {mv.tags.get(GENERATOR_TAG, '?')})"
+    log.info("train.warm_start: starting from the champion, %s", source)
+    return weights, {"warm_start_from": source}
