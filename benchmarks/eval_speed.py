@@ -29,7 +29,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import functools
-import gzip
 import importlib
 import json
 import sys
@@ -46,7 +45,6 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from ganops.data.resize import resize_square
 from ganops.device import cpu_state_dict
 from ganops.embed import extract
 from ganops.embed.base import to_float
@@ -57,7 +55,7 @@ from ganops.evaluate import metrics as M
 from ganops.models import get_family
 from ganops.models.blocks import Discriminator, Generator
 from ganops.neighbors import knn
-from ganops.params import EvaluateParams, EvaluatorParams, NeighborsParams, Params, TrainParams
+from ganops.params import DataParams, EvaluateParams, EvaluatorParams, NeighborsParams, Params, TrainParams
 from ganops.train import build_generator, generate
 from ganops.train.sample import data_conditions
 
@@ -69,22 +67,16 @@ BOOKKEEPING = ("n_samples", "non_finite_weights")      # in Report.metrics, but 
 
 # ---------------------------------------------------------------- setup (not timed)
 
-def _idx(path: Path) -> np.ndarray:
-    """Parse an idx file (MNIST's format): magic (dtype code, ndim), big-endian dims, raw bytes."""
-    with gzip.open(path, "rb") as f:
-        data = f.read()
-    ndim = data[3]
-    dims = [int.from_bytes(data[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim)]
-    return np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * ndim).reshape(dims)
-
-
 def load_real(n: int) -> tuple[np.ndarray, np.ndarray]:
-    """The first ``n`` MNIST test images, uint8 N×1×32×32, and their labels."""
-    images = _idx(MNIST_RAW / "t10k-images-idx3-ubyte.gz")[:n, None]
-    labels = _idx(MNIST_RAW / "t10k-labels-idx1-ubyte.gz")[:n].astype(np.int64)
-    if len(images) < n:
-        raise SystemExit(f"--n-real {n}: the MNIST test split has only {len(images)} images")
-    return np.ascontiguousarray(resize_square(images, 32)), labels
+    """The first ``n`` MNIST test images, uint8 N×1×32×32, and their labels, read as the pipeline reads them."""
+    from ganops.data.sources import load_source
+    from ganops.data.store import prepare
+
+    dp = DataParams(dataset="mnist", root=str(MNIST_RAW.parents[1]), resolution=32, download=False)
+    ds = prepare(load_source(dp, MNIST_RAW.parents[2]), dp, 0)
+    if len(ds.images) < n:
+        raise SystemExit(f"--n-real {n}: the MNIST test split has only {len(ds.images)} images")
+    return np.ascontiguousarray(ds.images[:n]), ds.labels[:n].astype(np.int64)
 
 
 def pixel_embed(train_images: np.ndarray) -> Callable[[np.ndarray], np.ndarray]:
