@@ -49,19 +49,10 @@ def promotion_check(family: str) -> dg.AssetChecksDefinition:
                     description="Finite weights, samples not collapsed, a finite FID and one that beats the "
                                 "champion's in the same evaluator space: otherwise `champion` does not move.")
     def promotion_gate(params: GanopsParams, mlflow: MlflowTracking, device: ComputeDevice) -> dg.AssetCheckResult:
-        from ganops import registry
-        from ganops.stages.evaluate import decision as decide
+        from ganops.stages.evaluate import promotion_gate as gate
 
         p = effective_params(params, mlflow, device, (f"train.family={family}",))
-        out = A.evaluation_dir(params.root(), p)
-        outcome = checks.promotion_gate(out, p.evaluate.min_diversity)
-        if outcome.passed and p.tracking.enabled and (out / A.META).exists():
-            version = registry.version_of(p, params.root(), A.read_meta(out)["upstream"]["train"])
-            if version is not None:
-                decision = decide(p, params.root(), version)
-                outcome = checks.Outcome(decision.promote, decision.reason,
-                                         {**outcome.metadata, "challenger_fid": decision.challenger,
-                                          "champion_fid": decision.champion, "version": version})
+        outcome = gate(p, params.root())
         return _result(outcome)
 
     return promotion_gate

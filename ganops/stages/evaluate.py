@@ -107,15 +107,36 @@ def _rescorer(p: Params, root: Path):
     return fid_of
 
 
-def promote(p: Params, root: Path) -> registry.Decision:
-    """The champion/challenger decision for the evaluated generator of ``p``, applied (Dagster's
-    `champion` asset, after the blocking promotion gate passed)."""
+def _evaluated_version(p: Params, root: Path) -> str | None:
+    """The registered version of the generator whose evaluation is on disk (None: not registered)."""
     out = A.evaluation_dir(root, p)
     if not (out / A.META).exists():
         raise A.ArtifactError(f"{out} does not exist: run `ganops stage evaluate` first")
-    meta = A.read_meta(out, produced_by="evaluate")
-    version = registry.version_of(p, root, meta["upstream"]["train"])
+    return registry.version_of(p, root, A.read_meta(out, produced_by="evaluate")["upstream"]["train"])
+
+
+def promote(p: Params, root: Path) -> registry.Decision:
+    """The champion/challenger decision for the evaluated generator of ``p``, applied (Dagster's
+    `champion` asset, after the blocking promotion gate passed)."""
+    version = _evaluated_version(p, root)
     if version is None:
-        raise registry.RegistryError(f"the generator evaluated in {out} is not registered (tracking.enabled is "
-                                     "false?): run `ganops stage evaluate` with tracking on")
+        raise registry.RegistryError(f"the generator evaluated in {A.evaluation_dir(root, p)} is not registered "
+                                     "(tracking.enabled is false?): run `ganops stage evaluate` with tracking on")
     return _decide(p, root, version, True)
+
+
+def promotion_gate(p: Params, root: Path):
+    """What Dagster's blocking check asks, decided nowhere else: the health gate and, when the generator is
+    registered, whether it beats the champion. Returns a ``ganops.checks.Outcome``."""
+    from ganops import checks
+
+    out = A.evaluation_dir(root, p)
+    outcome = checks.promotion_gate(out, p.evaluate.min_diversity)
+    if not (outcome.passed and p.tracking.enabled and (out / A.META).exists()):
+        return outcome
+    version = _evaluated_version(p, root)
+    if version is None:
+        return outcome
+    d = decision(p, root, version)
+    return checks.Outcome(d.promote, d.reason, {**outcome.metadata, "challenger_fid": d.challenger,
+                                                "champion_fid": d.champion, "version": version})
