@@ -89,12 +89,13 @@ class Reference:
 
 def ganops_trainer(images: np.ndarray, nz: int, nf: int, batch: int, device: torch.device):
     from ganops import params as P
+    from ganops.models import TrainData
     from ganops.train.trainer import Trainer
 
     p = P.validate({"device": device.type, "train": {
         "family": "dcgan", "loss": "ns", "z_dim": nz, "g_filters": nf, "d_filters": nf, "batch_size": batch,
         "ema": False, "lr_g": 2e-4, "lr_d": 2e-4, "beta1": 0.5, "beta2": 0.999}})
-    return Trainer(p, images, device=device)
+    return Trainer(p, TrainData(images), device=device)
 
 
 def _time(step, n: int, device: torch.device) -> float:

@@ -45,19 +45,18 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from ganops.device import cpu_state_dict
 from ganops.embed import extract
 from ganops.embed.base import to_float
 from ganops.embed.pixels import PixelEncoder, mean_image
 from ganops.evaluate import conditional, instances, memorisation, pictures, ppl, probe, report
 from ganops.evaluate import evaluator as E
 from ganops.evaluate import metrics as M
-from ganops.models import get_family
-from ganops.models.blocks import Discriminator, Generator
+from ganops.models import TrainData
 from ganops.neighbors import knn
 from ganops.params import DataParams, EvaluateParams, EvaluatorParams, NeighborsParams, Params, TrainParams
 from ganops.train import build_generator, generate
-from ganops.train.sample import data_conditions
+from ganops.train.generate import data_conditions
+from ganops.train.trainer import Trainer
 
 MNIST_RAW = REPO.parent / "shared" / "data" / "mnist" / "MNIST" / "raw"
 EXTRACTOR = "ganops-evaluator"
@@ -80,21 +79,14 @@ def load_real(n: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def pixel_embed(train_images: np.ndarray) -> Callable[[np.ndarray], np.ndarray]:
-    """The pixel encoder as the pipeline applies it (`samples.embed_many`: the dataset's mean image, every call)."""
+    """The pixel encoder as the pipeline applies it (`sample_command.embed_many`: the dataset's mean image, every call)."""
     return lambda images: extract(PixelEncoder(mean_image(train_images)), images, torch.device("cpu"))
 
 
 def fresh_weights(p: Params, images: np.ndarray, labels: np.ndarray, h: np.ndarray,
                   neighbors: np.ndarray) -> dict[str, Any]:
-    """A freshly initialised G/D of the family in ``p.train``, as the trainer builds them, in the weights layout."""
-    family = get_family(p.train.family)
-    info = family.check(p.train, images, labels, h, neighbors)
-    g_cfg, d_cfg = family.configs(p.train, info)
-    torch.manual_seed(p.seed)
-    G, D = Generator(g_cfg), Discriminator(d_cfg)
-    return {"family": family.name, "g_config": g_cfg.to_dict(), "d_config": d_cfg.to_dict(),
-            "g": cpu_state_dict(G), "d": cpu_state_dict(D), "ema": cpu_state_dict(G), "steps": 0,
-            "final_losses": {}, "identity": {}}
+    """A freshly initialised G/D of the family in ``p.train``, built by the trainer, in the weights layout."""
+    return Trainer(p, TrainData(images, labels, h, neighbors), device="cpu").result().weights()
 
 
 # ---------------------------------------------------------------- timing of sections
@@ -303,7 +295,7 @@ def main(argv: list[str] | None = None) -> None:
                       held_features=ev.features(held, e.batch_size), evaluator=ev, h=h, neighbors=neighbors,
                       embed_held=embed, inception_note="off in this benchmark (evaluator space only)")
     # the generated images report.evaluate will draw, by the same calls
-    y, hc, _ = data_conditions(weights["g_config"], e.n_samples, e.seed, h, labels)
+    y, hc, _ = data_conditions(weights["configs"]["G"], e.n_samples, e.seed, h, labels)
     fake = generate(build_generator(weights, device), e.n_samples, seed=e.seed, labels=y, features=hc,
                     batch_size=e.batch_size)
     register_evaluator(ev)

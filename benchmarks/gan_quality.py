@@ -33,6 +33,7 @@ def main() -> None:
     ap.add_argument("--samples", type=int, default=5000, help="evaluate.n_samples")
     ap.add_argument("--device", default="auto")
     ap.add_argument("--root", default=None, help="project folder (default: a temporary one)")
+    ap.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="more overrides, for every family")
     args = ap.parse_args()
 
     from ganops import params as P
@@ -42,7 +43,7 @@ def main() -> None:
     root = Path(args.root or tempfile.mkdtemp(prefix="ganops-quality-"))
     common = ["data.dataset=mnist", f"data.root={SHARED}", "data.download=false", f"device={args.device}",
               f"train.steps={args.steps}", f"train.g_filters={args.filters}", f"train.d_filters={args.filters}",
-              f"evaluate.n_samples={args.samples}", "train.checkpoint_every=100000", "train.sample_every=100000"]
+              f"evaluate.n_samples={args.samples}", "train.checkpoint_every=100000", "train.sample_every=100000", *args.set]
     seconds: dict[str, float] = {}
     rows = []
     for name in args.families:

@@ -65,17 +65,15 @@ def generator_healthy(directory: Path, n: int = 64, min_std: float = 2.0) -> Out
     Conditions are synthetic but valid: labels 0..C-1 in turn, random unit vectors for IC-GAN's h;
     the check asks whether G is usable, not whether it matches any instance.
     """
-    import torch
 
-    from ganops.train import generate, load_weights
+    from ganops.train import generate, load_weights, network_config, non_finite_count
 
     path = Path(directory) / "model.pt"
     if not path.exists():
         return Outcome(False, f"{path} is missing")
     w = load_weights(path)
-    state = w["ema"] if w.get("ema") is not None else w["g"]
-    non_finite = sum(int((~torch.isfinite(t)).sum()) for t in state.values() if t.is_floating_point())
-    g = w["g_config"]
+    non_finite = non_finite_count(w)
+    g = network_config(w, "G")
     labels = np.arange(n) % g["n_classes"] if g.get("n_classes") else None
     h = None
     if g.get("feat_dim"):

@@ -55,7 +55,7 @@ def _sample(args: argparse.Namespace, p: P.Params) -> int:
     import numpy as np
 
     from ganops.artifacts import atomic_save_npy
-    from ganops.samples import sample
+    from ganops.sample_command import sample
     from ganops.visual import save_grid
 
     if args.n < 1:

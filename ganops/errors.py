@@ -12,7 +12,7 @@ def user_errors() -> tuple[type[BaseException], ...]:
     from ganops.neighbors import NeighborsError
     from ganops.params import ParamsError
     from ganops.registry import RegistryError
-    from ganops.samples import SampleError
+    from ganops.sample_command import SampleError
     from ganops.train import TrainError
 
     return (ParamsError, ArtifactError, DataSourceError, EncoderError, NeighborsError, TrainError, SampleError,

@@ -11,14 +11,17 @@ from dataclasses import dataclass
 class FamilySpec:
     name: str
     paper: str
+    impl: str                          # "module:Class" of its networks and step (ganops.models)
     needs_neighbors: bool = False      # reads the embeddings and k-NN neighborhoods (IC-GAN)
     # train.* keys that cannot change this family's model: left out of its artifact identity
     unused_train_keys: frozenset[str] = frozenset()
 
 
 SPECS: dict[str, FamilySpec] = {s.name: s for s in (
-    FamilySpec("dcgan", "Radford et al. 2015", unused_train_keys=frozenset({"class_conditional", "h_dim"})),
-    FamilySpec("cgan", "Mirza & Osindero 2014", unused_train_keys=frozenset({"class_conditional"})),
-    FamilySpec("icgan", "Casanova et al. 2021", needs_neighbors=True),
+    FamilySpec("dcgan", "Radford et al. 2015", "ganops.models.dcgan:DCGAN",
+               unused_train_keys=frozenset({"class_conditional", "h_dim"})),
+    FamilySpec("cgan", "Mirza & Osindero 2014", "ganops.models.cgan:CGAN",
+               unused_train_keys=frozenset({"class_conditional"})),
+    FamilySpec("icgan", "Casanova et al. 2021", "ganops.models.icgan:ICGAN", needs_neighbors=True),
 )}
 FAMILY_NAMES = tuple(SPECS)

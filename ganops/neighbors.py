@@ -6,8 +6,8 @@ memory stays features + outputs + one BLAS tile, never an N×N matrix (IC-GAN's 
 back to an N×N sklearn matrix and ran out of memory at ImageNet scale). The instance itself is
 excluded from its own set, as in IC-GAN: we search k+1 and drop self.
 
-Diagnostics (purity, radii) and the neighbor panel PNG live in ``neighbors_diag`` and are
-re-exported here.
+Diagnostics (purity, radii) and the neighbor panel PNG live in ``neighbors_diag``, which builds on
+this module (never the other way round).
 """
 
 from __future__ import annotations
@@ -30,16 +30,8 @@ class NeighborsError(ValueError):
     """Bad input to the neighbors stage: the message names the file or key, the value and the fix."""
 
 
-def __getattr__(name: str) -> Any:
-    # diagnostics and save_panel live in neighbors_diag, which imports NeighborsError from here;
-    # resolving them lazily keeps either import order working.
-    if name in ("diagnostics", "save_panel"):
-        from ganops import neighbors_diag
-        return getattr(neighbors_diag, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-__all__ = ["NeighborsError", "KnnResult", "check_features", "knn", "diagnostics", "save_panel",  # noqa: F822
-           "load_neighbors", "validate_neighbors", "exclude_self"]
+__all__ = ["NeighborsError", "KnnResult", "check_features", "knn", "load_neighbors", "validate_neighbors",
+           "exclude_self"]
 
 # FAISS computes inner products as BLAS tiles of (queries × database rows), then scans each tile
 # into per-query heaps. Its defaults (4096 × 1024) leave GEMM throughput on the table; a taller

@@ -13,10 +13,11 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from ganops.encoders import ENCODER_SPECS, ENCODERS
 from ganops.families import FAMILY_NAMES
+from ganops.losses import LOSS_NAMES, LOSSES
 
 DATASETS = ("digits", "mnist", "fashion_mnist", "usps", "svhn", "cifar10", "celeba", "image_folder")
-ENCODERS = ("simclr", "classifier", "resnet50", "swav", "pixels")
 DEVICES = ("auto", "cpu", "cuda", "mps")
 
 
@@ -56,7 +57,8 @@ class DataParams(_Section):
 
 
 class EmbedParams(_Section):
-    encoder: Literal[ENCODERS] = "simclr"
+    encoder: Literal[ENCODERS] = Field(
+        "simclr", description="; ".join(f"{s.name}: {s.about}" for s in ENCODER_SPECS.values()))
     dim: int = Field(128, ge=2, le=4096, description="feature size of trained encoders")
     epochs: int = Field(10, ge=1, description="training epochs of trained encoders (SimCLR on MNIST levels off by ~12)")
     batch_size: int = Field(256, ge=2, description="training batch size")
@@ -82,7 +84,7 @@ class NeighborsParams(_Section):
 class TrainParams(_Section):
     family: Literal[FAMILY_NAMES] = Field("icgan", description="the GAN family (ganops.families)")
     class_conditional: bool = Field(False, description="icgan: also condition on the sampled neighbor's label")
-    loss: Literal["ns", "hinge", "ls"] = Field("hinge", description="non-saturating, hinge or least squares")
+    loss: Literal[LOSS_NAMES] = Field("hinge", description=", ".join(f"{k}: {v.about}" for k, v in LOSSES.items()))
     steps: int = Field(500, ge=1, description="generator updates")
     batch_size: int = Field(64, ge=2)
     z_dim: int = Field(100, ge=1, description="noise size")

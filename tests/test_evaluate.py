@@ -13,7 +13,7 @@ from ganops import artifacts as A
 from ganops import checks, registry
 from ganops import params as P
 from ganops.tracking import RunContext, stage_run
-from ganops.train.sample import data_conditions
+from ganops.train.generate import data_conditions
 
 # a judge worth its verdicts: more evaluator epochs than the other end-to-end tests need
 CGAN = fast_overrides(**{"embed.encoder": "pixels", "train.family": "cgan", "train.steps": 100, "evaluator.epochs": 8})
@@ -197,9 +197,9 @@ def test_warm_start_trains_on_from_the_champions_weights(project, tmp_path):
     out = A.generator_dir(project, _params(project, sets))
     meta = A.read_meta(out)
     assert meta["warm_start_from"].startswith(f"ganops-digits-cgan v{registry.champion(p, project).version} ")
-    warm = load_weights(out / "model.pt")["g"]
+    warm = load_weights(out / "model.pt")["networks"]["G"]
     key = next(k for k in warm if k.endswith("weight") and warm[k].ndim == 4)
-    start = champion["g"][key]
+    start = champion["networks"]["G"][key]
     # two Adam steps from the champion's weights: still close to them, far from a fresh initialisation
     assert (warm[key] - start).abs().max() < 0.01 < (start - torch.randn_like(start) * 0.02).abs().max()
     other = run_ganops(project, "stage", "train", sets=[*sets, "train.g_filters=16"], check=False)

@@ -223,12 +223,12 @@ def test_dagster_metadata_and_checks(dagster_result):
     ds_meta = mats["dataset"].materialization.metadata
     nb_meta = mats["neighborhoods"].materialization.metadata
     assert ds_meta["n_images"].value == 300
-    assert "data:image/png;base64," in ds_meta["sample_grid"].value
+    assert "data:image/png;base64," in ds_meta["dataset_grid"].value
     assert "data:image/png;base64," in nb_meta["neighbor_panel"].value
     assert 0.5 < nb_meta["purity"].value <= 1.0 and "mlflow_run_id" in nb_meta
     g_meta = mats["generator/icgan"].materialization.metadata
     assert g_meta["steps"].value == 60 and "final_g_loss" in g_meta
-    assert "data:image/png;base64," in g_meta["sample_grid"].value
+    assert "data:image/png;base64," in g_meta["preview_grid"].value
     assert g_meta["mlflow_run"].value.startswith("http://localhost:5000/#/experiments/")
     assert g_meta["logged_model"].value.startswith("m-")
     e_meta = mats["evaluation/icgan"].materialization.metadata

@@ -6,6 +6,7 @@ import pytest
 from PIL import Image
 
 from ganops import neighbors as nb
+from ganops import neighbors_diag as nd
 from ganops.params import NeighborsParams
 
 
@@ -96,24 +97,24 @@ def test_diagnostics_purity_and_radius():
     indices = np.array([[1, 2], [0, 2], [0, 1]])
     sims = np.array([[0.9, 0.5], [0.9, 0.4], [0.5, 0.4]], np.float32)
     labels = np.array([0, 0, 1])
-    d = nb.diagnostics(indices, sims, labels)
+    d = nd.diagnostics(indices, sims, labels)
     # row 0: 1 of 2 same; row 1: 1 of 2; row 2: 0 of 2 → 2/6
     assert d["purity"] == pytest.approx(2 / 6) and d["purity_at_1"] == pytest.approx(2 / 3)
     assert d["radius_k_max"] == pytest.approx(0.6) and d["similarity_max"] == pytest.approx(0.9)
-    unlabelled = nb.diagnostics(indices, sims, np.full(3, -1))
+    unlabelled = nd.diagnostics(indices, sims, np.full(3, -1))
     assert "purity" not in unlabelled
 
 
 def test_purity_on_clustered_data_is_high():
     x, labels = _clustered()
     res = nb.knn(x, 10, NeighborsParams())
-    assert nb.diagnostics(res.indices, res.similarities, labels)["purity"] > 0.95
+    assert nd.diagnostics(res.indices, res.similarities, labels)["purity"] > 0.95
 
 
 def test_panel_png(tmp_path):
     images = np.random.default_rng(0).integers(0, 256, (30, 1, 8, 8), dtype=np.uint8)
     indices = (np.arange(30)[:, None] + np.arange(1, 13)[None]) % 30
-    nb.save_panel(images, indices, tmp_path / "panel.png", rows=4, seed=0)
+    nd.save_panel(images, indices, tmp_path / "panel.png", rows=4, seed=0)
     with Image.open(tmp_path / "panel.png") as im:
         w, h = im.size
         assert im.mode == "RGB"  # coloured frames mark the query column

@@ -7,7 +7,7 @@ from PIL import Image
 
 from ganops.evaluate import pictures as P
 from ganops.models.blocks import GConfig, Generator
-from ganops.train.sample import generate
+from ganops.train.generate import generate
 from ganops.visual import CELL_MIN, MAX_SIDE
 
 RES, Z = 32, 16

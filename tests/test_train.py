@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 
+from ganops.models.batches import BatchSampler
 from ganops.models.blocks import DConfig, Discriminator, GConfig, Generator
 from ganops.params import Params
 from ganops.train import (
@@ -20,7 +21,6 @@ from ganops.train import (
     save_weights,
     train,
 )
-from ganops.train.sampling import Sampler
 
 torch.set_num_threads(1)
 
@@ -102,7 +102,7 @@ def test_icgan_real_side_comes_from_the_neighborhood_never_the_instance():
     feats = np.eye(n, dtype=np.float32)                        # h_i identifies instance i
     rng = np.random.default_rng(1)
     neighbors = np.stack([rng.choice(np.delete(np.arange(n), i), k, replace=False) for i in range(n)])
-    s = Sampler(images, None, feats, neighbors, use_labels=False, use_features=True,
+    s = BatchSampler(images, None, feats, neighbors, use_labels=False, use_features=True,
                 device=torch.device("cpu"), generator=torch.Generator().manual_seed(0))
     used = np.zeros((n, k), bool)
     for _ in range(50):
@@ -119,7 +119,7 @@ def test_icgan_real_side_comes_from_the_neighborhood_never_the_instance():
 def test_class_conditional_icgan_uses_the_neighbors_label(data):
     images, _, feats, neighbors = data
     labels = np.arange(N) * 7 % 10                              # distinct from the instance's own
-    s = Sampler(images, labels, feats, neighbors, use_labels=True, use_features=True,
+    s = BatchSampler(images, labels, feats, neighbors, use_labels=True, use_features=True,
                 device=torch.device("cpu"), generator=torch.Generator().manual_seed(0))
     d = s.draw(200)
     y, h = s.conditions(d)
@@ -158,7 +158,7 @@ def test_nan_loss_stops_naming_step_and_last_good_checkpoint(data, tmp_path, mon
     def blow_up_d_after_step_3(self):     # D's weights become NaN, as after a diverging update
         if self.step == 3:
             with torch.no_grad():
-                for w in self.D.parameters():
+                for w in self.family.networks["D"].parameters():
                     w.fill_(float("nan"))
         return step(self)
 
@@ -167,7 +167,7 @@ def test_nan_loss_stops_naming_step_and_last_good_checkpoint(data, tmp_path, mon
     with pytest.raises(TrainError, match=r"non-finite loss at step 4 .*last good checkpoint is .*ck\.pt \(step 3\)"):
         train(params(family="dcgan", steps=8, checkpoint_every=1), data[0], checkpoint_path=ck)
     saved = torch.load(ck, weights_only=True)
-    assert saved["step"] == 3 and all(torch.isfinite(v).all() for v in saved["d"].values())
+    assert saved["step"] == 3 and all(torch.isfinite(v).all() for v in saved["networks"]["D"].values())
 
 
 # ---------------------------------------------------------------- exact resume
@@ -193,15 +193,15 @@ def test_resume_is_bit_exact(data, tmp_path):
     assert first.steps == 3
     resumed = train(params(**kw), images, labels, feats, neighbors, checkpoint_path=tmp_path / "b.pt")
     assert resumed.resumed_from == 3 and resumed.steps == 6
-    _assert_same(straight.g_state, resumed.g_state)
-    _assert_same(straight.d_state, resumed.d_state)
-    _assert_same(straight.ema_state, resumed.ema_state)
+    _assert_same(straight.states["G"], resumed.states["G"])
+    _assert_same(straight.states["D"], resumed.states["D"])
+    _assert_same(straight.ema["G"], resumed.ema["G"])
     a = torch.load(tmp_path / "a.pt", weights_only=True)
     b = torch.load(tmp_path / "b.pt", weights_only=True)
-    _assert_same_opt(a["opt_g"], b["opt_g"])
-    _assert_same_opt(a["opt_d"], b["opt_d"])
+    _assert_same_opt(a["optimizers"]["G"], b["optimizers"]["G"])
+    _assert_same_opt(a["optimizers"]["D"], b["optimizers"]["D"])
     assert [e["step"] for e in resumed.history] == list(range(1, 7))
-    assert not torch.equal(straight.g_state["out.weight"], first.g_state["out.weight"])
+    assert not torch.equal(straight.states["G"]["out.weight"], first.states["G"]["out.weight"])
 
 
 def test_killed_run_resumes_to_the_same_weights(data, tmp_path):
@@ -217,9 +217,9 @@ def test_killed_run_resumes_to_the_same_weights(data, tmp_path):
         train(p, images, checkpoint_path=tmp_path / "ck.pt", log=crash)
     resumed = train(p, images, checkpoint_path=tmp_path / "ck.pt")
     assert resumed.resumed_from == 4
-    _assert_same(straight.g_state, resumed.g_state)
-    _assert_same(straight.d_state, resumed.d_state)
-    _assert_same(straight.ema_state, resumed.ema_state)
+    _assert_same(straight.states["G"], resumed.states["G"])
+    _assert_same(straight.states["D"], resumed.states["D"])
+    _assert_same(straight.ema["G"], resumed.ema["G"])
 
 
 def test_checkpoint_of_other_params_is_refused(data, tmp_path):
@@ -234,12 +234,12 @@ def test_checkpoint_of_other_params_is_refused(data, tmp_path):
 def test_ema_copies_g_before_ema_start_and_averages_after(data):
     images = data[0]
     before = train(params(family="dcgan", steps=3, ema_start=10), images)
-    _assert_same(before.g_state, before.ema_state)
+    _assert_same(before.states["G"], before.ema["G"])
     after = train(params(family="dcgan", steps=3, ema_start=1), images)
-    assert not torch.equal(after.g_state["out.weight"], after.ema_state["out.weight"])
+    assert not torch.equal(after.states["G"]["out.weight"], after.ema["G"]["out.weight"])
 
 
-def test_callbacks_get_metrics_and_sample_grids(data):
+def test_callbacks_get_metrics_and_progress_grids(data):
     images = data[0]
     logs, grids = [], []
     r = train(params(family="cgan", steps=4, log_every=2, sample_every=3), images, data[1],
@@ -284,7 +284,7 @@ def test_short_dcgan_run_on_digits_learns_something():
     losses = [v for e in r.history for v in (e["d_loss"], e["g_loss"])]
     assert all(map(math.isfinite, losses))
     init = train(params(family="dcgan", steps=1, batch_size=16, ema=False, lr_g=1e-12, lr_d=1e-12), images)
-    assert not torch.equal(init.g_state["out.weight"], r.g_state["out.weight"])
+    assert not torch.equal(init.states["G"]["out.weight"], r.states["G"]["out.weight"])
     x = generate(r.weights(), 32, seed=0).astype(np.float32)
     assert x.std(0).mean() > 1.0                                 # samples differ from one another
     assert x.mean() < 128                                        # digits are mostly dark background
@@ -317,14 +317,14 @@ def test_generator_check_passes_a_usable_g_and_fails_a_collapsed_or_broken_one(d
     save_weights(tmp_path / "ok" / "model.pt", weights)
     assert generator_healthy(tmp_path / "ok").passed
 
-    collapsed = {**weights, "ema": {k: (torch.zeros_like(v) if k.endswith("weight") and v.is_floating_point() else v)
-                                    for k, v in weights["ema"].items()}}
+    collapsed = {**weights, "ema": {"G": {k: (torch.zeros_like(v) if k.endswith("weight") and v.is_floating_point()
+                                              else v) for k, v in weights["ema"]["G"].items()}}}
     save_weights(tmp_path / "flat" / "model.pt", collapsed)
     outcome = generator_healthy(tmp_path / "flat")
     assert not outcome.passed and outcome.metadata["sample_spread"] < 2.0
 
-    broken = {**weights, "ema": {k: v.clone() for k, v in weights["ema"].items()}}
-    next(v for v in broken["ema"].values() if v.is_floating_point()).view(-1)[0] = float("nan")
+    broken = {**weights, "ema": {"G": {k: v.clone() for k, v in weights["ema"]["G"].items()}}}
+    next(v for v in broken["ema"]["G"].values() if v.is_floating_point()).view(-1)[0] = float("nan")
     save_weights(tmp_path / "nan" / "model.pt", broken)
     assert generator_healthy(tmp_path / "nan").metadata["non_finite_weights"] == 1
     assert not generator_healthy(tmp_path / "nan").passed

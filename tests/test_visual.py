@@ -6,6 +6,7 @@ import pytest
 from PIL import Image
 
 from ganops import neighbors as nb
+from ganops import neighbors_diag as nd
 from ganops.neighbors_diag import OTHER_LABEL_FRAME, PANEL_NEIGHBORS, QUERY_FRAME
 from ganops.visual import CELL_MIN, MAX_SIDE, save_grid
 
@@ -57,7 +58,7 @@ def _panel_inputs(n=30, k=12, size=16):
 
 def test_panel_marks_queries_and_other_label_neighbors(tmp_path):
     images, indices, sims, labels = _panel_inputs()
-    nb.save_panel(images, indices, tmp_path / "p.png", rows=4, seed=0, labels=labels, similarities=sims)
+    nd.save_panel(images, indices, tmp_path / "p.png", rows=4, seed=0, labels=labels, similarities=sims)
     px = _read(tmp_path / "p.png")
     query_col = px.shape[1] // (1 + PANEL_NEIGHBORS)  # the query column and its band lie left of this
 
@@ -69,16 +70,16 @@ def test_panel_marks_queries_and_other_label_neighbors(tmp_path):
     assert red[:, query_col:].any() and not red[:, :query_col].any()
 
     # Every neighbor sharing the query's label: no red frame anywhere.
-    nb.save_panel(images, indices, tmp_path / "same.png", rows=4, seed=0,
+    nd.save_panel(images, indices, tmp_path / "same.png", rows=4, seed=0,
                   labels=np.zeros(len(images), np.int64), similarities=sims)
     assert not (_read(tmp_path / "same.png") == OTHER_LABEL_FRAME).all(axis=-1).any()
 
 
 def test_panel_captions_add_room_and_depend_on_values(tmp_path):
     images, indices, sims, labels = _panel_inputs()
-    nb.save_panel(images, indices, tmp_path / "plain.png", rows=4, seed=0)
-    nb.save_panel(images, indices, tmp_path / "text.png", rows=4, seed=0, labels=labels, similarities=sims)
-    nb.save_panel(images, indices, tmp_path / "other.png", rows=4, seed=0, labels=labels, similarities=sims * 0.5)
+    nd.save_panel(images, indices, tmp_path / "plain.png", rows=4, seed=0)
+    nd.save_panel(images, indices, tmp_path / "text.png", rows=4, seed=0, labels=labels, similarities=sims)
+    nd.save_panel(images, indices, tmp_path / "other.png", rows=4, seed=0, labels=labels, similarities=sims * 0.5)
     with Image.open(tmp_path / "plain.png") as a, Image.open(tmp_path / "text.png") as b:
         assert a.mode == b.mode == "RGB"
         assert b.size[0] == a.size[0] and b.size[1] > a.size[1]
@@ -90,7 +91,7 @@ def test_panel_captions_add_room_and_depend_on_values(tmp_path):
 def test_panel_and_grid_are_byte_identical_on_rerun(tmp_path):
     images, indices, sims, labels = _panel_inputs()
     for name in ("a", "b"):
-        nb.save_panel(images, indices, tmp_path / f"{name}.png", rows=4, seed=3, labels=labels, similarities=sims)
+        nd.save_panel(images, indices, tmp_path / f"{name}.png", rows=4, seed=3, labels=labels, similarities=sims)
         save_grid(images, tmp_path / f"g{name}.png", nrow=6)
     assert (tmp_path / "a.png").read_bytes() == (tmp_path / "b.png").read_bytes()
     assert (tmp_path / "ga.png").read_bytes() == (tmp_path / "gb.png").read_bytes()
@@ -99,6 +100,6 @@ def test_panel_and_grid_are_byte_identical_on_rerun(tmp_path):
 def test_panel_rejects_mismatched_labels_and_similarities(tmp_path):
     images, indices, sims, labels = _panel_inputs()
     with pytest.raises(nb.NeighborsError, match="labels"):
-        nb.save_panel(images, indices, tmp_path / "p.png", rows=2, seed=0, labels=labels[:-1])
+        nd.save_panel(images, indices, tmp_path / "p.png", rows=2, seed=0, labels=labels[:-1])
     with pytest.raises(nb.NeighborsError, match="similarities"):
-        nb.save_panel(images, indices, tmp_path / "p.png", rows=2, seed=0, similarities=sims[:, :3])
+        nd.save_panel(images, indices, tmp_path / "p.png", rows=2, seed=0, similarities=sims[:, :3])

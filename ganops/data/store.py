@@ -57,7 +57,7 @@ def _counts(values: np.ndarray, names: list[str] | None = None) -> dict[str, int
     return out
 
 
-def _grid_sample(ds: Dataset, size: int, seed: int = 0) -> np.ndarray:
+def _grid_picks(ds: Dataset, size: int, seed: int = 0) -> np.ndarray:
     """Up to ``size`` images, as many per class as fit, in class order: a grid that shows the dataset."""
     n = len(ds.images)
     if n <= size:
@@ -106,7 +106,7 @@ def write_dataset(out: Path, ds: Dataset, p: DataParams, seed: int = 0) -> dict[
     _manifest(ds, kept).to_parquet(out / MANIFEST, index=False)
     atomic_save_npy(out / HOLDOUT_IMAGES, holdout.images)
     _manifest(holdout, held).to_parquet(out / HOLDOUT_MANIFEST, index=False)
-    order = _grid_sample(ds, p.grid_size)
+    order = _grid_picks(ds, p.grid_size)
     save_grid(ds.images[order], out / GRID, nrow=int(np.ceil(np.sqrt(len(order)))))
 
     labelled = ds.labels >= 0

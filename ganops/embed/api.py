@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import importlib
 import io
 import time
 from pathlib import Path
@@ -19,7 +20,8 @@ from ganops.embed.base import EmbedResult, EncoderError, MetricLog, check_images
 from ganops.embed.nets import build
 from ganops.embed.pixels import PixelEncoder, mean_image
 from ganops.embed.training import prepare
-from ganops.params import ENCODERS, Params
+from ganops.encoders import ENCODER_SPECS, ENCODERS
+from ganops.params import Params
 
 FORMAT = 1      # encoder.pt layout version
 
@@ -29,29 +31,42 @@ def embed(images: np.ndarray, labels: np.ndarray | None, p: Params, device: torc
     """Features of every image with ``p.embed.encoder`` (training it first when it is trained in the pipeline)."""
     e = p.embed
     check_images(images, labels)
-    t0 = time.perf_counter()
-    metrics: dict[str, Any] = {}
-    state: dict[str, Any] | None = None
-    if e.encoder == "pixels":
-        model: nn.Module = PixelEncoder(mean_image(images)).to(device)
-    elif e.encoder == "simclr":
-        model, metrics = simclr.train(images, p, device, checkpoint, log)
-    elif e.encoder == "classifier":
-        if labels is None:
-            raise EncoderError("embed.encoder=classifier needs labels; none were given")
-        model, metrics, _ = classifier.train(images, labels, p, device, checkpoint, log)
-    elif e.encoder in ("resnet50", "swav"):
-        model = prepare(pretrained.load(e.encoder, e.image_size, images.shape[1]), device)
-    else:
+    spec = ENCODER_SPECS.get(e.encoder)
+    if spec is None:
         raise EncoderError(f"key embed.encoder: value {e.encoder!r} is not allowed; expected one of {', '.join(ENCODERS)}")
+    module, _, attr = spec.impl.partition(":")
+    t0 = time.perf_counter()
+    model, metrics = getattr(importlib.import_module(module), attr)(images, labels, p, device, checkpoint, log)
     t1 = time.perf_counter()
     features = extract(model, images, device, e.extract_batch_size)
     metrics["extract_seconds"] = time.perf_counter() - t1
     metrics["total_seconds"] = time.perf_counter() - t0
-    if e.encoder != "pixels":
+    state: dict[str, Any] | None = None
+    if spec.saved:
         state = {"format": FORMAT, "encoder": e.encoder, "config": dict(model.config),
-                 "weights": cpu_state_dict(model) if e.encoder in ("simclr", "classifier") else None}
+                 "weights": cpu_state_dict(model) if spec.trained else None}
     return EmbedResult(np.ascontiguousarray(features, dtype=np.float32), state, metrics)
+
+
+# The encoders of ganops.encoders.ENCODER_SPECS: (images, labels, p, device, checkpoint, log) -> (model, metrics)
+
+def _pixels(images, labels, p: Params, device, checkpoint, log) -> tuple[nn.Module, dict[str, Any]]:
+    return PixelEncoder(mean_image(images)).to(device), {}
+
+
+def _simclr(images, labels, p: Params, device, checkpoint, log) -> tuple[nn.Module, dict[str, Any]]:
+    return simclr.train(images, p, device, checkpoint, log)
+
+
+def _classifier(images, labels, p: Params, device, checkpoint, log) -> tuple[nn.Module, dict[str, Any]]:
+    if labels is None:
+        raise EncoderError("embed.encoder=classifier needs labels; none were given")
+    model, metrics, _ = classifier.train(images, labels, p, device, checkpoint, log)
+    return model, metrics
+
+
+def _pretrained(images, labels, p: Params, device, checkpoint, log) -> tuple[nn.Module, dict[str, Any]]:
+    return prepare(pretrained.load(p.embed.encoder, p.embed.image_size, images.shape[1]), device), {}
 
 
 def load_encoder(path_or_state: Path | str | dict[str, Any], device: torch.device | str = "cpu") -> nn.Module:

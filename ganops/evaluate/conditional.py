@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ganops.train import generate
+from ganops.train import generate, network_config
 
 
 def _instances(rng: np.ndarray, labels: np.ndarray, y: int, n: int, own: bool) -> np.ndarray:
@@ -22,7 +22,7 @@ def per_label_accuracy(weights, classes: list[int], per_label: int, seed: int, p
                        labels=None, own: bool = True) -> tuple[dict[str, float], dict[str, float]]:
     """(summary, {label: accuracy}); ``predict(uint8 images) -> labels`` is the evaluator."""
     rng = np.random.default_rng(seed)
-    g = weights["g_config"]
+    g = network_config(weights, "G")
     per: dict[str, float] = {}
     for y in range(g["n_classes"]):
         h = None

@@ -21,8 +21,8 @@ from PIL import Image
 
 from ganops import device as devices
 from ganops.artifacts import atomic_write_bytes
-from ganops.train.sample import generate
-from ganops.train.sampling import to_uint8
+from ganops.pixels import to_uint8
+from ganops.train.generate import generate
 from ganops.visual import _font, _text, annotated_grid, save_grid, save_image
 
 PER_ROW = 8                 # samples per row of the sample grid

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from ganops import device as devices
-from ganops.train.sampling import to_uint8
+from ganops.pixels import to_uint8
 
 
 def slerp(a: torch.Tensor, b: torch.Tensor, t: torch.Tensor) -> torch.Tensor:

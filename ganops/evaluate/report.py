@@ -20,8 +20,8 @@ from ganops.evaluate import conditional, instances, memorisation, pictures, ppl,
 from ganops.evaluate import metrics as M
 from ganops.evaluate.evaluator import Evaluator
 from ganops.params import Params
-from ganops.train import build_discriminator, build_generator, generate
-from ganops.train.sample import data_conditions
+from ganops.train import build_discriminator, build_generator, generate, network_config, non_finite_count
+from ganops.train.generate import data_conditions
 
 log = logging.getLogger("ganops.evaluate")
 
@@ -55,17 +55,12 @@ class Report:
     pictures: dict[str, str]              # name → file name in the output folder
 
 
-def _finite_weights(weights: dict[str, Any]) -> int:
-    state = weights["ema"] if weights.get("ema") is not None else weights["g"]
-    return sum(int((~torch.isfinite(t)).sum()) for t in state.values() if t.is_floating_point())
-
-
 def evaluate(x: Inputs, p: Params, out: Path, device: torch.device) -> Report:
     e = p.evaluate
-    w, g = x.weights, x.weights["g_config"]
+    w, g = x.weights, network_config(x.weights, "G")
     G = build_generator(w, device)
     feats = lambda imgs: x.evaluator.features(imgs, e.batch_size)  # noqa: E731
-    m: dict[str, float] = {"non_finite_weights": _finite_weights(w), "n_samples": e.n_samples}
+    m: dict[str, float] = {"non_finite_weights": non_finite_count(w), "n_samples": e.n_samples}
     details: dict[str, Any] = {"feature_space": {"fid_evaluator": f"{x.evaluator.kind} evaluator trained in the "
                                                  "pipeline (data/evaluator); not comparable with Inception figures"}}
     pics: dict[str, str] = {}

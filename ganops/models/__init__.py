@@ -1,22 +1,23 @@
-"""GAN families found by name (a CycleGAN-style registry), and the networks they build."""
+"""The families' networks and training steps. Which families exist is declared once, in
+``ganops.families`` (light: the schema and both front doors read it without loading torch); each
+declaration names its class here, imported on first use."""
 
 from __future__ import annotations
 
-from ganops.models.base import DataInfo, Family
-from ganops.models.cgan import CGAN
-from ganops.models.dcgan import DCGAN
+import importlib
+
+from ganops.families import SPECS
+from ganops.models.base import Context, DataInfo, Family, TrainData
 from ganops.models.errors import TrainError
-from ganops.models.icgan import ICGAN
-
-FAMILIES: dict[str, Family] = {f.name: f for f in (DCGAN(), CGAN(), ICGAN())}
 
 
-def get_family(name: str) -> Family:
-    try:
-        return FAMILIES[name]
-    except KeyError:
-        raise TrainError(f"key 'train.family': value {name!r} is not allowed; expected one of "
-                         f"{', '.join(FAMILIES)}") from None
+def get_family(name: str) -> type[Family]:
+    """The family class declared as ``name`` in ``ganops.families.SPECS``."""
+    spec = SPECS.get(name)
+    if spec is None:
+        raise TrainError(f"key 'train.family': value {name!r} is not allowed; expected one of {', '.join(SPECS)}")
+    module, _, attr = spec.impl.partition(":")
+    return getattr(importlib.import_module(module), attr)
 
 
-__all__ = ["FAMILIES", "DataInfo", "Family", "get_family"]
+__all__ = ["Context", "DataInfo", "Family", "TrainData", "get_family"]

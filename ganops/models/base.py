@@ -1,21 +1,35 @@
-"""What every GAN family shares: what it needs from the pipeline, the checks of those inputs, and
-the network configs it builds. A family file (dcgan.py, cgan.py, icgan.py) only says how it
-conditions; the training step is the trainer's, shared by all (mimicry style)."""
+"""What a family is: its networks by name, their optimisers and schedules, its training step, and what
+its progress grid shows.
+
+The trainer (``ganops.train.trainer``) keeps what every family shares: the loop, the device, AMP and
+channels_last, an EMA of any named network, a checkpoint over all named networks, optimisers,
+schedulers and RNG states, exact resume, the NaN stop, logging and progress. A family subclass
+builds its networks in ``__init__``, its optimisers in ``configure_optimizers`` (called once the
+trainer has moved the networks), draws the data one step consumes in ``next_batch`` and updates its
+networks in ``train_step``. The models to learn from: mimicry's ``BaseGAN`` (subclasses override the
+step) and the CycleGAN repository (``model_names``, ``loss_names``, ``optimize_parameters``).
+
+Randomness a family draws goes through ``ctx.gens`` (checkpointed: exact resume) or, for weight
+initialisation only, torch's global RNG (seeded by the trainer just before ``__init__``).
+"""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any, ClassVar
 
 import numpy as np
+import torch
+from torch import nn
 
-from ganops.families import SPECS
-from ganops.models.blocks import DConfig, GConfig
-from ganops.models.errors import TrainError, check_resolution
-from ganops.params import TrainParams
+from ganops.models.errors import TrainError
+from ganops.params import Params, TrainParams
 
 
 @dataclass(frozen=True)
 class DataInfo:
+    """What the networks are built from: the data's size and shape and the conditions it offers."""
     n: int
     channels: int
     resolution: int
@@ -23,83 +37,68 @@ class DataInfo:
     feat_dim: int = 0
 
 
-class Family:
-    name = ""
-    cbn = False                  # conditional batch norm in G
+@dataclass
+class TrainData:
+    """The arrays a family trains on (uint8 N×C×H×W images; optional labels, features, neighborhoods)."""
+    images: Any
+    labels: np.ndarray | None = None
+    features: np.ndarray | None = None
+    neighbors: np.ndarray | None = None
 
-    def uses_labels(self, tp: TrainParams) -> bool:
-        return False
+
+@dataclass
+class Context:
+    """What the trainer lends a family: the parameters, the device and the checkpointed generators."""
+    p: Params
+    device: torch.device
+    gens: dict[str, torch.Generator]          # "data" and "noise": their states are checkpointed
+    channels_last: bool = False
 
     @property
-    def needs_neighbors(self) -> bool:
-        return SPECS[self.name].needs_neighbors
-
-    def uses_neighbors(self, tp: TrainParams) -> bool:
-        return self.needs_neighbors
-
-    def configs(self, tp: TrainParams, info: DataInfo) -> tuple[GConfig, DConfig]:
-        n_classes = info.n_classes if self.uses_labels(tp) else 0
-        feat_dim = info.feat_dim if self.uses_neighbors(tp) else 0
-        common = dict(resolution=info.resolution, channels=info.channels, n_classes=n_classes, feat_dim=feat_dim)
-        g = GConfig(filters=tp.g_filters, z_dim=tp.z_dim, cond_dim=tp.h_dim,
-                    cbn=self.cbn and (n_classes > 0 or feat_dim > 0), **common)
-        d = DConfig(filters=tp.d_filters, spectral_norm=tp.spectral_norm, **common)
-        return g, d
-
-    def check(self, tp: TrainParams, images, labels, features, neighbors) -> DataInfo:
-        """Validate the inputs this family needs; return what the networks are built from."""
-        if getattr(images, "ndim", 0) != 4 or images.dtype != np.uint8:
-            raise TrainError(f"training images must be uint8 N×C×H×W (images.npy), got "
-                             f"{getattr(images, 'dtype', type(images).__name__)} {getattr(images, 'shape', '')}")
-        n, c, h, w = images.shape
-        res = check_resolution(h, w)
-        n_classes = feat_dim = 0
-        if self.uses_labels(tp):
-            n_classes = _check_labels(tp, labels, n, self.name)
-        if self.uses_neighbors(tp):
-            feat_dim = _check_neighbors(features, neighbors, n)
-        if n < 2:
-            raise TrainError(f"the dataset has {n} image(s); training needs at least 2")
-        return DataInfo(n=n, channels=c, resolution=res, n_classes=n_classes, feat_dim=feat_dim)
+    def memory_format(self) -> torch.memory_format:
+        return torch.channels_last if self.channels_last else torch.contiguous_format
 
 
-def _check_labels(tp: TrainParams, labels, n: int, family: str) -> int:
-    key = "train.class_conditional=true" if family == "icgan" else f"train.family={family}"
-    if labels is None or len(labels) == 0 or bool(np.all(np.asarray(labels) < 0)):
-        other = "set train.class_conditional=false" if family == "icgan" else "use train.family=dcgan or icgan"
-        raise TrainError(f"{key} needs class labels, but the dataset is unlabelled (every label is -1). "
-                         f"Use a labelled dataset (data.dataset), or {other}.")
-    labels = np.asarray(labels)
-    if len(labels) != n:
-        raise TrainError(f"{key}: {len(labels)} labels for {n} images; run `ganops stage dataset` again")
-    missing = int((labels < 0).sum())
-    if missing:
-        raise TrainError(f"{key} needs a label for every image, but {missing} of {n} images have none (-1). "
-                         f"Use a fully labelled dataset, or a family that needs no labels.")
-    return int(labels.max()) + 1
+class Family:
+    name: ClassVar[str] = ""
+    loss_names: ClassVar[tuple[str, ...]] = ()     # what train_step returns, in this order (logged as is)
+    ema_names: ClassVar[tuple[str, ...]] = ()      # networks kept as an EMA (train.ema) and used to sample
+
+    def __init__(self, ctx: Context, data: TrainData, info: DataInfo):
+        self.ctx, self.data, self.info = ctx, data, info
+        self.networks: dict[str, nn.Module] = {}
+        self.configs: dict[str, dict[str, Any]] = {}   # each network's config: rebuilds it from the weights file
+        self.optimizers: dict[str, torch.optim.Optimizer] = {}   # set by the trainer from configure_optimizers
+        self.schedulers: dict[str, Any] = {}
+
+    # ------------------------------------------------------------ declared by each family
+
+    @classmethod
+    def check(cls, tp: TrainParams, data: TrainData) -> DataInfo:
+        """Validate the inputs this family reads; return what its networks are built from."""
+        raise NotImplementedError
+
+    def configure_optimizers(self) -> tuple[dict[str, torch.optim.Optimizer], dict[str, Any]]:
+        """Optimisers by name, and learning-rate schedulers by name (stepped once per training step)."""
+        raise NotImplementedError
+
+    def next_batch(self) -> Any:
+        """The data one training step consumes, drawn with ``ctx.gens['data']``."""
+        raise NotImplementedError
+
+    def train_step(self, batch: Any) -> Mapping[str, torch.Tensor]:
+        """Update the networks on ``batch``; return each of ``loss_names`` as a detached scalar tensor."""
+        raise NotImplementedError
+
+    def grid(self, nets: Mapping[str, nn.Module]) -> tuple[np.ndarray, int]:
+        """The fixed progress grid (uint8 N×C×H×W, images per row) from ``nets`` (the EMAs where kept),
+        already in eval mode; the same inputs every time, drawn without touching the training RNG."""
+        raise NotImplementedError
 
 
-def _check_neighbors(features, neighbors, n: int) -> int:
-    if features is None or neighbors is None:
-        what = "instance embeddings (features.npy)" if features is None else "k-NN neighborhoods (indices.npy)"
-        raise TrainError(
-            f"train.family=icgan needs {what}, and none were given. Run `ganops stage embeddings` and then "
-            f"`ganops stage neighbors` (or materialize the neighbors asset) first, or set train.family "
-            f"to dcgan or cgan.")
-    features, neighbors = np.asarray(features), np.asarray(neighbors)
-    if features.ndim != 2 or features.shape[0] != n:
-        raise TrainError(f"train.family=icgan: features.npy has shape {features.shape} but the dataset has {n} "
-                         f"images; the embeddings are stale. Run `ganops stage embeddings` and "
-                         f"`ganops stage neighbors` again.")
-    if neighbors.ndim != 2 or neighbors.shape[0] != n or neighbors.shape[1] < 1:
-        raise TrainError(f"train.family=icgan: indices.npy has shape {neighbors.shape} but the dataset has {n} "
-                         f"images; the neighborhoods are stale. Run `ganops stage neighbors` again.")
-    if neighbors.min() < 0 or neighbors.max() >= n:
-        raise TrainError(f"train.family=icgan: indices.npy holds indices outside 0..{n - 1}; "
-                         f"run `ganops stage neighbors` again.")
-    if bool((neighbors == np.arange(n)[:, None]).any()):
-        raise TrainError("train.family=icgan: indices.npy lists instances among their own neighbors; IC-GAN's "
-                         "neighborhoods exclude the instance itself. Run `ganops stage neighbors` again.")
-    if not np.isfinite(features).all():
-        raise TrainError("train.family=icgan: features.npy holds NaN or inf; run `ganops stage embeddings` again.")
-    return int(features.shape[1])
+def check_images(images: Any, what: str = "training images") -> tuple[int, int, int, int]:
+    """(n, channels, height, width) of uint8 N×C×H×W images."""
+    if getattr(images, "ndim", 0) != 4 or images.dtype != np.uint8:
+        raise TrainError(f"{what} must be uint8 N×C×H×W (images.npy), got "
+                         f"{getattr(images, 'dtype', type(images).__name__)} {getattr(images, 'shape', '')}")
+    return tuple(int(v) for v in images.shape)

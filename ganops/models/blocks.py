@@ -26,7 +26,21 @@ import torch
 from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm as _sn
 
-from ganops.models.errors import check_resolution
+from ganops.models.errors import TrainError
+
+
+def supported_resolutions() -> tuple[int, ...]:
+    return (16, 32, 64, 128, 256, 512, 1024)
+
+
+def check_resolution(height: int, width: int) -> int:
+    allowed = supported_resolutions()
+    if height != width or height not in allowed:
+        raise TrainError(
+            f"data.resolution: images are {height}×{width}, which the DCGAN-style networks do not support; "
+            f"allowed values are square powers of two {', '.join(map(str, allowed))}. "
+            f"Set data.resolution to one of them and run `ganops stage dataset` again.")
+    return height
 
 
 @dataclass(frozen=True)

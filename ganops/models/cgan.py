@@ -8,13 +8,14 @@ of the label's embedding (projection discriminator, Miyato & Koyama 2018).
 
 from __future__ import annotations
 
-from ganops.models.base import Family
+from ganops.models.gan import GANFamily
 from ganops.params import TrainParams
 
 
-class CGAN(Family):
+class CGAN(GANFamily):
     name = "cgan"
     cbn = True
 
-    def uses_labels(self, tp: TrainParams) -> bool:
+    @classmethod
+    def uses_labels(cls, tp: TrainParams) -> bool:
         return True

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from ganops.models.base import Family
+from ganops.models.gan import GANFamily
 
 
-class DCGAN(Family):
+class DCGAN(GANFamily):
     name = "dcgan"

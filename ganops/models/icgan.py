@@ -3,18 +3,19 @@
 h_i enters G through a learned linear projection, concatenated with z and feeding conditional
 batch norm; D adds a projection term. With ``train.class_conditional`` the label of the sampled
 neighbor conditions both as well (the paper's class-conditional IC-GAN). The real side pairs h_i
-with a uniformly drawn member of its k-NN set A_i (see ``ganops.train.sampling``).
+with a uniformly drawn member of its k-NN set A_i (see ``ganops.models.batches``).
 """
 
 from __future__ import annotations
 
-from ganops.models.base import Family
+from ganops.models.gan import GANFamily
 from ganops.params import TrainParams
 
 
-class ICGAN(Family):
+class ICGAN(GANFamily):
     name = "icgan"
     cbn = True
 
-    def uses_labels(self, tp: TrainParams) -> bool:
+    @classmethod
+    def uses_labels(cls, tp: TrainParams) -> bool:
         return tp.class_conditional

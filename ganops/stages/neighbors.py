@@ -7,6 +7,7 @@ from pathlib import Path
 
 from ganops import artifacts as A
 from ganops import neighbors as nb
+from ganops import neighbors_diag as nd
 from ganops.data import store
 from ganops.params import Params
 from ganops.stages import common as C
@@ -27,7 +28,7 @@ def run(p: Params, root: Path, ctx: RunContext) -> C.StageResult:
                 f"{src_emb / 'features.npy'} has {features.shape[0]} rows but {src_data} has {len(labels)} images."
                 " Run `ganops stage embeddings` again.")
         res = nb.knn(features, p.neighbors.k, p.neighbors, seed=p.seed)
-        diag = nb.diagnostics(res.indices, res.similarities, labels)
+        diag = nd.diagnostics(res.indices, res.similarities, labels)
         numbers = {k: v for k, v in res.info.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
         metrics = {**diag, **numbers}
         search = {k: v for k, v in res.info.items() if not A.is_run_varying(k)}
@@ -35,7 +36,7 @@ def run(p: Params, root: Path, ctx: RunContext) -> C.StageResult:
             A.atomic_save_npy(tmp / "indices.npy", res.indices)
             A.atomic_save_npy(tmp / "similarities.npy", res.similarities)
             A.atomic_write_json(tmp / "diagnostics.json", {**diag, "search": search})
-            nb.save_panel(store.load_images(src_data), res.indices, tmp / "panel.png",
+            nd.save_panel(store.load_images(src_data), res.indices, tmp / "panel.png",
                           rows=p.neighbors.panel_instances, seed=p.seed, labels=labels,
                           similarities=res.similarities)
             C.write_meta(tmp, p, "neighbors", ups, metrics, extra={"search": search})

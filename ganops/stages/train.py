@@ -13,6 +13,7 @@ from ganops import neighbors as nb
 from ganops import train as T
 from ganops.data import store
 from ganops.device import resolve
+from ganops.families import SPECS
 from ganops.params import Params
 from ganops.stages import common as C
 from ganops.tracking import RunContext, log_generator
@@ -23,11 +24,10 @@ log = logging.getLogger("ganops.stages")
 
 
 def run(p: Params, root: Path, ctx: RunContext) -> C.StageResult:
-    family = T.get_family(p.train.family)
     ups = C.upstream(root, p, "train")
     src = A.dataset_dir(root, p)
     features = neighbors = None
-    if family.needs_neighbors:
+    if SPECS[p.train.family].needs_neighbors:
         features = A.load_npy(A.embeddings_dir(root, p) / "features.npy", "embeddings")
         neighbors, _ = nb.load_neighbors(A.neighbors_dir(root, p))
     out = A.generator_dir(root, p)
@@ -52,7 +52,7 @@ def run(p: Params, root: Path, ctx: RunContext) -> C.StageResult:
             preview_grid(weights, images, features, labels, p, tmp / "samples.png")
             C.write_meta(tmp, p, "train", ups, metrics, extra={"device": str(device), **warm})
         run.metrics({"train_seconds": res.seconds, "resumed_from_step": res.resumed_from or 0})
-        result = C.finish("train", root, out, run, metrics, {"sample_grid": "samples.png"}, ("history.json",),
+        result = C.finish("train", root, out, run, metrics, {"preview_grid": "samples.png"}, ("history.json",),
                           metrics_name=f"train_{p.train.family}")
         result.logged_model = log_generator(run, T.build_generator(weights), out / "model.pt",
                                             result.meta["content_hash"])

@@ -1,6 +1,6 @@
 """Checkpoints and weight files: atomic, ``torch.load(weights_only=True)``-safe, with every RNG state.
 
-A checkpoint holds G, D, the EMA of G, both optimisers, the step, the loss history, the params
+A checkpoint holds every network of the family by name, their EMAs, optimisers and schedulers, the step, the loss history, the params
 identity and the state of every random number generator the run draws from (torch CPU and CUDA,
 numpy, Python's ``random``, and the trainer's own ``torch.Generator``s), all as tensors, numbers,
 strings, lists and dicts, so it loads without unpickling arbitrary objects.
@@ -19,7 +19,7 @@ import torch
 from ganops.artifacts import atomic_torch_save
 from ganops.models.errors import TrainError
 
-FORMAT = "ganops.train/1"
+FORMAT = "ganops.train/2"     # /2: networks, optimisers and schedulers by name (any family)
 
 
 # ---------------------------------------------------------------- RNG states
@@ -63,7 +63,8 @@ def load(path: Path, map_location: str | torch.device = "cpu") -> dict[str, Any]
         raise TrainError(f"{path}: not a readable ganops checkpoint ({type(exc).__name__}: {exc}). "
                          f"Delete it to start over.") from None
     if not isinstance(obj, dict) or obj.get("format") != FORMAT:
-        raise TrainError(f"{path}: not a ganops checkpoint of format {FORMAT}; delete it to start over")
+        found = obj.get("format") if isinstance(obj, dict) else type(obj).__name__
+        raise TrainError(f"{path}: not a ganops checkpoint of format {FORMAT} (found {found!r}); delete it to start over")
     return obj
 
 
@@ -87,11 +88,11 @@ def identity_json(identity: dict[str, Any]) -> str:
 
 # ---------------------------------------------------------------- final weights
 
-WEIGHTS_FORMAT = "ganops.weights/1"
+WEIGHTS_FORMAT = "ganops.weights/2"   # /2: {"configs", "networks", "ema"} by network name
 
 
 def save_weights(path: Path, weights: dict[str, Any]) -> Path:
-    """The trained model (``TrainResult.weights()``): G, D, EMA and the configs that rebuild them."""
+    """The trained model (``TrainResult.weights()``): each network's config and weights, and their EMAs."""
     return atomic_torch_save(Path(path), {"format": WEIGHTS_FORMAT, **weights})
 
 
@@ -103,3 +104,24 @@ def load_weights(path: Path) -> dict[str, Any]:
     if not isinstance(obj, dict) or obj.get("format") != WEIGHTS_FORMAT:
         raise TrainError(f"{path}: not a ganops model file of format {WEIGHTS_FORMAT}; run `ganops stage train` again")
     return obj
+
+
+def network_config(weights: dict[str, Any], name: str) -> dict[str, Any]:
+    """The config that rebuilds network ``name`` of a weights file (e.g. ``"G"``)."""
+    try:
+        return weights["configs"][name]
+    except KeyError:
+        raise TrainError(f"the {weights.get('family', '?')} model has no network {name!r}; it has "
+                         f"{', '.join(weights.get('configs', {})) or 'none'}") from None
+
+
+def network_state(weights: dict[str, Any], name: str, ema: bool = True) -> dict[str, torch.Tensor]:
+    """Network ``name``'s weights: its EMA when kept and ``ema``, else the trained weights."""
+    network_config(weights, name)
+    kept = (weights.get("ema") or {}).get(name)
+    return kept if ema and kept is not None else weights["networks"][name]
+
+
+def non_finite_count(weights: dict[str, Any], name: str = "G") -> int:
+    """How many NaN or inf values network ``name``'s sampling weights (its EMA when kept) hold."""
+    return sum(int((~torch.isfinite(t)).sum()) for t in network_state(weights, name).values() if t.is_floating_point())

@@ -8,13 +8,14 @@ from typing import Any
 import numpy as np
 
 from ganops.params import Params
+from ganops.train.checkpoint import network_config
 
 PER_ROW = 8
 
 
 def _conditions(weights: dict[str, Any], n_rows: int, features, labels, seed: int):
     """Seeded instances (IC-GAN) or consecutive labels (cGAN), one per row."""
-    g = weights["g_config"]
+    g = network_config(weights, "G")
     picks = None
     h = y = None
     if g.get("feat_dim"):

@@ -1,4 +1,4 @@
-"""Batch sampling for every family, vectorised and driven by one seeded ``torch.Generator``.
+"""Training batches of the generator families, vectorised and driven by one seeded ``torch.Generator``.
 
 One rule covers the three families. A draw picks instances i uniformly (with replacement); the
 image and label come from j, the conditioning feature from i:
@@ -20,6 +20,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from ganops.pixels import to_float
+
 _IN_MEMORY_BYTES = 4 << 30      # datasets up to this size are held as one tensor
 _ON_DEVICE_BYTES = 1 << 30      # …and moved whole to a CUDA device up to this size
 
@@ -30,7 +32,9 @@ class Draw:
     image_index: torch.Tensor         # j: whose image (real side) and label are used
 
 
-class Sampler:
+class BatchSampler:
+    """Draws training batches: images (real side) and the conditions of both sides."""
+
     def __init__(self, images, labels: np.ndarray | None, features: np.ndarray | None,
                  neighbors: np.ndarray | None, *, use_labels: bool, use_features: bool,
                  device: torch.device, generator: torch.Generator):
@@ -80,12 +84,3 @@ class Sampler:
     def fake_conditions(self, n: int):
         """(y, h) for the fake side."""
         return self.conditions(self.draw(n))
-
-
-def to_float(x_uint8: torch.Tensor) -> torch.Tensor:
-    return x_uint8.float().div_(127.5).sub_(1.0)
-
-
-def to_uint8(x: torch.Tensor) -> np.ndarray:
-    """[-1, 1] float → uint8 N×C×H×W numpy."""
-    return ((x.detach().float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).cpu().numpy()

@@ -1,4 +1,5 @@
-"""Sampling from a trained generator (``ganops sample``): unconditional, by label, or by instance h.
+"""Generating images with a trained generator (what ``ganops sample`` and the evaluation call):
+unconditional, by label, or by instance h; and the conditions that sample a generator's model of the data.
 
 ``weights`` is ``TrainResult.weights()`` or what ``checkpoint.save_weights`` wrote (a path or the
 loaded dict): the G config inside rebuilds the network, so no params are needed.
@@ -14,25 +15,24 @@ import torch
 
 from ganops import device as devices
 from ganops.models.blocks import DConfig, Discriminator, GConfig, Generator
-from ganops.train.checkpoint import load_weights
-from ganops.train.sampling import to_uint8
+from ganops.pixels import to_uint8
+from ganops.train.checkpoint import load_weights, network_config, network_state
 
 
 def build_generator(weights: dict[str, Any] | str | Path, device: torch.device | str = "cpu",
                     use_ema: bool = True) -> Generator:
     """The trained G (its EMA when present and ``use_ema``), in eval mode on ``device``."""
     w = load_weights(Path(weights)) if isinstance(weights, (str, Path)) else weights
-    G = Generator(GConfig.from_dict(w["g_config"]))
-    state = w["ema"] if use_ema and w.get("ema") is not None else w["g"]
-    G.load_state_dict(state)
+    G = Generator(GConfig.from_dict(network_config(w, "G")))
+    G.load_state_dict(network_state(w, "G", ema=use_ema))
     return G.to(torch.device(device)).eval().requires_grad_(False)
 
 
 def build_discriminator(weights: dict[str, Any] | str | Path, device: torch.device | str = "cpu") -> Discriminator:
     """The trained D (for fine-tuning, as IC-GAN's users do), in eval mode on ``device``."""
     w = load_weights(Path(weights)) if isinstance(weights, (str, Path)) else weights
-    D = Discriminator(DConfig.from_dict(w["d_config"]))
-    D.load_state_dict(w["d"])
+    D = Discriminator(DConfig.from_dict(network_config(w, "D")))
+    D.load_state_dict(network_state(w, "D", ema=False))
     return D.to(torch.device(device)).eval()
 
 

@@ -80,12 +80,14 @@ def _registered(p: Params, root: Path, ref: str) -> dict:
     """Weights of a registered version; an IC-GAN's must have been trained on the embeddings now in place."""
     from ganops import registry
     from ganops.tracking import GENERATOR_TAG
+    from ganops.train import network_config
 
     weights, mv = registry.load_weights(p, root, ref)
-    if weights["g_config"].get("feat_dim"):
+    want = network_config(weights, "G").get("feat_dim")
+    if want:
         dim = np.load(A.embeddings_dir(root, p) / "features.npy", mmap_mode="r").shape[1]
-        if dim != weights["g_config"]["feat_dim"]:
-            raise SampleError(f"--model {ref}: version {mv.version} conditions on {weights['g_config']['feat_dim']}-d "
+        if dim != want:
+            raise SampleError(f"--model {ref}: version {mv.version} conditions on {want}-d "
                               f"instance features, {A.embeddings_dir(root, p)} holds {dim}-d ones: set embed.* as "
                               f"when it was trained (generator {mv.tags.get(GENERATOR_TAG, '?')})")
     return weights
@@ -95,8 +97,8 @@ def sample(p: Params, root: Path, n: int, seed: int, instance: Path | None = Non
            label: int | None = None, model: str | None = None) -> np.ndarray:
     """``n`` samples from the trained generator of ``p`` (its EMA weights when kept), or from a registered
     version (``model``: ``champion`` or a version number)."""
-    from ganops.train import generate, load_weights
-    from ganops.train.sample import data_conditions
+    from ganops.train import generate, load_weights, network_config
+    from ganops.train.generate import data_conditions
 
     gdir = A.generator_dir(root, p)
     if model is not None:
@@ -107,7 +109,7 @@ def sample(p: Params, root: Path, n: int, seed: int, instance: Path | None = Non
     else:
         weights = load_weights(gdir / "model.pt")
         _check_upstream(gdir, p, root)
-    g = weights["g_config"]
+    g = network_config(weights, "G")
     if instance is not None and not g.get("feat_dim"):
         raise SampleError(f"--instance needs an IC-GAN generator; {A.generator_dir(root, p)} is a "
                           f"{weights['family']} model")

@@ -1,0 +1,196 @@
+"""The generator families' shared base (DCGAN, cGAN, IC-GAN): one G, one D, an Adam each, and the
+canonical PyTorch DCGAN step: ``train.d_steps`` D updates, then one G update on the fake batch of the
+last D update. A subclass says only how it conditions (``uses_labels``, ``uses_neighbors``, ``cbn``).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import ClassVar
+
+import numpy as np
+import torch
+from torch import nn
+
+from ganops import device as devices
+from ganops.families import SPECS
+from ganops.losses import get_loss
+from ganops.models.base import Context, DataInfo, Family, TrainData, check_images
+from ganops.models.batches import BatchSampler
+from ganops.models.blocks import DConfig, Discriminator, GConfig, Generator, check_resolution
+from ganops.models.errors import TrainError
+from ganops.params import TrainParams
+from ganops.pixels import to_uint8
+
+
+@dataclass
+class GANBatch:
+    """One step's draws: for each D update the real side (x, y, h) and the fake side's conditions."""
+    real: list[tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]]
+    fake: list[tuple[torch.Tensor | None, torch.Tensor | None]]
+
+
+class GANFamily(Family):
+    loss_names: ClassVar[tuple[str, ...]] = ("d_loss", "g_loss", "d_real", "d_fake")
+    ema_names: ClassVar[tuple[str, ...]] = ("G",)
+    cbn: ClassVar[bool] = False                 # conditional batch norm in G
+
+    # ------------------------------------------------------------ what the family reads
+
+    @classmethod
+    def uses_labels(cls, tp: TrainParams) -> bool:
+        return False
+
+    @classmethod
+    def uses_neighbors(cls, tp: TrainParams) -> bool:
+        return SPECS[cls.name].needs_neighbors
+
+    @classmethod
+    def check(cls, tp: TrainParams, data: TrainData) -> DataInfo:
+        n, c, h, w = check_images(data.images)
+        res = check_resolution(h, w)
+        n_classes = feat_dim = 0
+        if cls.uses_labels(tp):
+            n_classes = _check_labels(tp, data.labels, n, cls.name)
+        if cls.uses_neighbors(tp):
+            feat_dim = _check_neighbors(data.features, data.neighbors, n)
+        if n < 2:
+            raise TrainError(f"the dataset has {n} image(s); training needs at least 2")
+        return DataInfo(n=n, channels=c, resolution=res, n_classes=n_classes, feat_dim=feat_dim)
+
+    @classmethod
+    def network_configs(cls, tp: TrainParams, info: DataInfo) -> tuple[GConfig, DConfig]:
+        common = dict(resolution=info.resolution, channels=info.channels, n_classes=info.n_classes,
+                      feat_dim=info.feat_dim)
+        g = GConfig(filters=tp.g_filters, z_dim=tp.z_dim, cond_dim=tp.h_dim,
+                    cbn=cls.cbn and (info.n_classes > 0 or info.feat_dim > 0), **common)
+        d = DConfig(filters=tp.d_filters, spectral_norm=tp.spectral_norm, **common)
+        return g, d
+
+    # ------------------------------------------------------------ networks, optimisers, data
+
+    def __init__(self, ctx: Context, data: TrainData, info: DataInfo):
+        super().__init__(ctx, data, info)
+        tp = self.tp = ctx.p.train
+        g_cfg, d_cfg = self.network_configs(tp, info)
+        self.G, self.D = Generator(g_cfg), Discriminator(d_cfg)     # G first: the init order is the seed's
+        self.networks = {"G": self.G, "D": self.D}
+        self.configs = {"G": g_cfg.to_dict(), "D": d_cfg.to_dict()}
+        self.loss = get_loss(tp.loss)
+        icgan = self.uses_neighbors(tp)
+        self.batches = BatchSampler(data.images, data.labels, data.features if icgan else None,
+                                    data.neighbors if icgan else None, use_labels=info.n_classes > 0,
+                                    use_features=icgan, device=ctx.device, generator=ctx.gens["data"])
+        self._grid = self._grid_inputs()
+
+    def configure_optimizers(self):
+        tp = self.tp
+        return ({"G": torch.optim.Adam(self.G.parameters(), lr=tp.lr_g, betas=(tp.beta1, tp.beta2)),
+                 "D": torch.optim.Adam(self.D.parameters(), lr=tp.lr_d, betas=(tp.beta1, tp.beta2))}, {})
+
+    def noise(self, n: int) -> torch.Tensor:
+        return torch.randn(n, self.tp.z_dim, generator=self.ctx.gens["noise"]).to(self.ctx.device)
+
+    def next_batch(self) -> GANBatch:
+        B, real, fake = self.tp.batch_size, [], []
+        for _ in range(self.tp.d_steps):
+            real.append(self.batches.real(B))
+            fake.append(self.batches.fake_conditions(B))
+        return GANBatch(real, fake)
+
+    # ------------------------------------------------------------ the step
+
+    def train_step(self, batch: GANBatch) -> Mapping[str, torch.Tensor]:
+        G, D, dev, fmt = self.G, self.D, self.ctx.device, self.ctx.memory_format
+        opt_g, opt_d = self.optimizers["G"], self.optimizers["D"]
+        D.requires_grad_(True)
+        for k, ((x, y, h), (yf, hf)) in enumerate(zip(batch.real, batch.fake)):
+            z = self.noise(len(x))
+            last = k == len(batch.real) - 1
+            with devices.autocast(dev):
+                with torch.set_grad_enabled(last):      # only the last fake batch feeds G's update
+                    fake = G(z, yf, hf)
+                real_logits = D(x.contiguous(memory_format=fmt), y, h)
+                fake_logits = D(fake.detach(), yf, hf)
+                d_loss = self.loss.d(real_logits.float(), fake_logits.float())
+            opt_d.zero_grad(set_to_none=True)
+            d_loss.backward()
+            opt_d.step()
+        D.requires_grad_(False)
+        with devices.autocast(dev):
+            g_loss = self.loss.g(D(fake, yf, hf).float())
+        opt_g.zero_grad(set_to_none=True)
+        g_loss.backward()
+        opt_g.step()
+        return {"d_loss": d_loss.detach(), "g_loss": g_loss.detach(),
+                "d_real": real_logits.detach().float().mean(), "d_fake": fake_logits.detach().float().mean()}
+
+    # ------------------------------------------------------------ the progress grid
+
+    def _grid_inputs(self):
+        """Fixed z and conditions of the progress grids (their own generator: training RNG untouched)."""
+        tp, info, dev = self.tp, self.info, self.ctx.device
+        n = tp.n_samples
+        gen = torch.Generator().manual_seed(self.ctx.p.seed + 3)
+        z = torch.randn(n, tp.z_dim, generator=gen).to(dev)
+        y = h = None
+        nrow = max(1, int(math.ceil(math.sqrt(n))))
+        if self.uses_neighbors(tp):                     # a row per instance: h_i (and its own label)
+            inst = torch.randint(0, info.n, (nrow,), generator=gen)[torch.arange(n) // nrow]
+            h = self.batches.features[inst.to(dev)]
+            if self.batches.labels is not None:
+                y = self.batches.labels[inst.to(dev)]
+        elif self.batches.labels is not None:           # a column per class
+            nrow = info.n_classes
+            y = (torch.arange(n) % info.n_classes).to(dev)
+        return z, y, h, nrow
+
+    def grid(self, nets: Mapping[str, nn.Module]) -> tuple[np.ndarray, int]:
+        z, y, h, nrow = self._grid
+        with devices.autocast(self.ctx.device):
+            out = nets["G"](z, y, h)
+        return to_uint8(out), nrow
+
+
+def _check_labels(tp: TrainParams, labels, n: int, family: str) -> int:
+    key = "train.class_conditional=true" if family == "icgan" else f"train.family={family}"
+    if labels is None or len(labels) == 0 or bool(np.all(np.asarray(labels) < 0)):
+        other = "set train.class_conditional=false" if family == "icgan" else "use train.family=dcgan or icgan"
+        raise TrainError(f"{key} needs class labels, but the dataset is unlabelled (every label is -1). "
+                         f"Use a labelled dataset (data.dataset), or {other}.")
+    labels = np.asarray(labels)
+    if len(labels) != n:
+        raise TrainError(f"{key}: {len(labels)} labels for {n} images; run `ganops stage dataset` again")
+    missing = int((labels < 0).sum())
+    if missing:
+        raise TrainError(f"{key} needs a label for every image, but {missing} of {n} images have none (-1). "
+                         f"Use a fully labelled dataset, or a family that needs no labels.")
+    return int(labels.max()) + 1
+
+
+def _check_neighbors(features, neighbors, n: int) -> int:
+    if features is None or neighbors is None:
+        what = "instance embeddings (features.npy)" if features is None else "k-NN neighborhoods (indices.npy)"
+        raise TrainError(
+            f"train.family=icgan needs {what}, and none were given. Run `ganops stage embeddings` and then "
+            f"`ganops stage neighbors` (or materialize the neighbors asset) first, or set train.family "
+            f"to dcgan or cgan.")
+    features, neighbors = np.asarray(features), np.asarray(neighbors)
+    if features.ndim != 2 or features.shape[0] != n:
+        raise TrainError(f"train.family=icgan: features.npy has shape {features.shape} but the dataset has {n} "
+                         f"images; the embeddings are stale. Run `ganops stage embeddings` and "
+                         f"`ganops stage neighbors` again.")
+    if neighbors.ndim != 2 or neighbors.shape[0] != n or neighbors.shape[1] < 1:
+        raise TrainError(f"train.family=icgan: indices.npy has shape {neighbors.shape} but the dataset has {n} "
+                         f"images; the neighborhoods are stale. Run `ganops stage neighbors` again.")
+    if neighbors.min() < 0 or neighbors.max() >= n:
+        raise TrainError(f"train.family=icgan: indices.npy holds indices outside 0..{n - 1}; "
+                         f"run `ganops stage neighbors` again.")
+    if bool((neighbors == np.arange(n)[:, None]).any()):
+        raise TrainError("train.family=icgan: indices.npy lists instances among their own neighbors; IC-GAN's "
+                         "neighborhoods exclude the instance itself. Run `ganops stage neighbors` again.")
+    if not np.isfinite(features).all():
+        raise TrainError("train.family=icgan: features.npy holds NaN or inf; run `ganops stage embeddings` again.")
+    return int(features.shape[1])
