@@ -14,7 +14,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from ganops.encoders import ENCODER_SPECS, ENCODERS
-from ganops.families import FAMILY_NAMES
+from ganops.families import FAMILY_NAMES, TRANSFER_NAMES
 from ganops.losses import LOSS_NAMES, LOSSES
 
 DATASETS = ("digits", "mnist", "fashion_mnist", "usps", "svhn", "cifar10", "celeba", "image_folder")
@@ -108,6 +108,40 @@ class TrainParams(_Section):
                              "dataset and architecture) instead of a fresh initialisation")
 
 
+class TransferParams(_Section):
+    """Unpaired translation from a source to a target domain (CycleGAN, DTN): two datasets, each with its
+    own data parameters, built by the dataset stage; the loop keys mean what they mean in train."""
+    family: Literal[TRANSFER_NAMES] = Field("dtn", description="cyclegan (Zhu et al. 2017) or dtn (Taigman et "
+                                            "al. 2016)")
+    source: DataParams = Field(DataParams(dataset="digits"), description="the source domain's data.* keys")
+    target: DataParams = Field(DataParams(dataset="mnist"), description="the target domain's data.* keys")
+    steps: int = Field(2000, ge=1, description="training steps (one G and one D update each)")
+    batch_size: int = Field(64, ge=1)
+    g_filters: int = Field(64, ge=4, description="base width of the generators (CycleGAN ngf; DTN's decoder g)")
+    d_filters: int = Field(64, ge=4, description="base width of the discriminators (CycleGAN ndf)")
+    n_blocks: int = Field(6, ge=1, description="cyclegan: ResNet blocks in each generator (paper: 6 at 128 px, "
+                          "9 at 256)")
+    lr: float = Field(2e-4, gt=0)
+    beta1: float = Field(0.5, ge=0, lt=1)
+    beta2: float = Field(0.999, ge=0, lt=1)
+    decay_start: float = Field(0.5, ge=0, le=1, description="share of the steps at the full learning rate, then "
+                               "linear decay to 0 (CycleGAN: 100 + 100 epochs)")
+    cycle_weight: float = Field(10.0, ge=0, description="cyclegan: λ of the L1 cycle loss")
+    identity_weight: float = Field(0.5, ge=0, description="cyclegan: identity loss weight, times λ")
+    pool_size: int = Field(50, ge=0, description="cyclegan: fakes kept to show the discriminators (0: none)")
+    const_weight: float = Field(15.0, ge=0, description="dtn: α of L_CONST, f(x) against f(G(x)) (paper, digits)")
+    tid_weight: float = Field(15.0, ge=0, description="dtn: β of L_TID, G(x) against x on the target (paper, "
+                              "digits)")
+    tv_weight: float = Field(0.0, ge=0, description="dtn: γ of the total-variation loss (paper, digits: 0)")
+    ema: bool = Field(False, description="keep an EMA of the generators (neither paper does)")
+    ema_decay: float = Field(0.999, gt=0, lt=1)
+    ema_start: int = Field(0, ge=0)
+    n_samples: int = Field(16, ge=1, le=256, description="source images in each progress grid")
+    checkpoint_every: int = Field(200, ge=1)
+    log_every: int = Field(50, ge=1)
+    sample_every: int = Field(200, ge=1)
+
+
 EVALUATORS = ("auto", "classifier", "simclr")
 
 
@@ -164,11 +198,13 @@ class Params(_Section):
     embed: EmbedParams = EmbedParams()
     neighbors: NeighborsParams = NeighborsParams()
     train: TrainParams = TrainParams()
+    transfer: TransferParams = TransferParams()
     evaluator: EvaluatorParams = EvaluatorParams()
     evaluate: EvaluateParams = EvaluateParams()
     tracking: TrackingParams = TrackingParams()
 
-    @field_validator("data", "embed", "neighbors", "train", "evaluator", "evaluate", "tracking", mode="before")
+    @field_validator("data", "embed", "neighbors", "train", "transfer", "evaluator", "evaluate", "tracking",
+                     mode="before")
     @classmethod
     def _none_is_default(cls, v: Any) -> Any:
         return {} if v is None else v

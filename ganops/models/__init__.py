@@ -6,16 +6,16 @@ from __future__ import annotations
 
 import importlib
 
-from ganops.families import SPECS
+from ganops.families import ALL
 from ganops.models.base import Context, DataInfo, Family, TrainData
 from ganops.models.errors import TrainError
 
 
 def get_family(name: str) -> type[Family]:
-    """The family class declared as ``name`` in ``ganops.families.SPECS``."""
-    spec = SPECS.get(name)
+    """The family class declared as ``name`` in ``ganops.families.ALL``."""
+    spec = ALL.get(name)
     if spec is None:
-        raise TrainError(f"key 'train.family': value {name!r} is not allowed; expected one of {', '.join(SPECS)}")
+        raise TrainError(f"key 'train.family': value {name!r} is not allowed; expected one of {', '.join(ALL)}")
     module, _, attr = spec.impl.partition(":")
     return getattr(importlib.import_module(module), attr)
 

@@ -39,11 +39,16 @@ class DataInfo:
 
 @dataclass
 class TrainData:
-    """The arrays a family trains on (uint8 N×C×H×W images; optional labels, features, neighborhoods)."""
+    """What a family trains on: uint8 N×C×H×W images (the source domain's, for transfer families) with
+    optional labels, features and neighborhoods; for transfer families also the target domain's images
+    and, for DTN, the frozen source-domain encoder f (input: float images in [0, 1]; ``.config``
+    rebuilds it through ``ganops.embed.nets.build``)."""
     images: Any
     labels: np.ndarray | None = None
     features: np.ndarray | None = None
     neighbors: np.ndarray | None = None
+    target_images: Any = None
+    source_encoder: nn.Module | None = None
 
 
 @dataclass
@@ -63,6 +68,7 @@ class Family:
     name: ClassVar[str] = ""
     loss_names: ClassVar[tuple[str, ...]] = ()     # what train_step returns, in this order (logged as is)
     ema_names: ClassVar[tuple[str, ...]] = ()      # networks kept as an EMA (train.ema) and used to sample
+    divergence_hint: ClassVar[str] = "Lower the learning rates."     # what to try after a non-finite loss
 
     def __init__(self, ctx: Context, data: TrainData, info: DataInfo):
         self.ctx, self.data, self.info = ctx, data, info
@@ -89,6 +95,13 @@ class Family:
     def train_step(self, batch: Any) -> Mapping[str, torch.Tensor]:
         """Update the networks on ``batch``; return each of ``loss_names`` as a detached scalar tensor."""
         raise NotImplementedError
+
+    def extra_state(self) -> dict[str, Any]:
+        """Training state beyond networks, optimisers and RNGs (CycleGAN's pool of fakes), for the checkpoint."""
+        return {}
+
+    def load_extra_state(self, state: dict[str, Any]) -> None:
+        pass
 
     def grid(self, nets: Mapping[str, nn.Module]) -> tuple[np.ndarray, int]:
         """The fixed progress grid (uint8 N×C×H×W, images per row) from ``nets`` (the EMAs where kept),

@@ -81,6 +81,7 @@ class GConfig(_Config):
 @dataclass(frozen=True)
 class DConfig(_Config):
     spectral_norm: bool = False   # spectral norm on every layer; it replaces D's batch norm (SNGAN)
+    outputs: int = 1              # logits per image (DTN's discriminator tells three classes apart)
 
 
 def init_weights(module: nn.Module) -> None:
@@ -192,14 +193,16 @@ class Discriminator(nn.Module):
                 layers.append(nn.BatchNorm2d(w_out))
             layers.append(nn.LeakyReLU(0.2))
         self.features = nn.Sequential(*layers)
-        self.logit = wrap(nn.Conv2d(widths[-1], 1, 4, 1, 0, bias=cfg.spectral_norm))
+        self.logit = wrap(nn.Conv2d(widths[-1], cfg.outputs, 4, 1, 0, bias=cfg.spectral_norm))
         self.cond = (Condition(cfg.n_classes, cfg.feat_dim, widths[-1], sum=True, sn=cfg.spectral_norm)
                      if cfg.conditional else None)
         init_weights(self)
 
     def forward(self, x: torch.Tensor, y: torch.Tensor | None = None, h: torch.Tensor | None = None):
         phi = self.features(x)
-        out = self.logit(phi).flatten(1).squeeze(1)
+        out = self.logit(phi).flatten(1)
+        if self.cfg.outputs == 1:
+            out = out.squeeze(1)
         if self.cond is not None:
             e = self.cond(y, h)
             out = out + (phi.sum((2, 3)) * e.to(phi.dtype)).sum(1)

@@ -36,6 +36,8 @@ class GANFamily(Family):
     loss_names: ClassVar[tuple[str, ...]] = ("d_loss", "g_loss", "d_real", "d_fake")
     ema_names: ClassVar[tuple[str, ...]] = ("G",)
     cbn: ClassVar[bool] = False                 # conditional batch norm in G
+    divergence_hint: ClassVar[str] = ("Lower train.lr_g / train.lr_d, or try train.loss=hinge or "
+                                      "train.spectral_norm=true.")
 
     # ------------------------------------------------------------ what the family reads
 

@@ -70,8 +70,8 @@ class Trainer:
     checkpoints everything and runs ``next_batch`` → ``train_step`` once per step."""
 
     def __init__(self, p: Params, data: TrainData, *, device: torch.device | str | None = None,
-                 identity_extra: dict[str, Any] | None = None):
-        tp = self.tp = p.train
+                 identity_extra: dict[str, Any] | None = None, section: str = "train"):
+        tp = self.tp = getattr(p, section)      # train (generator families) or transfer (domain transfer)
         self.p = p
         cls = get_family(tp.family)
         self.info = cls.check(tp, data)
@@ -97,7 +97,7 @@ class Trainer:
         self.step = 0
         self.history: list[dict[str, float]] = []
         self.window = [0.0] * (len(self.loss_names) + 1)    # running sums since the last log, then count
-        ident = {f"train.{k}": v for k, v in tp.model_dump().items() if k not in _SCHEDULE_KEYS}
+        ident = {f"{section}.{k}": v for k, v in tp.model_dump().items() if k not in _SCHEDULE_KEYS}
         ident.update({"seed": p.seed, **{f"data {k}": v for k, v in vars(self.info).items()},
                       **(identity_extra or {})})
         self.identity = json_roundtrip(ident)
@@ -148,6 +148,7 @@ class Trainer:
                 "ema": {n: devices.cpu_state_dict(m) for n, m in self.ema.items()},
                 "optimizers": {n: o.state_dict() for n, o in fam.optimizers.items()},
                 "schedulers": {n: s.state_dict() for n, s in fam.schedulers.items()},
+                "family_state": fam.extra_state(),
                 "rng": ckpt.rng_state(self.gens), "history": self.history, "window": self.window}
 
     def load_state_dict(self, s: dict[str, Any]) -> None:
@@ -160,6 +161,7 @@ class Trainer:
             o.load_state_dict(s["optimizers"][n])
         for n, sch in fam.schedulers.items():
             sch.load_state_dict(s["schedulers"][n])
+        fam.load_extra_state(s["family_state"])
         ckpt.set_rng_state(s["rng"], self.gens)
         self.step = int(s["step"])
         self.history = list(s["history"])
@@ -193,12 +195,15 @@ def _warm_start(tr: Trainer, init: dict[str, Any]) -> None:
         m.load_state_dict((init.get("ema") or {}).get(n, init["networks"][n]))
 
 
-def train(p: Params, images, labels=None, features=None, neighbors=None, *,
+def train(p: Params, images=None, labels=None, features=None, neighbors=None, *,
           device: torch.device | str | None = None, checkpoint_path: Path | None = None,
           log: LogFn | None = None, sample_cb: SampleFn | None = None, progress: bool | None = None,
-          identity_extra: dict[str, Any] | None = None, init: dict[str, Any] | None = None) -> TrainResult:
-    """Train ``p.train.family`` for ``p.train.steps`` G updates, resuming from ``checkpoint_path`` when
-    it holds a checkpoint of the same parameters and data (and refusing one of others).
+          identity_extra: dict[str, Any] | None = None, init: dict[str, Any] | None = None,
+          data: TrainData | None = None, section: str = "train") -> TrainResult:
+    """Train the family of ``p.<section>.family`` for ``p.<section>.steps`` steps, resuming from
+    ``checkpoint_path`` when it holds a checkpoint of the same parameters and data (and refusing one of
+    others). ``section``: ``train`` for the generator families, ``transfer`` for domain transfer, whose
+    inputs come as ``data`` (source and target images, f).
 
     ``init``: weights (``save_weights``' layout) to start the networks and their EMAs from instead of a fresh
     initialisation (warm start from the registry's champion); the optimisers start fresh.
@@ -206,7 +211,8 @@ def train(p: Params, images, labels=None, features=None, neighbors=None, *,
     ``progress``: None shows a bar on a terminal and INFO log lines every 5% elsewhere (see
     ``ganops.progress``), True forces the bar, False shows nothing."""
     t0 = time.perf_counter()
-    tr = Trainer(p, TrainData(images, labels, features, neighbors), device=device, identity_extra=identity_extra)
+    data = data if data is not None else TrainData(images, labels, features, neighbors)
+    tr = Trainer(p, data, device=device, identity_extra=identity_extra, section=section)
     tp = tr.tp
     path = Path(checkpoint_path) if checkpoint_path is not None else None
     resumed = None
@@ -216,8 +222,8 @@ def train(p: Params, images, labels=None, features=None, neighbors=None, *,
         state = ckpt.load(path)
         ckpt.check_identity(path, state.get("identity", {}), tr.identity)
         if state["step"] > tp.steps:
-            raise TrainError(f"{path} is at step {state['step']}, past train.steps={tp.steps}; raise "
-                             f"train.steps or delete the checkpoint to train from scratch")
+            raise TrainError(f"{path} is at step {state['step']}, past {section}.steps={tp.steps}; raise "
+                             f"{section}.steps or delete the checkpoint to train from scratch")
         tr.load_state_dict(state)
         resumed = tr.step
         logger.info("train %s: resuming from step %d of %d (checkpoint %s)", tp.family, resumed, tp.steps, path)
@@ -246,13 +252,12 @@ def train(p: Params, images, labels=None, features=None, neighbors=None, *,
             pending_n = 0
             if not all(map(math.isfinite, sums)):
                 where = (f"the last good checkpoint is {path} (step {last_ckpt})" if last_ckpt is not None
-                         else "no checkpoint had been written yet" + (f" (train.checkpoint_every={tp.checkpoint_every})"
+                         else "no checkpoint had been written yet" + (f" ({section}.checkpoint_every={tp.checkpoint_every})"
                                                                       if path is not None else ""))
                 at = f"step {tr.step}" if n_summed == 1 else f"steps {tr.step - n_summed + 1}..{tr.step}"
                 raise TrainError(
                     f"non-finite loss at {at} ({', '.join(f'{k}={v}' for k, v in zip(tr.loss_names, sums))}); training "
-                    f"stopped, {where}. Lower train.lr_g / train.lr_d, or try train.loss=hinge or "
-                    f"train.spectral_norm=true.")
+                    f"stopped, {where}. {tr.family.divergence_hint}")
             for i, v in enumerate(sums):
                 tr.window[i] += v
             tr.window[-1] += n_summed

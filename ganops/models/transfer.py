@@ -1,0 +1,107 @@
+"""What the domain-transfer families (CycleGAN, DTN) share: two unpaired domains, drawn independently
+each step (``TransferBatch``), their checks, the linear learning-rate decay, and a progress grid of
+fixed source images beside their translations."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+from torch import nn
+
+from ganops import device as devices
+from ganops.models.base import Context, DataInfo, Family, TrainData, check_images
+from ganops.models.errors import TrainError
+from ganops.params import TransferParams
+from ganops.pixels import to_float, to_uint8
+
+
+@dataclass(frozen=True)
+class TransferInfo(DataInfo):
+    target_n: int = 0
+    target_channels: int = 0
+
+
+@dataclass
+class TransferBatch:
+    source: torch.Tensor          # float in [-1, 1]
+    target: torch.Tensor
+
+
+class Domain:
+    """One domain's images as a uint8 tensor (on the device when it fits), drawn uniformly."""
+
+    def __init__(self, images: Any, device: torch.device, generator: torch.Generator):
+        t = torch.from_numpy(np.array(images, order="C")) if not isinstance(images, torch.Tensor) else images
+        self.images = t.to(device) if device.type == "cuda" and t.nbytes <= 1 << 30 else t
+        self.device, self.gen = device, generator
+
+    def draw(self, n: int) -> torch.Tensor:
+        i = torch.randint(0, len(self.images), (n,), generator=self.gen)
+        return to_float(self.images[i.to(self.images.device)].to(self.device, non_blocking=True))
+
+
+class TransferFamily(Family):
+    side_multiple: ClassVar[int] = 4
+    grid_columns: ClassVar[tuple[str, ...]] = ("source", "translated")
+    divergence_hint: ClassVar[str] = "Lower transfer.lr."
+
+    @classmethod
+    def check(cls, tp: TransferParams, data: TrainData) -> TransferInfo:
+        if data.target_images is None:
+            raise TrainError(f"transfer.family={cls.name} needs target-domain images: build both datasets "
+                             "(transfer.source, transfer.target) with the dataset stage first")
+        n, c, h, w = check_images(data.images, "source images (transfer.source)")
+        nt, ct, ht, wt = check_images(data.target_images, "target images (transfer.target)")
+        if (h, w) != (ht, wt) or h != w:
+            raise TrainError(f"transfer: source images are {h}×{w} and target images {ht}×{wt}; set "
+                             "transfer.source.resolution and transfer.target.resolution to one square side")
+        if h % cls.side_multiple:
+            raise TrainError(f"transfer.family={cls.name}: the side {h} must be a multiple of {cls.side_multiple}; "
+                             "set transfer.source.resolution and transfer.target.resolution")
+        if min(n, nt) < 2:
+            raise TrainError(f"transfer: the source has {n} and the target {nt} image(s); each needs at least 2")
+        return TransferInfo(n=n, channels=c, resolution=h, target_n=nt, target_channels=ct)
+
+    def __init__(self, ctx: Context, data: TrainData, info: TransferInfo):
+        super().__init__(ctx, data, info)
+        self.tp: TransferParams = ctx.p.transfer
+        self.source = Domain(data.images, ctx.device, ctx.gens["data"])
+        self.target = Domain(data.target_images, ctx.device, ctx.gens["data"])
+        pick = torch.Generator().manual_seed(ctx.p.seed + 3)      # the grid's own: training RNG untouched
+        k = min(self.tp.n_samples, info.n)
+        rows = torch.randperm(info.n, generator=pick)[:k].sort().values
+        self._grid_source = to_float(self.source.images[rows.to(self.source.images.device)]).to(ctx.device)
+
+    def next_batch(self) -> TransferBatch:
+        B = self.tp.batch_size
+        return TransferBatch(self.source.draw(B), self.target.draw(B))
+
+    def linear_decay(self, opt: torch.optim.Optimizer) -> torch.optim.lr_scheduler.LambdaLR:
+        """CycleGAN's schedule by steps: the full rate for ``decay_start`` of them, then linear to 0."""
+        steps = self.tp.steps
+        keep = int(round(steps * self.tp.decay_start))
+        return torch.optim.lr_scheduler.LambdaLR(opt, lambda t: 1.0 - max(0, t - keep) / float(steps - keep + 1))
+
+    def adam(self, *nets: nn.Module) -> torch.optim.Adam:
+        params = [q for n in nets for q in n.parameters() if q.requires_grad]
+        return torch.optim.Adam(params, lr=self.tp.lr, betas=(self.tp.beta1, self.tp.beta2))
+
+    def translate(self, nets: Mapping[str, nn.Module], x: torch.Tensor) -> list[torch.Tensor]:
+        """The grid's columns after the source: its translation (and, for CycleGAN, the reconstruction)."""
+        raise NotImplementedError
+
+    def grid(self, nets: Mapping[str, nn.Module]) -> tuple[np.ndarray, int]:
+        x = self._grid_source
+        with devices.autocast(self.ctx.device):
+            cols = self.translate(nets, x)
+        c = max(t.shape[1] for t in (x, *cols))
+        rows = torch.stack([_channels(t.float(), c) for t in (x, *cols)], 1)      # N × columns × C × H × W
+        return to_uint8(rows.flatten(0, 1)), rows.shape[1]
+
+
+def _channels(x: torch.Tensor, c: int) -> torch.Tensor:
+    return x if x.shape[1] == c else x.expand(-1, c, -1, -1)
