@@ -136,3 +136,33 @@ def test_transfer_refuses_inputs_it_cannot_use(domains, kw, data_kw, match):
     fam = kw.pop("family", "cyclegan")
     with pytest.raises(TrainError, match=match):
         run(params(fam, **kw), TrainData(source, **data))
+
+
+def test_cyclegan_step_computes_the_repository_losses(domains):
+    """The batched step (a network's inputs share one call) gives the losses of the CycleGAN
+    repository's separate calls, G side and D side, on the same networks and batch."""
+    import copy
+
+    from torch.nn import functional as F
+
+    from ganops.train.trainer import Trainer
+
+    source, target, _ = domains
+    tr = Trainer(params("cyclegan", pool_size=50), TrainData(source, target_images=target), device="cpu",
+                 section="transfer")
+    fam = tr.family
+    batch = fam.next_batch()
+    n = {k: copy.deepcopy(v) for k, v in fam.networks.items()}
+    a, b = batch.source, batch.target
+    with torch.no_grad():
+        fake_b, fake_a = n["G_ab"](a), n["G_ba"](b)
+        mse = lambda x, t: (x - t).pow(2).mean()  # noqa: E731
+        want = {"g_ab": mse(n["D_b"](fake_b), 1), "g_ba": mse(n["D_a"](fake_a), 1),
+                "cycle_a": F.l1_loss(n["G_ba"](fake_b), a) * 10, "cycle_b": F.l1_loss(n["G_ab"](fake_a), b) * 10,
+                "idt_a": F.l1_loss(n["G_ba"](a), a) * 5, "idt_b": F.l1_loss(n["G_ab"](b), b) * 5,
+                # the pool is empty, so the discriminators see this step's fakes
+                "d_a": 0.5 * (mse(n["D_a"](a), 1) + mse(n["D_a"](fake_a), 0)),
+                "d_b": 0.5 * (mse(n["D_b"](b), 1) + mse(n["D_b"](fake_b), 0))}
+    got = fam.train_step(batch)
+    for k, v in want.items():
+        assert got[k].item() == pytest.approx(v.item(), rel=1e-4, abs=1e-6), k
