@@ -33,7 +33,6 @@ from ganops.models import TrainData  # noqa: E402
 from ganops.models.transfer_nets import PatchConfig, PatchDiscriminator, ResnetConfig, ResnetGenerator  # noqa: E402
 from ganops.train.trainer import Trainer  # noqa: E402
 
-
 # ---------------------------------------------------------------- the reference (CycleGAN repository)
 
 class RepoImagePool:

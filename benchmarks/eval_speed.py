@@ -253,6 +253,17 @@ def _warm_imports() -> None:
         importlib.import_module(name)
 
 
+def _breakdown(sections, whole: float, timed: float, rest_label: str) -> None:
+    """Each wrapped call's seconds and share of ``whole``, then what ``timed`` spent outside them."""
+    accounted = 0.0
+    for name, n, total, each in sections.table():
+        accounted += total
+        detail = "  [" + ", ".join(f"{s:.2f}" for s in each) + "]" if n > 1 else ""
+        print(f"  {total:7.2f} s  {100 * total / whole:5.1f}%  {name} ×{n}{detail}")
+    rest = timed - accounted
+    print(f"  {rest:7.2f} s  {100 * rest / whole:5.1f}%  {rest_label}")
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--n-real", type=int, default=10_000, help="real images (MNIST test, first N)")
@@ -333,21 +344,9 @@ def main(argv: list[str] | None = None) -> None:
     print(f"  with the real features cached, as the pipeline has them: {ratio_cached:.2f}")
 
     print("\nbreakdown of report.evaluate (outermost wrapped calls):")
-    accounted = 0.0
-    for name, n, total, each in sec.table():
-        accounted += total
-        detail = "  [" + ", ".join(f"{s:.2f}" for s in each) + "]" if n > 1 else ""
-        print(f"  {total:7.2f} s  {100 * total / secs_ours:5.1f}%  {name} ×{n}{detail}")
-    rest = secs_ours - secs_real_f - accounted
-    print(f"  {rest:7.2f} s  {100 * rest / secs_ours:5.1f}%  (inline code between the calls)")
-
+    _breakdown(sec, secs_ours, secs_ours - secs_real_f, "(inline code between the calls)")
     print("\nbreakdown of torch-fidelity's calculate_metrics:")
-    accounted = 0.0
-    for name, n, total, each in tf_sec.table():
-        accounted += total
-        detail = "  [" + ", ".join(f"{s:.2f}" for s in each) + "]" if n > 1 else ""
-        print(f"  {total:7.2f} s  {100 * total / secs_tf:5.1f}%  {name} ×{n}{detail}")
-    print(f"  {secs_tf - accounted:7.2f} s  {100 * (secs_tf - accounted) / secs_tf:5.1f}%  (the rest)")
+    _breakdown(tf_sec, secs_tf, secs_tf, "(the rest)")
 
     print("\nsame figures, both sides:")
     pairs = [("fid", f"fid_{report.SPACE}", "frechet_inception_distance"),

@@ -1,4 +1,5 @@
-"""Training batches of the generator families, vectorised and driven by one seeded ``torch.Generator``.
+"""Training batches of the generator families (and of each domain of the transfer families), vectorised
+and driven by one seeded ``torch.Generator``.
 
 One rule covers the three families. A draw picks instances i uniformly (with replacement); the
 image and label come from j, the conditioning feature from i:

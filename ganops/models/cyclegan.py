@@ -63,7 +63,6 @@ class CycleGAN(TransferFamily):
     loss_names: ClassVar[tuple[str, ...]] = ("d_loss", "g_loss", "g_ab", "g_ba", "cycle_a", "cycle_b",
                                              "idt_a", "idt_b", "d_a", "d_b")
     ema_names: ClassVar[tuple[str, ...]] = ("G_ab", "G_ba")
-    grid_columns = ("source", "translated", "reconstructed")
 
     @classmethod
     def check(cls, tp: TransferParams, data: TrainData) -> TransferInfo:
@@ -85,7 +84,7 @@ class CycleGAN(TransferFamily):
                 "D_a": PatchConfig(in_channels=ca, filters=tp.d_filters, n_layers=layers),
                 "D_b": PatchConfig(in_channels=cb, filters=tp.d_filters, n_layers=layers)}
         self.networks = {n: (ResnetGenerator(c) if n.startswith("G") else PatchDiscriminator(c)) for n, c in cfgs.items()}
-        self.configs = {n: {"kind": "resnet" if n.startswith("G") else "patch", **c.to_dict()} for n, c in cfgs.items()}
+        self.configs = {n: c.to_dict() for n, c in cfgs.items()}
         ctx.gens.setdefault("pool", torch.Generator().manual_seed(ctx.p.seed + 4))
         self.pool_a = ImagePool(tp.pool_size, ctx.gens["pool"])     # fakes of domain A, for D_a
         self.pool_b = ImagePool(tp.pool_size, ctx.gens["pool"])

@@ -58,8 +58,7 @@ class DTN(TransferFamily):
         d_cfg = DConfig(resolution=info.resolution, channels=info.target_channels, filters=tp.d_filters, outputs=3)
         self.f, self.G, self.D = f, Generator(g_cfg), Discriminator(d_cfg)
         self.networks = {"f": f, "G": self.G, "D": self.D}
-        self.configs = {"f": {"kind": "encoder", **f.config}, "G": {"kind": "dcgan", **g_cfg.to_dict()},
-                        "D": {"kind": "dcgan", **d_cfg.to_dict()}}
+        self.configs = {"f": dict(f.config), "G": g_cfg.to_dict(), "D": d_cfg.to_dict()}
 
     def configure_optimizers(self):
         opts = {"G": self.adam(self.G), "D": self.adam(self.D)}

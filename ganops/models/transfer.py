@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import numpy as np
 import torch
@@ -14,9 +14,10 @@ from torch import nn
 
 from ganops import device as devices
 from ganops.models.base import Context, DataInfo, Family, TrainData, check_images
+from ganops.models.batches import BatchSampler
 from ganops.models.errors import TrainError
 from ganops.params import TransferParams
-from ganops.pixels import to_float, to_uint8
+from ganops.pixels import to_uint8
 
 
 @dataclass(frozen=True)
@@ -31,22 +32,8 @@ class TransferBatch:
     target: torch.Tensor
 
 
-class Domain:
-    """One domain's images as a uint8 tensor (on the device when it fits), drawn uniformly."""
-
-    def __init__(self, images: Any, device: torch.device, generator: torch.Generator):
-        t = torch.from_numpy(np.array(images, order="C")) if not isinstance(images, torch.Tensor) else images
-        self.images = t.to(device) if device.type == "cuda" and t.nbytes <= 1 << 30 else t
-        self.device, self.gen = device, generator
-
-    def draw(self, n: int) -> torch.Tensor:
-        i = torch.randint(0, len(self.images), (n,), generator=self.gen)
-        return to_float(self.images[i.to(self.images.device)].to(self.device, non_blocking=True))
-
-
 class TransferFamily(Family):
     side_multiple: ClassVar[int] = 4
-    grid_columns: ClassVar[tuple[str, ...]] = ("source", "translated")
     divergence_hint: ClassVar[str] = "Lower transfer.lr."
 
     @classmethod
@@ -69,16 +56,17 @@ class TransferFamily(Family):
     def __init__(self, ctx: Context, data: TrainData, info: TransferInfo):
         super().__init__(ctx, data, info)
         self.tp: TransferParams = ctx.p.transfer
-        self.source = Domain(data.images, ctx.device, ctx.gens["data"])
-        self.target = Domain(data.target_images, ctx.device, ctx.gens["data"])
+        # each domain drawn uniformly, as the generator families draw their images (held whole when they fit)
+        domain = lambda images: BatchSampler(images, None, None, None, use_labels=False, use_features=False,  # noqa: E731
+                                             device=ctx.device, generator=ctx.gens["data"])
+        self.source, self.target = domain(data.images), domain(data.target_images)
         pick = torch.Generator().manual_seed(ctx.p.seed + 3)      # the grid's own: training RNG untouched
         k = min(self.tp.n_samples, info.n)
-        rows = torch.randperm(info.n, generator=pick)[:k].sort().values
-        self._grid_source = to_float(self.source.images[rows.to(self.source.images.device)]).to(ctx.device)
+        self._grid_source = self.source.images_at(torch.randperm(info.n, generator=pick)[:k].sort().values)
 
     def next_batch(self) -> TransferBatch:
         B = self.tp.batch_size
-        return TransferBatch(self.source.draw(B), self.target.draw(B))
+        return TransferBatch(self.source.real(B)[0], self.target.real(B)[0])
 
     def linear_decay(self, opt: torch.optim.Optimizer) -> torch.optim.lr_scheduler.LambdaLR:
         """CycleGAN's schedule by steps: the full rate for ``decay_start`` of them, then linear to 0."""
