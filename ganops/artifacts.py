@@ -35,16 +35,22 @@ class ArtifactError(RuntimeError):
 
 # ---------------------------------------------------------------- paths
 
+def _data(root: Path, p: Params) -> Path:
+    """data/, or data/domains/<role> for a transfer domain's artifacts (``Params.domain``): DVC forbids two
+    stages one output, so the source domain's digits are not the generator pipeline's digits folder."""
+    return Path(root) / "data" if p.role is None else Path(root) / "data" / "domains" / p.role
+
+
 def dataset_dir(root: Path, p: Params) -> Path:
-    return Path(root) / "data" / "dataset" / p.data.dataset
+    return _data(root, p) / "dataset" / p.data.dataset
 
 
 def embeddings_dir(root: Path, p: Params) -> Path:
-    return Path(root) / "data" / "embeddings" / p.data.dataset / p.embed.encoder
+    return _data(root, p) / "embeddings" / p.data.dataset / p.embed.encoder
 
 
 def neighbors_dir(root: Path, p: Params) -> Path:
-    return Path(root) / "data" / "neighbors" / p.data.dataset / p.embed.encoder / f"k{p.neighbors.k}"
+    return _data(root, p) / "neighbors" / p.data.dataset / p.embed.encoder / f"k{p.neighbors.k}"
 
 
 def generator_dir(root: Path, p: Params, family: str | None = None) -> Path:
@@ -57,7 +63,7 @@ def generator_dir(root: Path, p: Params, family: str | None = None) -> Path:
 
 
 def evaluator_dir(root: Path, p: Params) -> Path:
-    return Path(root) / "data" / "evaluator" / p.data.dataset
+    return _data(root, p) / "evaluator" / p.data.dataset
 
 
 def evaluation_dir(root: Path, p: Params, family: str | None = None) -> Path:
@@ -66,9 +72,23 @@ def evaluation_dir(root: Path, p: Params, family: str | None = None) -> Path:
     return Path(root) / "data" / "evaluation" / gen.relative_to(Path(root) / "data" / "generator")
 
 
+def pair(p: Params) -> str:
+    """A domain transfer's name: ``<source>-to-<target>`` (no dataset name holds "-to-")."""
+    return f"{p.transfer.source.dataset}-to-{p.transfer.target.dataset}"
+
+
+def translator_dir(root: Path, p: Params, family: str | None = None) -> Path:
+    return Path(root) / "data" / "transfer" / pair(p) / (family or p.transfer.family)
+
+
+def transfer_evaluation_dir(root: Path, p: Params, family: str | None = None) -> Path:
+    return Path(root) / "data" / "evaluation" / pair(p) / (family or p.transfer.family)
+
+
 def stage_dir(root: Path, p: Params, stage: str) -> Path:
     return {"dataset": dataset_dir, "embeddings": embeddings_dir, "neighbors": neighbors_dir,
-            "train": generator_dir, "evaluator": evaluator_dir, "evaluate": evaluation_dir}[stage](root, p)
+            "train": generator_dir, "evaluator": evaluator_dir, "evaluate": evaluation_dir,
+            "transfer": translator_dir, "evaluate_transfer": transfer_evaluation_dir}[stage](root, p)
 
 
 def metrics_file(root: Path, stage: str) -> Path:

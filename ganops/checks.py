@@ -90,7 +90,9 @@ def generator_healthy(directory: Path, n: int = 64, min_std: float = 2.0) -> Out
 def promotion_gate(evaluation: Path, min_diversity: float = 0.2) -> Outcome:
     """What a generator must show before it may become the champion: finite weights and samples that are
     not collapsed (their spread in the evaluator's space at least ``min_diversity`` of the real images')
-    and a finite FID. Whether it beats the champion is the registry's decision (ganops.registry.decide)."""
+    and a finite FID (a translator: its translations' spread, and a finite transfer accuracy where the
+    target has a classifier). Whether it beats the champion is the registry's decision
+    (ganops.registry.decide)."""
     import json
     import math
 
@@ -105,10 +107,12 @@ def promotion_gate(evaluation: Path, min_diversity: float = 0.2) -> Outcome:
     if not diversity >= min_diversity:
         problems.append(f"samples collapsed (diversity {diversity:.3f} of the real images', "
                         f"at least {min_diversity} wanted)")
-    fid = m.get("fid_evaluator")
+    primary = "transfer_accuracy" if "fid_target" in m else "fid_evaluator"
+    fid = m.get(primary)
     if not isinstance(fid, (int, float)) or not math.isfinite(fid):
-        problems.append(f"fid_evaluator is {fid}")
+        problems.append(f"{primary} is {fid}")
+        fid = float("nan")
     return Outcome(not problems, "; ".join(problems) or
-                   f"finite weights, diversity {diversity:.3f}, fid_evaluator {fid:.4g}",
-                   {"diversity_ratio_evaluator": diversity, "fid_evaluator": fid,
+                   f"finite weights, diversity {diversity:.3f}, {primary} {fid:.4g}",
+                   {"diversity_ratio_evaluator": diversity, primary: fid,
                     "non_finite_weights": m.get("non_finite_weights")})

@@ -1,4 +1,5 @@
-"""The command line: ``ganops stage NAME``, ``ganops run``, ``ganops params``, ``ganops sample``."""
+"""The command line: ``ganops stage NAME``, ``ganops run``, ``ganops params``, ``ganops sample``,
+``ganops translate``, ``ganops leaderboard``."""
 
 from __future__ import annotations
 
@@ -22,16 +23,36 @@ def _common(parser: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from ganops.stages import STAGES
+    from ganops.params import DOMAINS
+    from ganops.stages import ALL_STAGES, STAGES
 
     parser = argparse.ArgumentParser(prog="ganops", description="GAN research pipeline: stages and tools.")
     sub = parser.add_subparsers(dest="command", required=True)
     stage = sub.add_parser("stage", help="run one stage")
-    stage.add_argument("name", choices=STAGES)
+    stage.add_argument("name", choices=ALL_STAGES)
+    stage.add_argument("--domain", choices=DOMAINS, default=None,
+                       help="dataset / evaluator: build it for this side of the domain transfer (transfer.source "
+                            "or transfer.target's data keys)")
     _common(stage)
     run = sub.add_parser("run", help="run the chain of stages in order")
     run.add_argument("--until", choices=STAGES, default=None, help="stop after this stage")
+    run.add_argument("--transfer", action="store_true",
+                     help="run the domain-transfer chain of transfer.family instead: both domains' datasets and "
+                          "evaluators, the translator, its evaluation")
     _common(run)
+    tr = sub.add_parser("translate", help="translate your own images (a folder) with the trained domain-transfer model")
+    tr.add_argument("--in", dest="inp", required=True, type=Path, help="folder of source-domain images (searched "
+                    "recursively)")
+    tr.add_argument("--out", required=True, type=Path, help="folder for the translations: one per input, under the "
+                    "same relative name")
+    tr.add_argument("--force", action="store_true", help="overwrite translations that already exist in --out")
+    tr.add_argument("--skip-corrupt", action="store_true", help="translate the readable images and list the "
+                    "unreadable ones (default: refuse, naming them)")
+    tr.add_argument("--reverse", action="store_true", help="cyclegan: translate target-domain images to the source")
+    tr.add_argument("--model", default=None, metavar="champion|VERSION",
+                    help="a registered version (models:/ganops-<source>-to-<target>-<family>@champion, or a version "
+                         "number) instead of the translator artifact of these parameters")
+    _common(tr)
     show = sub.add_parser("params", help="print the effective parameters (validated) as YAML")
     _common(show)
     smp = sub.add_parser("sample", help="generate images with the trained generator into a PNG grid")
@@ -82,6 +103,13 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         if args.command == "sample":
             return _sample(args, p)
+        if args.command == "translate":
+            from ganops.translate_command import translate_folder
+
+            report = translate_folder(p, Path(args.root), args.inp, args.out, force=args.force,
+                                      skip_corrupt=args.skip_corrupt, reverse=args.reverse, model=args.model)
+            print(report.summary())
+            return 0
         if args.command == "leaderboard":
             from ganops.evaluate.leaderboard import leaderboard, markdown
 
@@ -92,7 +120,12 @@ def main(argv: list[str] | None = None) -> int:
 
         ctx = RunContext.from_environment("cli")
         if args.command == "stage":
-            results = [stages.run_stage(args.name, p, args.root, ctx)]
+            results = [stages.run_stage(args.name, p, args.root, ctx, args.domain)]
+        elif args.transfer:
+            if args.until:
+                raise P.ParamsError("--until applies to the generator chain; `ganops run --transfer` runs the "
+                                    "whole transfer chain (or run its stages one by one with `ganops stage`)")
+            results = stages.run_transfer(p, args.root, ctx)
         else:
             results = stages.run_all(p, args.root, args.until, ctx)
         for r in results:

@@ -14,18 +14,22 @@ class FamilySpec:
     impl: str                          # "module:Class" of its networks and step (ganops.models)
     kind: str = "generator"            # generator: samples a dataset (train.*); transfer: translates (transfer.*)
     needs_neighbors: bool = False      # reads the embeddings and k-NN neighborhoods (IC-GAN)
-    # train.* keys that cannot change this family's model: left out of its artifact identity
-    unused_train_keys: frozenset[str] = frozenset()
+    needs_source_classifier: bool = False   # reads the source domain's evaluator as its frozen f (DTN)
+    # keys of its section (train.* or transfer.*) that cannot change this family's model: left out of its
+    # artifact identity
+    unused_keys: frozenset[str] = frozenset()
 
 
 ALL: dict[str, FamilySpec] = {s.name: s for s in (
     FamilySpec("dcgan", "Radford et al. 2015", "ganops.models.dcgan:DCGAN",
-               unused_train_keys=frozenset({"class_conditional", "h_dim"})),
+               unused_keys=frozenset({"class_conditional", "h_dim"})),
     FamilySpec("cgan", "Mirza & Osindero 2014", "ganops.models.cgan:CGAN",
-               unused_train_keys=frozenset({"class_conditional"})),
+               unused_keys=frozenset({"class_conditional"})),
     FamilySpec("icgan", "Casanova et al. 2021", "ganops.models.icgan:ICGAN", needs_neighbors=True),
-    FamilySpec("cyclegan", "Zhu et al. 2017", "ganops.models.cyclegan:CycleGAN", kind="transfer"),
-    FamilySpec("dtn", "Taigman et al. 2016", "ganops.models.dtn:DTN", kind="transfer"),
+    FamilySpec("cyclegan", "Zhu et al. 2017", "ganops.models.cyclegan:CycleGAN", kind="transfer",
+               unused_keys=frozenset({"const_weight", "tid_weight", "tv_weight"})),
+    FamilySpec("dtn", "Taigman et al. 2016", "ganops.models.dtn:DTN", kind="transfer", needs_source_classifier=True,
+               unused_keys=frozenset({"n_blocks", "cycle_weight", "identity_weight", "pool_size"})),
 )}
 TRANSFER_SPECS = {name: s for name, s in ALL.items() if s.kind == "transfer"}
 SPECS = {name: s for name, s in ALL.items() if s.kind == "generator"}   # the generator families

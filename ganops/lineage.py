@@ -11,6 +11,7 @@ from __future__ import annotations
 import ast
 import functools
 import hashlib
+import re
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parent
@@ -20,6 +21,20 @@ RUN_ONLY = frozenset({"ganops/tracking.py", "ganops/locks.py", "ganops/progress.
                       "ganops/__main__.py",
                       # the registry's decision and the promotion gate act on MLflow, not on any artifact
                       "ganops/registry.py", "ganops/checks.py"})
+
+
+_IMPL = re.compile(r"^ganops(\.\w+)+:\w+$")
+# Modules that import implementations by name from a registry table ("module:Class" strings): reaching
+# one reaches every implementation its table names. The tables themselves are only declarations (the
+# schema reads them), so a stage that merely validates parameters does not depend on every network.
+_DISPATCH = {"ganops.models": "ganops.families", "ganops.embed.api": "ganops.encoders"}
+
+
+def _registry_impls(table: str) -> set[str]:
+    path = _module_file(table)
+    tree = ast.parse(path.read_text(), filename=str(path)) if path else ast.Module(body=[], type_ignores=[])
+    return {n.value.partition(":")[0] for n in ast.walk(tree)
+            if isinstance(n, ast.Constant) and isinstance(n.value, str) and _IMPL.match(n.value)}
 
 
 def _module_file(dotted: str) -> Path | None:
@@ -71,6 +86,8 @@ def stage_files(stage: str) -> tuple[str, ...]:
                 continue
             files.add(rel)
             todo.extend(_imports(path))
+            if name in _DISPATCH:
+                todo.extend(_registry_impls(_DISPATCH[name]))
     return tuple(sorted(files))
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
 
 from ganops.encoders import ENCODER_SPECS, ENCODERS
 from ganops.families import FAMILY_NAMES, TRANSFER_NAMES
@@ -19,6 +19,7 @@ from ganops.losses import LOSS_NAMES, LOSSES
 
 DATASETS = ("digits", "mnist", "fashion_mnist", "usps", "svhn", "cifar10", "celeba", "image_folder")
 DEVICES = ("auto", "cpu", "cuda", "mps")
+DOMAINS = ("source", "target")   # the two sides of a domain transfer (transfer.source, transfer.target)
 
 
 class ParamsError(ValueError):
@@ -202,6 +203,7 @@ class Params(_Section):
     evaluator: EvaluatorParams = EvaluatorParams()
     evaluate: EvaluateParams = EvaluateParams()
     tracking: TrackingParams = TrackingParams()
+    _role: str | None = PrivateAttr(None)
 
     @field_validator("data", "embed", "neighbors", "train", "transfer", "evaluator", "evaluate", "tracking",
                      mode="before")
@@ -216,6 +218,20 @@ class Params(_Section):
     def section(self, *names: str) -> dict[str, Any]:
         dump = self.model_dump()
         return {n: dump[n] for n in names}
+
+    def domain(self, role: str) -> Params:
+        """These parameters with ``data`` replaced by ``transfer.<role>``: what the dataset and evaluator
+        stages build for one side of a domain transfer (their artifacts live under data/domains/<role>)."""
+        if role not in DOMAINS:
+            raise ParamsError(f"domain {role!r} is not allowed; expected one of {', '.join(DOMAINS)}")
+        q = self.model_copy(update={"data": getattr(self.transfer, role)})
+        q._role = role
+        return q
+
+    @property
+    def role(self) -> str | None:
+        """None for the generator pipeline's dataset; ``source`` or ``target`` for a transfer domain."""
+        return self._role
 
 
 def _flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:

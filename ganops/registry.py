@@ -1,5 +1,7 @@
 """The MLflow model registry: one registered model per dataset and family (``ganops-<dataset>-<family>``),
-a version per evaluated generator, and the ``champion`` alias on the best one.
+a version per evaluated generator, and the ``champion`` alias on the best one. Translators (``kind``
+transfer) have theirs per domain pair and family (``ganops-<source>-to-<target>-<family>``), ranked by
+transfer accuracy.
 
 A training run logs its generator (``tracking.log_generator``); the evaluation registers it as a new
 version whose tags hold its metrics, the feature space they were measured in and the sample count.
@@ -24,7 +26,9 @@ from ganops.tracking import GENERATOR_TAG, registered_model_name, tracking_uri
 log = logging.getLogger(__name__)
 
 ALIAS = "champion"
-PRIMARY = "fid_evaluator"                 # lower is better
+PRIMARY = "fid_evaluator"                 # generators: lower is better
+# What ranks each kind of model, and whether higher is better.
+RANKING = {"generator": (PRIMARY, False), "transfer": ("transfer_accuracy", True)}
 SPACE_TAG = "ganops.evaluator_hash"       # the evaluator artifact that defines the feature space
 SAMPLES_TAG = "ganops.n_samples"
 RUN_TAG = "ganops.evaluation_run"
@@ -43,11 +47,13 @@ class Decision:
     challenger: float | None = None
     champion: float | None = None
     champion_version: str | None = None
+    metric: str = PRIMARY           # what challenger and champion are
 
     def as_tags(self) -> dict[str, str]:
+        short = "fid" if self.metric == PRIMARY else self.metric
         return {"ganops.decision": "promoted" if self.promote else "not promoted",
                 "ganops.decision_reason": self.reason,
-                "ganops.champion_fid_at_decision": "" if self.champion is None else f"{self.champion:.6g}",
+                f"ganops.champion_{short}_at_decision": "" if self.champion is None else f"{self.champion:.6g}",
                 "ganops.champion_version_at_decision": self.champion_version or ""}
 
 
@@ -77,8 +83,8 @@ def _version_of(client: Any, name: str, generator_hash: str):
     return None
 
 
-def version_of(p: Params, root: Path, generator_hash: str) -> str | None:
-    mv = _version_of(_client(p, root), registered_model_name(p), generator_hash)
+def version_of(p: Params, root: Path, generator_hash: str, kind: str = "generator") -> str | None:
+    mv = _version_of(_client(p, root), registered_model_name(p, kind), generator_hash)
     return None if mv is None else str(mv.version)
 
 
@@ -88,28 +94,31 @@ def _tag_values(metrics: dict[str, Any]) -> dict[str, str]:
 
 
 def register(p: Params, root: Path, run: Any, generator_dir: Path, generator_hash: str, evaluator_hash: str,
-             metrics: dict[str, Any]) -> str | None:
-    """Register the generator as a version of its model (logging it first when its training run did not,
-    e.g. tracking was off then) with the evaluation's figures as tags; returns the version."""
+             metrics: dict[str, Any], kind: str = "generator", n_samples: int | None = None) -> str | None:
+    """Register the generator (``kind`` transfer: the translator) as a version of its model (logging it
+    first when its training run did not, e.g. tracking was off then) with the evaluation's figures as tags;
+    returns the version."""
     if not run.enabled:
         return None
     import mlflow
 
     from ganops.tracking import log_generator
-    from ganops.train import build_generator
 
     client = _client(p, root)
-    name = registered_model_name(p)
-    tags = {GENERATOR_TAG: generator_hash, SPACE_TAG: evaluator_hash, SAMPLES_TAG: str(p.evaluate.n_samples),
+    name = registered_model_name(p, kind)
+    samples = p.evaluate.n_samples if n_samples is None else n_samples
+    tags = {GENERATOR_TAG: generator_hash, SPACE_TAG: evaluator_hash, SAMPLES_TAG: str(samples),
             RUN_TAG: run.run_id or "", **_tag_values(metrics)}
     mv = _version_of(client, name, generator_hash)
     if mv is None:
         logged = _find_logged_model(client, generator_hash)
-        model_id = logged.model_id if logged else log_generator(run, build_generator(generator_dir / "model.pt"),
-                                                                generator_dir / "model.pt", generator_hash)
+        model_id = logged.model_id if logged else log_generator(run, _module(generator_dir / "model.pt", kind),
+                                                                generator_dir / "model.pt", generator_hash,
+                                                                "translator" if kind == "transfer" else "generator")
+        what = (f"{p.transfer.family} translators from {p.transfer.source.dataset} to {p.transfer.target.dataset}"
+                if kind == "transfer" else f"{p.train.family} generators of the {p.data.dataset} dataset")
         with contextlib.suppress(Exception):   # the name may exist already: create_registered_model is not idempotent
-            client.create_registered_model(name, description=f"{p.train.family} generators of the {p.data.dataset} "
-                                                             f"dataset; `{ALIAS}` is the best by {PRIMARY}.")
+            client.create_registered_model(name, description=f"{what}; `{ALIAS}` is the best by {RANKING[kind][0]}.")
         mv = mlflow.register_model(f"models:/{model_id}", name, tags=tags)
     else:
         for key, value in tags.items():
@@ -117,40 +126,53 @@ def register(p: Params, root: Path, run: Any, generator_dir: Path, generator_has
     return str(mv.version)
 
 
-def champion(p: Params, root: Path) -> Any | None:
+def _module(weights_file: Path, kind: str):
+    from ganops.train import build_generator
+    from ganops.train.translate import build_translator
+
+    return build_translator(weights_file) if kind == "transfer" else build_generator(weights_file)
+
+
+def champion(p: Params, root: Path, kind: str = "generator") -> Any | None:
     client = _client(p, root)
     with contextlib.suppress(Exception):
-        return client.get_model_version_by_alias(registered_model_name(p), ALIAS)
+        return client.get_model_version_by_alias(registered_model_name(p, kind), ALIAS)
     return None
 
 
-def _fid(mv: Any) -> float | None:
+def _score(mv: Any, metric: str = PRIMARY) -> float | None:
     with contextlib.suppress(KeyError, ValueError, TypeError):
-        return float(mv.tags[f"metric.{PRIMARY}"])
+        return float(mv.tags[f"metric.{metric}"])
     return None
 
 
 def decide(p: Params, root: Path, version: str, healthy: bool = True, health: str = "",
-           rescore: Callable[[dict[str, Any]], float | None] | None = None) -> Decision:
-    """Whether ``version`` should become the champion: it must be healthy and beat the champion's FID in
-    the same evaluator space with the same sample count. A champion scored in another space (the
-    evaluator was rebuilt, or evaluate.n_samples changed) is scored again in this one with ``rescore``
-    (its registered weights → FID); without a comparable figure the champion stays."""
+           rescore: Callable[[dict[str, Any]], float | None] | None = None, kind: str = "generator") -> Decision:
+    """Whether ``version`` should become the champion: it must be healthy and beat the champion's FID
+    (translators: transfer accuracy) in the same evaluator space with the same sample count. A champion
+    scored in another space (the evaluator was rebuilt, or evaluate.n_samples changed) is scored again in
+    this one with ``rescore`` (its registered weights → the figure); without a comparable one the champion
+    stays."""
     client = _client(p, root)
-    name = registered_model_name(p)
+    name = registered_model_name(p, kind)
+    metric, higher = RANKING[kind]
     mv = client.get_model_version(name, version)
-    fid = _fid(mv)
-    current = champion(p, root)
+    fid = _score(mv, metric)
+    current = champion(p, root, kind)
     held = None if current is None else str(current.version)
-    other = None if current is None else _fid(current)
+    other = None if current is None else _score(current, metric)
+
+    def verdict(promote: bool, reason: str, challenger=fid, champ=other, version_held=held) -> Decision:
+        return Decision(name, version, promote, reason, challenger, champ, version_held, metric)
+
     if not healthy:
-        return Decision(name, version, False, f"failed the health check: {health}", fid, other, held)
+        return verdict(False, f"failed the health check: {health}")
     if fid is None or not math.isfinite(fid):
-        return Decision(name, version, False, f"{PRIMARY} is missing or not finite ({fid})", fid, other, held)
+        return verdict(False, f"{metric} is missing or not finite ({fid})")
     if current is None:
-        return Decision(name, version, True, "no champion yet", fid)
+        return verdict(True, "no champion yet", champ=None, version_held=None)
     if held == str(version):
-        return Decision(name, version, True, "already the champion", fid, fid, held)
+        return verdict(True, "already the champion", champ=fid)
     same_space = (current.tags.get(SPACE_TAG) == mv.tags.get(SPACE_TAG)
                   and current.tags.get(SAMPLES_TAG) == mv.tags.get(SAMPLES_TAG))
     note = ""
@@ -158,17 +180,15 @@ def decide(p: Params, root: Path, version: str, healthy: bool = True, health: st
         other = None
         if rescore is not None:
             with contextlib.suppress(RegistryError, ValueError, RuntimeError, KeyError):
-                other = rescore(load_weights(p, root, held)[0])
+                other = rescore(load_weights(p, root, held, kind)[0])
         if other is None or not math.isfinite(other):
-            return Decision(name, version, False, f"champion v{held} was scored in another evaluator space or "
-                            "sample count and cannot be scored in this one; it stays champion (move the alias by "
-                            "hand if the new figure should win)", fid, None, held)
+            return verdict(False, f"champion v{held} was scored in another evaluator space or sample count and "
+                           "cannot be scored in this one; it stays champion (move the alias by hand if the new "
+                           "figure should win)", champ=None)
         note = " (champion re-scored in this evaluator space)"
-    if fid < other:
-        return Decision(name, version, True, f"{PRIMARY} {fid:.4g} beats the champion's {other:.4g}{note}", fid,
-                        other, held)
-    return Decision(name, version, False, f"{PRIMARY} {fid:.4g} does not beat the champion's {other:.4g}{note}",
-                    fid, other, held)
+    if (fid > other) if higher else (fid < other):
+        return verdict(True, f"{metric} {fid:.4g} beats the champion's {other:.4g}{note}", champ=other)
+    return verdict(False, f"{metric} {fid:.4g} does not beat the champion's {other:.4g}{note}", champ=other)
 
 
 def record(p: Params, root: Path, decision: Decision, apply: bool) -> Decision:
@@ -192,7 +212,8 @@ def record(p: Params, root: Path, decision: Decision, apply: bool) -> Decision:
             for key, value in tags.items():
                 client.set_tag(run_id, key, value)
             if decision.champion is not None:
-                client.log_metric(run_id, "champion_fid_at_decision", decision.champion)
+                short = "fid" if decision.metric == PRIMARY else decision.metric
+                client.log_metric(run_id, f"champion_{short}_at_decision", decision.champion)
             client.log_metric(run_id, "promoted", float(moved))
     return decision
 
@@ -201,10 +222,10 @@ def decision_dict(decision: Decision) -> dict[str, Any]:
     return asdict(decision)
 
 
-def resolve(p: Params, root: Path, ref: str) -> Any:
+def resolve(p: Params, root: Path, ref: str, kind: str = "generator") -> Any:
     """``champion`` (the alias) or a version number → the model version, with a clear error."""
     client = _client(p, root)
-    name = registered_model_name(p)
+    name = registered_model_name(p, kind)
     try:
         if ref.isdigit():
             return client.get_model_version(name, ref)
@@ -214,7 +235,8 @@ def resolve(p: Params, root: Path, ref: str) -> Any:
         with contextlib.suppress(Exception):
             versions = sorted(int(v.version) for v in client.search_model_versions(f"name = '{name}'"))
         have = f"versions: {', '.join(map(str, versions))}" if versions else "no versions yet"
-        hint = "run `ganops stage evaluate` to register and rank generators"
+        hint = ("run `ganops stage evaluate_transfer` to register and rank translators" if kind == "transfer"
+                else "run `ganops stage evaluate` to register and rank generators")
         if versions and not ref.isdigit():
             last = client.get_model_version(name, str(versions[-1])).tags.get("ganops.decision_reason", "")
             hint = (f"no version was promoted yet (v{versions[-1]}: {last or 'not decided'}); train longer, or "
@@ -223,15 +245,15 @@ def resolve(p: Params, root: Path, ref: str) -> Any:
                             f"({have}); {hint}") from exc
 
 
-def load_weights(p: Params, root: Path, ref: str) -> tuple[dict[str, Any], Any]:
+def load_weights(p: Params, root: Path, ref: str, kind: str = "generator") -> tuple[dict[str, Any], Any]:
     """The weights of a registered version (``models:/ganops-<dataset>-<family>@champion`` or a version),
     read from its model.pt with ``weights_only=True``: nothing from the registry is unpickled."""
     import mlflow
 
     from ganops.train import load_weights as load_file
 
-    mv = resolve(p, root, ref)
-    uri = f"models:/{registered_model_name(p)}/{mv.version}"
+    mv = resolve(p, root, ref, kind)
+    uri = f"models:/{registered_model_name(p, kind)}/{mv.version}"
     try:
         local = Path(mlflow.artifacts.download_artifacts(f"{uri}"))
     except Exception as exc:

@@ -269,7 +269,10 @@ def stage_run(p: Params, root: Path, stage: str, ctx: RunContext | None = None, 
         active = mlflow.start_run(run_id=previous)
         mlflow.set_tags({**tags, "ganops.resumed": "true"})
     else:
-        name = f"train {p.train.family}" if stage == "train" else stage
+        name = {"train": f"train {p.train.family}", "transfer": f"transfer {p.transfer.family}",
+                "evaluate_transfer": f"evaluate transfer {p.transfer.family}"}.get(stage, stage)
+        if p.role:
+            name, tags["ganops.domain"] = f"{name} ({p.role})", p.role
         active = mlflow.start_run(run_name=name, parent_run_id=parent, tags=tags)
         mlflow.log_params({k: ("" if v is None else v) for k, v in p.flat().items()})
     with active:
@@ -294,16 +297,23 @@ def _run_url(p: Params, active: Any) -> str:
     return f"{base.rstrip('/')}/#/experiments/{active.info.experiment_id}/runs/{active.info.run_id}"
 
 
-def registered_model_name(p: Params) -> str:
+def registered_model_name(p: Params, kind: str = "generator") -> str:
+    """``ganops-<dataset>-<family>`` for generators, ``ganops-<source>-to-<target>-<family>`` for translators."""
+    if kind == "transfer":
+        from ganops.artifacts import pair
+
+        return f"ganops-{pair(p)}-{p.transfer.family}"
     return f"ganops-{p.data.dataset}-{p.train.family}"
 
 
-GENERATOR_TAG = "ganops.generator_hash"   # the generator artifact's content hash, on its logged model
+# The trained model artifact's content hash (a generator's or a translator's), on its logged model.
+GENERATOR_TAG = "ganops.generator_hash"
 
 
-def log_generator(run: Run, generator: Any, weights_file: Path, content_hash: str) -> str | None:
-    """G (its EMA weights) as an MLflow PyTorch model, tagged with the generator artifact's content hash
-    so the evaluation finds it and registers it; returns the logged model's id.
+def log_generator(run: Run, generator: Any, weights_file: Path, content_hash: str,
+                  name: str = "generator") -> str | None:
+    """G (its EMA weights; for a domain transfer, the translator) as an MLflow PyTorch model, tagged with
+    the artifact's content hash so the evaluation finds it and registers it; returns the logged model's id.
 
     model.pt rides along as an extra file: ganops loads registry models from it with
     ``torch.load(weights_only=True)`` and never unpickles the logged module."""
@@ -318,7 +328,7 @@ def log_generator(run: Run, generator: Any, weights_file: Path, content_hash: st
     with warnings.catch_warnings():   # MLflow warns that pickles are unsafe: ganops never loads this one
         warnings.simplefilter("ignore")
         logging.getLogger("mlflow.pytorch").setLevel(logging.ERROR)
-        info = mlflow.pytorch.log_model(generator, name="generator", serialization_format="pickle",
+        info = mlflow.pytorch.log_model(generator, name=name, serialization_format="pickle",
                                         extra_files=[str(weights_file)],
                                         pip_requirements=[f"torch=={torch.__version__.split('+')[0]}", "ganops"])
     mlflow.set_logged_model_tags(info.model_id, {GENERATOR_TAG: content_hash})

@@ -1,5 +1,6 @@
 """The assets: dataset → embeddings → neighborhoods, and one generator per GAN family, reading what
-that family reads. Each is one call into ganops.stages.
+that family reads; and the domain transfer: each domain's dataset and evaluator, one translator per
+family, its evaluation. Each is one call into ganops.stages.
 
 Data versions are the artifacts' content hashes and code versions the hash of the source each stage
 depends on (ganops.lineage), so Dagster's staleness agrees with DVC's; the `artifacts_on_disk` sensor
@@ -14,8 +15,9 @@ import dagster as dg
 
 from ganops import stages
 from ganops.errors import describe, user_errors
-from ganops.families import SPECS
-from ganops.identity import upstream_stages
+from ganops.families import SPECS, TRANSFER_SPECS
+from ganops.identity import split_name, upstream_stages
+from ganops.params import DOMAINS
 from ganops.lineage import code_version
 from ganops.params import ParamsError
 from ganops.tracking import RunContext
@@ -24,6 +26,7 @@ from pipelines.resources import ComputeDevice, GanopsParams, MlflowTracking, eff
 GROUP = "data_prep"
 TRAIN_GROUP = "training"
 EVAL_GROUP = "evaluation"
+TRANSFER_GROUP = "transfer"
 # The stage behind each asset, and the asset of each stage.
 STAGE_OF = {"dataset": "dataset", "embeddings": "embeddings", "neighborhoods": "neighbors"}
 KEY_OF_STAGE = {"dataset": dg.AssetKey("dataset"), "embeddings": dg.AssetKey("embeddings"),
@@ -42,12 +45,28 @@ def champion_key(family: str) -> dg.AssetKey:
     return dg.AssetKey(["champion", family])
 
 
+def translator_key(family: str) -> dg.AssetKey:
+    return dg.AssetKey(["translator", family])
+
+
+def transfer_evaluation_key(family: str) -> dg.AssetKey:
+    return dg.AssetKey(["transfer_evaluation", family])
+
+
 def stage_key(stage: str, family: str | None = None) -> dg.AssetKey:
-    """The asset a stage's artifact is (the per-family ones need the family)."""
+    """The asset a stage's artifact is (the per-family ones need the family; ``dataset@source`` is the
+    source domain's dataset)."""
+    stage, role = split_name(stage)
+    if role:
+        return dg.AssetKey([role, stage])
     if stage == "train":
         return generator_key(family or "")
     if stage == "evaluate":
         return evaluation_key(family or "")
+    if stage == "transfer":
+        return translator_key(family or "")
+    if stage == "evaluate_transfer":
+        return transfer_evaluation_key(family or "")
     return KEY_OF_STAGE[stage]
 
 
@@ -87,7 +106,7 @@ class _ToDagster(logging.Handler):
 
 
 def run_stage(context: dg.AssetExecutionContext, stage: str, params: GanopsParams, mlflow: MlflowTracking,
-              device: ComputeDevice, overrides: tuple[str, ...] = ()) -> stages.StageResult:
+              device: ComputeDevice, overrides: tuple[str, ...] = (), domain: str | None = None) -> stages.StageResult:
     try:
         p = effective_params(params, mlflow, device, overrides)
     except ParamsError as exc:
@@ -98,7 +117,7 @@ def run_stage(context: dg.AssetExecutionContext, stage: str, params: GanopsParam
     level = library.level
     library.setLevel(min(level or logging.INFO, logging.INFO))
     try:
-        return stages.run_stage(stage, p, params.root(), ctx)
+        return stages.run_stage(stage, p, params.root(), ctx, domain)
     except user_errors() as exc:  # the library's one-line message, not a traceback through our code
         raise dg.Failure(description=describe(exc)) from None
     finally:
@@ -222,4 +241,62 @@ def leaderboard(params: GanopsParams, mlflow: MlflowTracking, device: ComputeDev
                                           "best": rows[0]["family"] if rows else ""})
 
 
-ALL = [dataset, embeddings, neighborhoods, *GENERATORS, evaluator, *EVALUATIONS, *CHAMPIONS, leaderboard]
+def domain_assets(role: str) -> list[dg.AssetsDefinition]:
+    """One side of the domain transfer: its dataset and its evaluator, on `transfer.<role>`'s data keys."""
+    @dg.asset(key=stage_key(f"dataset@{role}"), group_name=TRANSFER_GROUP, kinds={"python", "numpy"},
+              code_version=code_version("dataset"),
+              description=f"The {role} domain's images (`transfer.{role}`), built by the dataset stage.")
+    def domain_dataset(context: dg.AssetExecutionContext, params: GanopsParams, mlflow: MlflowTracking,
+                       device: ComputeDevice) -> dg.MaterializeResult:
+        return _materialized(run_stage(context, "dataset", params, mlflow, device, domain=role))
+
+    @dg.asset(key=stage_key(f"evaluator@{role}"), group_name=TRANSFER_GROUP, kinds={"pytorch", "numpy"},
+              deps=[stage_key(f"dataset@{role}")], code_version=code_version("evaluator"),
+              description=f"The {role} domain's evaluator: a classifier of its labels"
+                          + (" (the DTN's frozen f)." if role == "source" else " (judges translations)."))
+    def domain_evaluator(context: dg.AssetExecutionContext, params: GanopsParams, mlflow: MlflowTracking,
+                         device: ComputeDevice) -> dg.MaterializeResult:
+        return _materialized(run_stage(context, "evaluator", params, mlflow, device, domain=role))
+
+    return [domain_dataset, domain_evaluator]
+
+
+def translator_asset(family: str) -> dg.AssetsDefinition:
+    spec = TRANSFER_SPECS[family]
+
+    @dg.asset(key=translator_key(family), group_name=TRANSFER_GROUP, kinds={"pytorch", "mlflow"},
+              deps=[stage_key(s) for s in upstream_stages("transfer", family)], code_version=code_version("transfer"),
+              description=f"{family} ({spec.paper}): the source → target translator, trained on the two unpaired "
+                          "domains on the shared trainer; metadata holds the final losses and source | translation "
+                          "pairs.")
+    def translator(context: dg.AssetExecutionContext, params: GanopsParams, mlflow: MlflowTracking,
+                   device: ComputeDevice) -> dg.MaterializeResult:
+        result = run_stage(context, "transfer", params, mlflow, device, (f"transfer.family={family}",))
+        return _materialized(result, {"logged_model": result.logged_model} if result.logged_model else {})
+
+    return translator
+
+
+def transfer_evaluation_asset(family: str) -> dg.AssetsDefinition:
+    @dg.asset(key=transfer_evaluation_key(family), group_name=TRANSFER_GROUP, kinds={"pytorch", "mlflow"},
+              deps=[stage_key(s, family) for s in upstream_stages("evaluate_transfer", family)],
+              code_version=code_version("evaluate_transfer"),
+              description=f"The {family} translator scored on held-out source images: transfer accuracy beside the "
+                          "resize baseline, FID/KID against the target, pictures; registered as "
+                          f"`ganops-<source>-to-<target>-{family}`, `champion` moved on a higher transfer accuracy.")
+    def transfer_evaluation(context: dg.AssetExecutionContext, params: GanopsParams, mlflow: MlflowTracking,
+                            device: ComputeDevice) -> dg.MaterializeResult:
+        result = run_stage(context, "evaluate_transfer", params, mlflow, device, (f"transfer.family={family}",))
+        extra: dict[str, object] = {}
+        if result.model_version:
+            extra = {"registered_model": result.registered_model, "model_version": result.model_version,
+                     "promoted": bool(result.decision and result.decision["promote"]),
+                     "decision": (result.decision or {}).get("reason", "")}
+        return _materialized(result, extra)
+
+    return transfer_evaluation
+
+
+TRANSFER = [*(a for role in DOMAINS for a in domain_assets(role)), *map(translator_asset, TRANSFER_SPECS),
+            *map(transfer_evaluation_asset, TRANSFER_SPECS)]
+ALL = [dataset, embeddings, neighborhoods, *GENERATORS, evaluator, *EVALUATIONS, *CHAMPIONS, leaderboard, *TRANSFER]

@@ -14,7 +14,7 @@ import dagster as dg
 
 from ganops.data.folder import folder_state
 from ganops.data.raw import resolve_root
-from pipelines.assets import GROUP
+from pipelines.assets import GROUP, TRANSFER_GROUP
 from pipelines.resources import ComputeDevice, GanopsParams, MlflowTracking, effective_params
 
 data_prep_job = dg.define_asset_job("data_prep", selection=dg.AssetSelection.groups(GROUP),
@@ -26,8 +26,12 @@ weekly_data_prep = dg.ScheduleDefinition(
     description="Rebuild the data chain every Monday 03:00 (turn on in the UI).")
 
 retrain_job = dg.define_asset_job(
-    "retrain", selection=dg.AssetSelection.all(),
+    "retrain", selection=dg.AssetSelection.all() - dg.AssetSelection.groups(TRANSFER_GROUP),
     description="dataset → embeddings → neighborhoods → every family's generator → evaluation → champion decision")
+
+transfer_job = dg.define_asset_job(
+    "transfer", selection=dg.AssetSelection.groups(TRANSFER_GROUP),
+    description="source and target datasets → their evaluators → every translator → its evaluation and champion")
 
 weekly_retrain = dg.ScheduleDefinition(
     name="weekly_retrain", job=retrain_job, cron_schedule="0 4 * * 1",

@@ -18,21 +18,29 @@ from dagster._core.definitions.data_version import (
 )
 
 from ganops import artifacts as A
-from ganops.families import SPECS
+from ganops.families import SPECS, TRANSFER_SPECS
+from ganops.params import DOMAINS
 from pipelines.assets import KEY_OF_STAGE, evaluation_key, generator_key, stage_key
 from pipelines.resources import ComputeDevice, GanopsParams, MlflowTracking, effective_params
 
 
 def _on_disk(params: GanopsParams, mlflow: MlflowTracking, device: ComputeDevice):
-    """(asset key, artifact directory, its meta.json) for every asset whose artifact exists."""
+    """(asset key, artifact directory, family, domain) for every asset (the artifact may not exist)."""
     root = params.root()
     p = effective_params(params, mlflow, device)
     for stage, key in KEY_OF_STAGE.items():
-        yield key, A.stage_dir(root, p, stage), None
+        yield key, A.stage_dir(root, p, stage), None, None
     for family in SPECS:
         q = effective_params(params, mlflow, device, (f"train.family={family}",))
-        yield generator_key(family), A.generator_dir(root, q), family
-        yield evaluation_key(family), A.evaluation_dir(root, q), family
+        yield generator_key(family), A.generator_dir(root, q), family, None
+        yield evaluation_key(family), A.evaluation_dir(root, q), family, None
+    for role in DOMAINS:
+        for stage in ("dataset", "evaluator"):
+            yield stage_key(f"{stage}@{role}"), A.stage_dir(root, p.domain(role), stage), None, role
+    for family in TRANSFER_SPECS:
+        q = effective_params(params, mlflow, device, (f"transfer.family={family}",))
+        for stage in ("transfer", "evaluate_transfer"):
+            yield stage_key(stage, family), A.stage_dir(root, q, stage), family, None
 
 
 def _recorded(instance: dg.DagsterInstance, key: dg.AssetKey) -> tuple[str | None, str | None]:
@@ -51,7 +59,7 @@ def _event_pointer(instance: dg.DagsterInstance, key: dg.AssetKey) -> str:
 def reported_events(instance: dg.DagsterInstance, params: GanopsParams, mlflow: MlflowTracking,
                     device: ComputeDevice) -> list[dg.AssetMaterialization]:
     events = []
-    for key, directory, family in _on_disk(params, mlflow, device):
+    for key, directory, family, role in _on_disk(params, mlflow, device):
         meta_file = Path(directory) / A.META
         if not meta_file.exists():
             continue
@@ -64,8 +72,8 @@ def reported_events(instance: dg.DagsterInstance, params: GanopsParams, mlflow: 
             continue
         tags = {DATA_VERSION_TAG: meta["content_hash"], DATA_VERSION_IS_USER_PROVIDED_TAG: "true",
                 CODE_VERSION_TAG: meta.get("code_version", "")}
-        for stage, up_hash in meta.get("upstream", {}).items():
-            up = stage_key(stage, family)
+        for stage, up_hash in meta.get("upstream", {}).items():   # a domain's artifacts name their domain's
+            up = stage_key(f"{stage}@{role}" if role and "@" not in stage else stage, family)
             tags[f"{INPUT_DATA_VERSION_TAG_PREFIX}/{up.to_user_string()}"] = up_hash
             tags[f"{INPUT_EVENT_POINTER_TAG_PREFIX}/{up.to_user_string()}"] = _event_pointer(instance, up)
         metadata = {"path": dg.MetadataValue.path(str(directory)), "content_hash": meta["content_hash"],

@@ -34,7 +34,13 @@ def fast_overrides(**extra: object) -> list[str]:
             "evaluator.epochs": 1, "evaluator.batch_size": 64, "evaluate.n_samples": 100, "evaluate.batch_size": 100,
             "evaluate.kid_subsets": 10, "evaluate.kid_subset_size": 50, "evaluate.per_label": 10,
             "evaluate.instances": 4, "evaluate.per_instance": 4, "evaluate.ppl_pairs": 20,
-            "evaluate.min_diversity": 0.0}     # a 60-step generator is near collapse: let the tests' promote
+            "evaluate.min_diversity": 0.0,     # a 60-step generator is near collapse: let the tests' promote
+            # domain transfer: digits → the shared MNIST test split (no download), tiny networks and budgets
+            "transfer.source.limit": 300, "transfer.source.resolution": 16, "transfer.target.root": str(SHARED_MNIST),
+            "transfer.target.download": False, "transfer.target.limit": 300, "transfer.target.resolution": 16,
+            "transfer.steps": 8, "transfer.batch_size": 8, "transfer.g_filters": 8, "transfer.d_filters": 8,
+            "transfer.n_blocks": 1, "transfer.pool_size": 5, "transfer.checkpoint_every": 4,
+            "transfer.sample_every": 4, "transfer.n_samples": 4}
     base.update(extra)
     return [f"{k}={v}" for k, v in base.items()]
 

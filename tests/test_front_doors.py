@@ -3,6 +3,7 @@ bytes, see each other's work, and depend on exactly what each artifact is made f
 
 import json
 import os
+import re
 import shutil
 import sqlite3
 import subprocess
@@ -21,8 +22,13 @@ ENV = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.envi
        "DVC_NO_ANALYTICS": "1"}
 GENERATORS = {"dcgan": "generator/digits/dcgan", "cgan": "generator/digits/cgan",
               "icgan": "generator/digits/pixels/k5/icgan"}
+# the domain transfer's artifacts (digits → the shared MNIST split in the tests' parameters)
+TRANSFER = {"source/dataset": "domains/source/dataset/digits", "source/evaluator": "domains/source/evaluator/digits",
+            "target/dataset": "domains/target/dataset/mnist", "target/evaluator": "domains/target/evaluator/mnist",
+            **{f"{kind}/{f}": f"{folder}/digits-to-mnist/{f}" for f in ("dtn", "cyclegan")
+               for kind, folder in (("translator", "transfer"), ("transfer_evaluation", "evaluation"))}}
 ARTIFACT_ASSETS = {"dataset", "embeddings", "neighborhoods", "evaluator",
-                   *(f"{kind}/{f}" for kind in ("generator", "evaluation") for f in GENERATORS)}
+                   *(f"{kind}/{f}" for kind in ("generator", "evaluation") for f in GENERATORS), *TRANSFER}
 
 
 def _write_params(root: Path, overrides: list[str]) -> None:
@@ -55,6 +61,10 @@ def _dirs(root: Path, families=("icgan",)) -> dict[str, Path]:
 
 def _metas(root: Path, families=("icgan",)) -> dict[str, bytes]:
     return {name: (d / "meta.json").read_bytes() for name, d in _dirs(root, families).items()}
+
+
+def _transfer_metas(root: Path) -> dict[str, bytes]:
+    return {key: (root / "data" / rel / "meta.json").read_bytes() for key, rel in TRANSFER.items()}
 
 
 def _dagster_materialize(root: Path, selection: list[str] | None = None):
@@ -136,6 +146,8 @@ def test_same_parameters_give_the_same_bytes_through_every_door(cli_project, dvc
     assert _metas(dvc_root, tuple(GENERATORS)) == _metas(dag_root, tuple(GENERATORS))
     for meta in _metas(dag_root, tuple(GENERATORS)).values():
         assert not {"argv", "created", "timings_s"} & set(json.loads(meta))
+    # the domain transfer too: both domains, both translators and their evaluations, byte for byte
+    assert _transfer_metas(dvc_root) == _transfer_metas(dag_root)
 
 
 def test_a_dagster_run_after_dvc_repro_leaves_dvc_up_to_date(dvc_project):
@@ -157,6 +169,10 @@ def test_dvc_second_repro_does_nothing_and_k_reruns_only_what_reads_the_neighbor
     ran = {s for s in ("dataset", "embeddings", "neighbors", "train_dcgan", "train_cgan", "train_icgan")
            if f"Running stage '{s}'" in third}
     assert ran == {"neighbors", "train_icgan"}, third  # a DCGAN or cGAN generator does not read them
+    assert "transfer" not in third                       # nor does a translator
+    _write_params(root, [*FAST, "neighbors.k=7", "transfer.const_weight=10"])
+    fourth = _sh(["dvc", "repro"], root).stdout          # DTN's α: the DTN reruns, CycleGAN has no L_CONST
+    assert {s for s in re.findall(r"Running stage '(\w+)'", fourth)} == {"transfer_dtn", "evaluate_transfer_dtn"}
     assert (root / "data/generator/digits/pixels/k7/icgan/model.pt").exists()
     lock = yaml.safe_load((root / "dvc.lock").read_text())
     assert lock["stages"]["neighbors"]["params"]["params.yaml"]["neighbors"]["k"] == 7
@@ -206,6 +222,9 @@ def test_dagster_sees_what_dvc_built_with_the_same_versions(dvc_project):
             key = f"generator/{key}" if key in GENERATORS else key.replace("evaluation ", "evaluation/")
             content_hash = json.loads((directory / "meta.json").read_text())["content_hash"]
             assert reported[key].tags["dagster/data_version"] == content_hash
+        for key, rel in TRANSFER.items():
+            meta = json.loads((root / "data" / rel / "meta.json").read_text())
+            assert reported[key].tags["dagster/data_version"] == meta["content_hash"]
         assert status()["dataset"] == StaleStatus.STALE     # built by other code: Dagster says so, as DVC would
     finally:
         dataset_meta.write_bytes(current)                   # …then rebuilt by this code (same bytes)

@@ -9,13 +9,16 @@ from conftest import REPO
 
 from ganops import identity as I
 from ganops import params as P
-from ganops.families import SPECS
+from ganops.families import SPECS, TRANSFER_SPECS
+from ganops.params import DOMAINS
 from ganops.lineage import code_version, stage_files
 
 DVC = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]
 DVC_STAGES = {"dataset": ("dataset", None), "embeddings": ("embeddings", None), "neighbors": ("neighbors", None),
               **{f"train_{f}": ("train", f) for f in SPECS}, "evaluator": ("evaluator", None),
-              **{f"evaluate_{f}": ("evaluate", f) for f in SPECS}}
+              **{f"evaluate_{f}": ("evaluate", f) for f in SPECS},
+              **{f"{s}_{role}": (s, None) for s in ("dataset", "evaluator") for role in DOMAINS},
+              **{f"{s}_{f}": (s, f) for s in ("transfer", "evaluate_transfer") for f in TRANSFER_SPECS}}
 RUN_ONLY_PARAMS = {"device"}   # decides where the stage runs; rerun when it changes, not part of the identity
 
 
@@ -40,7 +43,10 @@ def test_dvc_deps_cover_the_source_the_stage_imports(dvc_stage):
 @pytest.mark.parametrize("dvc_stage", sorted(DVC_STAGES))
 def test_dvc_params_are_the_artifact_identity(dvc_stage):
     stage, family = DVC_STAGES[dvc_stage]
-    assert set(DVC[dvc_stage]["params"]) - RUN_ONLY_PARAMS == set(I.keys(stage, family))
+    role = dvc_stage.rpartition("_")[2] if dvc_stage.endswith(DOMAINS) else None
+    # a domain's stage reads its data keys from transfer.<role>
+    want = {f"transfer.{role}" if role and k == "data" else k for k in I.keys(stage, family)}
+    assert set(DVC[dvc_stage]["params"]) - RUN_ONLY_PARAMS == want
 
 
 def test_a_dcgan_generator_does_not_depend_on_the_neighborhoods():
@@ -57,7 +63,8 @@ def test_the_lineage_follows_imports_inside_functions(tmp_path):
     # the train stage imports the trainer inside its function body; editing a network must retrain
     files = stage_files("train")
     assert {"ganops/models/blocks.py", "ganops/losses.py", "ganops/train/trainer.py"} <= set(files)
-    assert "ganops/embed/simclr.py" not in files and "ganops/tracking.py" not in files
+    assert "ganops/evaluate/metrics.py" not in files and "ganops/tracking.py" not in files
+    assert "ganops/models/gan.py" in files   # a family is imported by name from the registry, and followed
     assert "ganops/models/blocks.py" not in stage_files("dataset")
     assert code_version("train") != code_version("dataset")
 

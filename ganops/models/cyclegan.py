@@ -60,6 +60,7 @@ class ImagePool:
 
 
 class CycleGAN(TransferFamily):
+    name = "cyclegan"
     loss_names: ClassVar[tuple[str, ...]] = ("d_loss", "g_loss", "g_ab", "g_ba", "cycle_a", "cycle_b",
                                              "idt_a", "idt_b", "d_a", "d_b")
     ema_names: ClassVar[tuple[str, ...]] = ("G_ab", "G_ba")
@@ -146,6 +147,13 @@ class CycleGAN(TransferFamily):
     def translate(self, nets: Mapping[str, nn.Module], x: torch.Tensor) -> list[torch.Tensor]:
         fake = nets["G_ab"](x)
         return [fake, nets["G_ba"](fake)]
+
+    @classmethod
+    def translator(cls, configs: Mapping[str, dict], states: Mapping[str, dict], reverse: bool = False) -> nn.Module:
+        name = "G_ba" if reverse else "G_ab"
+        G = ResnetGenerator(ResnetConfig.from_dict(configs[name]))
+        G.load_state_dict(states[name])
+        return G
 
 
 def _ls(logits: torch.Tensor, target: float) -> torch.Tensor:

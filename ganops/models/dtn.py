@@ -33,6 +33,7 @@ FAKE_SOURCE, FAKE_TARGET, REAL_TARGET = 0, 1, 2
 
 
 class DTN(TransferFamily):
+    name = "dtn"
     loss_names: ClassVar[tuple[str, ...]] = ("d_loss", "g_loss", "gan", "const", "tid", "tv")
     ema_names: ClassVar[tuple[str, ...]] = ("G",)
 
@@ -100,6 +101,29 @@ class DTN(TransferFamily):
 
     def translate(self, nets: Mapping[str, nn.Module], x: torch.Tensor) -> list[torch.Tensor]:
         return [nets["G"](self.encode(nets["f"], x))]
+
+    @classmethod
+    def translator(cls, configs: Mapping[str, dict], states: Mapping[str, dict], reverse: bool = False) -> nn.Module:
+        if reverse:
+            raise TrainError("a DTN translates one way only (source → target); it has no reverse generator")
+        from ganops.embed.nets import build
+
+        f, G = build(configs["f"]), Generator(GConfig.from_dict(configs["G"]))
+        f.load_state_dict(states["f"])
+        G.load_state_dict(states["G"])
+        return DTNTranslator(f, G)
+
+
+class DTNTranslator(nn.Module):
+    """G = g∘f on images in [-1, 1]: what the DTN's users run."""
+
+    def __init__(self, f: nn.Module, G: Generator):
+        super().__init__()
+        self.f, self.G = f, G
+        self.channels = int(f.config["in_channels"])
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.G(self.f((match_channels(x, self.channels).float() + 1) * 0.5))
 
 
 def _total_variation(x: torch.Tensor) -> torch.Tensor:

@@ -82,6 +82,12 @@ class TransferFamily(Family):
         """The grid's columns after the source: its translation (and, for CycleGAN, the reconstruction)."""
         raise NotImplementedError
 
+    @classmethod
+    def translator(cls, configs: Mapping[str, dict], states: Mapping[str, dict], reverse: bool = False) -> nn.Module:
+        """The trained model as one module from source images to target images (both in [-1, 1]); with
+        ``reverse``, target to source where the family learns that direction too."""
+        raise NotImplementedError
+
     def grid(self, nets: Mapping[str, nn.Module]) -> tuple[np.ndarray, int]:
         x = self._grid_source
         with devices.autocast(self.ctx.device):

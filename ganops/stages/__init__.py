@@ -11,18 +11,36 @@ from __future__ import annotations
 import importlib
 from pathlib import Path
 
-from ganops.identity import STAGES
-from ganops.params import Params
+from ganops.identity import DOMAIN_STAGES, STAGES, TRANSFER_STAGES, split_name, upstream_stages
+from ganops.params import Params, ParamsError
 from ganops.stages.common import StageResult
 from ganops.tracking import RunContext, pipeline_run
 
-__all__ = ["STAGES", "StageResult", "run_all", "run_stage"]
+ALL_STAGES = (*STAGES, *TRANSFER_STAGES)
+__all__ = ["ALL_STAGES", "STAGES", "StageResult", "run_all", "run_stage", "run_transfer"]
 
 
-def run_stage(name: str, p: Params, root: Path | str = ".", ctx: RunContext | None = None) -> StageResult:
-    if name not in STAGES:
-        raise ValueError(f"unknown stage {name!r}; stages are: {', '.join(STAGES)}")
+def run_stage(name: str, p: Params, root: Path | str = ".", ctx: RunContext | None = None,
+              domain: str | None = None) -> StageResult:
+    """One stage; ``domain`` (source or target) runs the dataset or evaluator stage for that side of the
+    domain transfer, on ``transfer.<domain>``'s data keys."""
+    if name not in ALL_STAGES:
+        raise ParamsError(f"unknown stage {name!r}; stages are: {', '.join(ALL_STAGES)}")
+    if domain is not None:
+        if name not in DOMAIN_STAGES:
+            raise ParamsError(f"--domain {domain}: only the {' and '.join(DOMAIN_STAGES)} stages run per domain, "
+                              f"not {name}")
+        p = p.domain(domain)
     return importlib.import_module(f"ganops.stages.{name}").run(p, Path(root), ctx or RunContext())
+
+
+def run_transfer(p: Params, root: Path | str = ".", ctx: RunContext | None = None) -> list[StageResult]:
+    """The domain-transfer chain of `transfer.family` as one pipeline run: both domains' datasets and
+    evaluators, the translator, its evaluation."""
+    ctx = ctx or RunContext()
+    with pipeline_run(p, Path(root), ctx) as ctx:
+        steps = [split_name(n) for n in upstream_stages("evaluate_transfer", p.transfer.family)]
+        return [run_stage(stage, p, root, ctx, role) for stage, role in (*steps, ("evaluate_transfer", None))]
 
 
 def chain(p: Params, until: str | None = None) -> list[str]:

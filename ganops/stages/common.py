@@ -46,7 +46,23 @@ def _diff(want: dict[str, Any], have: dict[str, Any], prefix: str = ""):
 
 def command(stage: str, p: Params) -> str:
     """The command line that rebuilds a stage's artifact for these parameters (train: the family too)."""
-    return f"ganops stage train --set train.family={p.train.family}" if stage == "train" else f"ganops stage {stage}"
+    if stage in ("train", "transfer", "evaluate_transfer"):
+        section = "train" if stage == "train" else "transfer"
+        return f"ganops stage {stage} --set {section}.family={identity.family_of(p, stage)}"
+    return f"ganops stage {stage}" + (f" --domain {p.role}" if p.role else "")
+
+
+def metrics_name(stage: str, p: Params) -> str:
+    """The DVC metrics file of a stage: one per family, one per transfer domain."""
+    if stage in ("train", "evaluate", "transfer", "evaluate_transfer"):
+        return f"{stage}_{identity.family_of(p, stage)}"
+    return f"{stage}_{p.role}" if p.role else stage
+
+
+def resolve_upstream(p: Params, name: str) -> tuple[str, Params]:
+    """An upstream name (``evaluator@source``) → the stage and the parameters that built it."""
+    stage, role = identity.split_name(name)
+    return stage, (p.domain(role) if role else p)
 
 
 def check_meta(directory: Path, meta: dict[str, Any], p: Params, stage: str, rerun: str | None = None) -> None:
@@ -62,19 +78,23 @@ def upstream(root: Path, p: Params, stage: str) -> dict[str, str]:
     """Content hashes of the artifacts ``stage`` reads, after checking each was made with the current
     parameters and from the artifact now upstream of it."""
     hashes: dict[str, str] = {}
-    needed = identity.upstream_stages(stage, p.train.family)
+    needed = identity.upstream_stages(stage, identity.family_of(p, stage))
+    whole = "`ganops run --transfer`" if stage in identity.TRANSFER_STAGES else "`ganops run`"
     for i, name in enumerate(needed):
-        directory = A.stage_dir(root, p, name)
+        up, q = resolve_upstream(p, name)
+        directory = A.stage_dir(root, q, up)
         if not (directory / A.META).exists():
-            todo = " then ".join(f"`{command(n, p)}`" for n in needed[i:])
+            todo = " then ".join(f"`{command(*resolve_upstream(p, n))}`" for n in needed[i:])
             raise A.ArtifactError(f"{stage} needs the {name} artifact {directory}, which does not exist yet: "
-                                  f"run {todo} (or `ganops run`), or materialize those assets.")
-        meta = A.read_meta(directory, produced_by=name)
-        check_meta(directory, meta, p, name)
+                                  f"run {todo} (or {whole}), or materialize those assets.")
+        meta = A.read_meta(directory, produced_by=up)
+        check_meta(directory, meta, q, up)
+        # the artifact's own upstream names are relative to its domain: evaluator@source read dataset@source
+        made_from = {(f"{k}@{q.role}" if q.role else k): v for k, v in meta.get("upstream", {}).items()}
         for before, expected in hashes.items():
-            if before in meta.get("upstream", {}) and meta["upstream"][before] != expected:
+            if before in made_from and made_from[before] != expected:
                 raise A.ArtifactError(f"{directory} was computed from another version of the {before} artifact. "
-                                      f"Run `ganops stage {name}` again.")
+                                      f"Run `{command(up, q)}` again.")
         hashes[name] = meta["content_hash"]
     return hashes
 
@@ -85,12 +105,12 @@ def guarded(p: Params, root: Path, stage: str, ups: dict[str, str], scratch: Pat
     same inputs) is going on. Yields the run key, which also names the stage's checkpoint folder."""
     out = A.stage_dir(root, p, stage)
     key = identity.run_key(p, stage, ups)
-    for folder in (out.parent, A.metrics_file(root, stage).parent, A.lock_file(root, stage).parent,
+    for folder in (out.parent, A.metrics_file(root, metrics_name(stage, p)).parent, A.lock_file(root, stage).parent,
                    *((scratch,) if scratch else ())):
         A.check_writable(folder)
     if scratch is not None:
         A.sweep(scratch)
-    with exclusive(A.lock_file(root, f"{stage}-{key}"), f"`ganops stage {stage}` with these parameters"):
+    with exclusive(A.lock_file(root, f"{stage}-{key}"), f"`{command(stage, p)}` with these parameters"):
         yield key
 
 
@@ -110,8 +130,11 @@ def resumable(p: Params, root: Path, stage: str, ctx, ups: dict[str, str]) -> It
 
 def scratch_dir(root: Path, p: Params, stage: str, ups: dict[str, str]) -> Path:
     """Where a resumable stage keeps its checkpoint: keyed by the run, so different runs never share one."""
+    key = identity.run_key(p, stage, ups)
+    if stage == "transfer":
+        return A.checkpoint_dir(root, stage, f"{A.pair(p)}-{p.transfer.family}-{key}")
     name = {"train": p.train.family, "evaluate": p.train.family, "evaluator": p.evaluator.kind}.get(stage, p.embed.encoder)
-    return A.checkpoint_dir(root, stage, f"{p.data.dataset}-{name}-{identity.run_key(p, stage, ups)}")
+    return A.checkpoint_dir(root, stage, f"{p.data.dataset}-{name}-{key}")
 
 
 def write_meta(tmp: Path, p: Params, stage: str, ups: dict[str, str], metrics: dict[str, Any],
@@ -120,11 +143,11 @@ def write_meta(tmp: Path, p: Params, stage: str, ups: dict[str, str], metrics: d
                         metrics=A.artifact_metrics(metrics), code_version=code_version(stage), extra=extra)
 
 
-def finish(stage: str, root: Path, out: Path, run, metrics: dict[str, Any], images: dict[str, str],
-           extra_files: tuple[str, ...] = (), metrics_name: str | None = None) -> StageResult:
+def finish(stage: str, p: Params, root: Path, out: Path, run, metrics: dict[str, Any], images: dict[str, str],
+           extra_files: tuple[str, ...] = ()) -> StageResult:
     """After the atomic rename: the DVC metrics file (only what the artifact determines), MLflow."""
     meta = A.read_meta(out)
-    A.atomic_write_json(A.metrics_file(root, metrics_name or stage), A.artifact_metrics(metrics))
+    A.atomic_write_json(A.metrics_file(root, metrics_name(stage, p)), A.artifact_metrics(metrics))
     run.metrics(metrics)
     for name in (*images.values(), *extra_files, A.META):
         run.artifact(out / name)

@@ -41,4 +41,4 @@ def run(p: Params, root: Path, ctx: RunContext) -> C.StageResult:
                           similarities=res.similarities)
             C.write_meta(tmp, p, "neighbors", ups, metrics, extra={"search": search})
         run.metrics({"total_seconds": time.perf_counter() - t0})
-        return C.finish("neighbors", root, out, run, metrics, {"neighbor_panel": "panel.png"}, ("diagnostics.json",))
+        return C.finish("neighbors", p, root, out, run, metrics, {"neighbor_panel": "panel.png"}, ("diagnostics.json",))

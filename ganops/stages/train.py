@@ -52,8 +52,7 @@ def run(p: Params, root: Path, ctx: RunContext) -> C.StageResult:
             preview_grid(weights, images, features, labels, p, tmp / "samples.png")
             C.write_meta(tmp, p, "train", ups, metrics, extra={"device": str(device), **warm})
         run.metrics({"train_seconds": res.seconds, "resumed_from_step": res.resumed_from or 0})
-        result = C.finish("train", root, out, run, metrics, {"preview_grid": "samples.png"}, ("history.json",),
-                          metrics_name=f"train_{p.train.family}")
+        result = C.finish("train", p, root, out, run, metrics, {"preview_grid": "samples.png"}, ("history.json",))
         result.logged_model = log_generator(run, T.build_generator(weights), out / "model.pt",
                                             result.meta["content_hash"])
     return result
