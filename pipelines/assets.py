@@ -17,9 +17,8 @@ from ganops import stages
 from ganops.errors import describe, user_errors
 from ganops.families import SPECS, TRANSFER_SPECS
 from ganops.identity import split_name, upstream_stages
-from ganops.params import DOMAINS
 from ganops.lineage import code_version
-from ganops.params import ParamsError
+from ganops.params import DOMAINS, ParamsError
 from ganops.tracking import RunContext
 from pipelines.resources import ComputeDevice, GanopsParams, MlflowTracking, effective_params
 

@@ -10,8 +10,8 @@ from conftest import REPO
 from ganops import identity as I
 from ganops import params as P
 from ganops.families import SPECS, TRANSFER_SPECS
-from ganops.params import DOMAINS
 from ganops.lineage import code_version, stage_files
+from ganops.params import DOMAINS
 
 DVC = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]
 DVC_STAGES = {"dataset": ("dataset", None), "embeddings": ("embeddings", None), "neighbors": ("neighbors", None),
