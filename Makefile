@@ -5,7 +5,7 @@ VENV ?= .venv
 TORCH_SPEC ?= torch==2.14.1 torchvision==0.29.1
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 
-.PHONY: setup run test ui mlflow-ui clean-data
+.PHONY: setup run transfer test ui mlflow-ui clean-data
 
 setup: $(VENV)/.installed
 
@@ -15,8 +15,15 @@ $(VENV)/.installed: pyproject.toml
 	$(VENV)/bin/pip install --quiet -e ".[dev]"
 	touch $@
 
+# The generator pipeline (offline). A plain `dvc repro` also runs the domain transfer (`make transfer`),
+# whose default target, MNIST, is downloaded on first use.
+GENERATOR_STAGES = evaluate_dcgan evaluate_cgan evaluate_icgan
+
 run: setup
-	dvc repro
+	dvc repro $(GENERATOR_STAGES)
+
+transfer: setup
+	dvc repro evaluate_transfer_dtn evaluate_transfer_cyclegan
 
 test: setup
 	python -m pytest -q -n 2 --dist loadfile   # two workers; a test file stays on one (module fixtures)
