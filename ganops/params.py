@@ -109,6 +109,21 @@ class TrainParams(_Section):
                              "dataset and architecture) instead of a fresh initialisation")
 
 
+EVALUATORS = ("auto", "classifier", "simclr")
+
+
+class EvaluatorParams(_Section):
+    kind: Literal[EVALUATORS] = Field("auto", description="network whose features score generators: auto picks "
+                                      "classifier when the dataset has labels, simclr otherwise")
+    dim: int = Field(128, ge=2, le=4096, description="feature size")
+    epochs: int = Field(8, ge=1, description="training epochs")
+    batch_size: int = Field(256, ge=2)
+    lr: float = Field(2e-3, gt=0)
+    augment: Literal["mild", "cross_domain"] = Field(
+        "mild", description="classifier training views: mild, or cross_domain (also zoomed out, stronger warps) for "
+        "a classifier that must read another domain's images (the transfer's f and judge)")
+
+
 class TransferParams(_Section):
     """Unpaired translation from a source to a target domain (CycleGAN, DTN): two datasets, each with its
     own data parameters, built by the dataset stage; the loop keys mean what they mean in train."""
@@ -116,6 +131,9 @@ class TransferParams(_Section):
                                             "al. 2016)")
     source: DataParams = Field(DataParams(dataset="digits"), description="the source domain's data.* keys")
     target: DataParams = Field(DataParams(dataset="mnist"), description="the target domain's data.* keys")
+    evaluator: EvaluatorParams = Field(
+        EvaluatorParams(epochs=30, augment="cross_domain"),
+        description="the domains' evaluators (DTN's f; the judge of translations): evaluator.* keys of their own")
     steps: int = Field(2000, ge=1, description="training steps (one G and one D update each)")
     batch_size: int = Field(64, ge=1)
     g_filters: int = Field(64, ge=4, description="base width of the generators (CycleGAN ngf; DTN's decoder g)")
@@ -141,18 +159,6 @@ class TransferParams(_Section):
     checkpoint_every: int = Field(200, ge=1)
     log_every: int = Field(50, ge=1)
     sample_every: int = Field(200, ge=1)
-
-
-EVALUATORS = ("auto", "classifier", "simclr")
-
-
-class EvaluatorParams(_Section):
-    kind: Literal[EVALUATORS] = Field("auto", description="network whose features score generators: auto picks "
-                                      "classifier when the dataset has labels, simclr otherwise")
-    dim: int = Field(128, ge=2, le=4096, description="feature size")
-    epochs: int = Field(8, ge=1, description="training epochs")
-    batch_size: int = Field(256, ge=2)
-    lr: float = Field(2e-3, gt=0)
 
 
 class EvaluateParams(_Section):
@@ -220,11 +226,12 @@ class Params(_Section):
         return {n: dump[n] for n in names}
 
     def domain(self, role: str) -> Params:
-        """These parameters with ``data`` replaced by ``transfer.<role>``: what the dataset and evaluator
-        stages build for one side of a domain transfer (their artifacts live under data/domains/<role>)."""
+        """These parameters with ``data`` replaced by ``transfer.<role>`` and ``evaluator`` by
+        ``transfer.evaluator``: what the dataset and evaluator stages build for one side of a domain transfer
+        (their artifacts live under data/domains/<role>)."""
         if role not in DOMAINS:
             raise ParamsError(f"domain {role!r} is not allowed; expected one of {', '.join(DOMAINS)}")
-        q = self.model_copy(update={"data": getattr(self.transfer, role)})
+        q = self.model_copy(update={"data": getattr(self.transfer, role), "evaluator": self.transfer.evaluator})
         q._role = role
         return q
 

@@ -84,11 +84,13 @@ def test_a_translators_identity_holds_only_what_its_family_reads():
     ident = lambda fam, *sets: I.identity(P.load(REPO / "params.yaml", [f"transfer.family={fam}", *sets]),  # noqa: E731
                                           "transfer")
     assert ident("dtn") == ident("dtn", "neighbors.k=3", "train.steps=7", "transfer.cycle_weight=1",
-                                 "data.dataset=mnist", "transfer.checkpoint_every=9")
-    assert ident("dtn") != ident("dtn", "transfer.const_weight=1") != ident("dtn", "evaluator.epochs=1")
-    assert ident("cyclegan") == ident("cyclegan", "evaluator.epochs=1", "transfer.tid_weight=0")
+                                 "data.dataset=mnist", "transfer.checkpoint_every=9", "evaluator.epochs=1")
+    assert ident("dtn") != ident("dtn", "transfer.const_weight=1")
+    assert ident("dtn") != ident("dtn", "transfer.evaluator.epochs=1")       # f is the source's evaluator
+    assert ident("cyclegan") == ident("cyclegan", "transfer.evaluator.epochs=1", "transfer.tid_weight=0")
     assert ident("cyclegan") != ident("cyclegan", "transfer.target.resolution=28")
     assert I.identity(base.domain("target"), "dataset")["data"] == base.transfer.target.model_dump()
+    assert I.identity(base.domain("source"), "evaluator")["evaluator"] == base.transfer.evaluator.model_dump()
 
 
 def test_cyclegan_reports_cycle_error_and_label_preservation_both_ways(project):

@@ -20,7 +20,7 @@ from torch.nn import functional as F
 
 @dataclass(frozen=True)
 class Policy:
-    crop_area: tuple[float, float] = (0.35, 1.0)      # fraction of the image area a crop covers
+    crop_area: tuple[float, float] = (0.35, 1.0)      # fraction of the image area a crop covers (> 1: zoom out)
     aspect: tuple[float, float] = (3 / 4, 4 / 3)
     rotate_deg: float = 15.0
     shear: float = 0.15
@@ -44,8 +44,10 @@ def _geometry(n: int, h: int, w: int, policy: Policy, flip: bool, g: torch.Gener
     """Sampling grid N×H×W×2: output pixel → input location (normalised coordinates)."""
     area = _u(g, n, *policy.crop_area)
     log_r = _u(g, n, math.log(policy.aspect[0]), math.log(policy.aspect[1]))
-    sx = (area * log_r.exp()).sqrt().clamp(max=1.0)
-    sy = (area / log_r.exp()).sqrt().clamp(max=1.0)
+    # an area above 1 zooms out (the object shrinks inside the frame, zeros around it)
+    limit = 1.0 if policy.crop_area[1] <= 1 else math.sqrt(policy.crop_area[1] * policy.aspect[1])
+    sx = (area * log_r.exp()).sqrt().clamp(max=limit)
+    sy = (area / log_r.exp()).sqrt().clamp(max=limit)
     tx = (1 - sx + policy.shift) * _u(g, n, -1, 1)
     ty = (1 - sy + policy.shift) * _u(g, n, -1, 1)
     ang = _u(g, n, -1, 1) * math.radians(policy.rotate_deg)

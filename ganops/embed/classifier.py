@@ -23,6 +23,10 @@ from ganops.embed.nets import SmallCNN
 from ganops.params import Params
 
 POLICY = Policy(crop_area=(0.6, 1.0), rotate_deg=10.0, shear=0.1, elastic=0.02, blur_p=0.1, erase_p=0.1)
+# For a classifier that must read another domain's drawings (DTN's f, the transfer's judge): digits of any
+# size in the frame (zoomed out to ~3× the area around them) and stronger stroke warps. A classifier of the
+# 8×8 `digits` reads MNIST at 0.38 with POLICY, 0.82 with this one (30 epochs).
+CROSS_DOMAIN = Policy(crop_area=(0.5, 3.0), rotate_deg=15.0, shear=0.1, elastic=0.05, blur_p=0.1, erase_p=0.1)
 
 
 def check_labels(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -44,7 +48,7 @@ def check_labels(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def train(images: np.ndarray, labels: np.ndarray, p: Params, device: torch.device, checkpoint: Path | None = None,
           log: MetricLog | None = None, on_epoch: Callable[[int, nn.Module], None] | None = None,
-          ) -> tuple[SmallCNN, dict[str, Any], nn.Module]:
+          policy: Policy = POLICY) -> tuple[SmallCNN, dict[str, Any], nn.Module]:
     """The trained CNN (features), its metrics, and the class-logit head on top of the features."""
     e = p.embed
     rows, mapped = check_labels(labels)
@@ -59,7 +63,7 @@ def train(images: np.ndarray, labels: np.ndarray, p: Params, device: torch.devic
     cuda = device.type == "cuda"
 
     def loss_fn(idx: np.ndarray, x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
-        x = augment(x, g, POLICY)
+        x = augment(x, g, policy)
         if cuda:
             x = x.contiguous(memory_format=torch.channels_last)
         return F.cross_entropy(logits(model(x)).float(), target_all[idx].to(x.device))

@@ -50,7 +50,8 @@ def train(images: np.ndarray, labels: np.ndarray, p: Params, device: torch.devic
     q = _as_embed_params(p, kind)
     head = None
     if kind == "classifier":
-        model, metrics, head = classifier.train(images, labels, q, device, checkpoint, log)
+        policy = classifier.CROSS_DOMAIN if p.evaluator.augment == "cross_domain" else classifier.POLICY
+        model, metrics, head = classifier.train(images, labels, q, device, checkpoint, log, policy=policy)
         classes = np.unique(labels[labels >= 0]).astype(int).tolist()
     else:
         model, metrics = simclr.train(images, q, device, checkpoint, log)
