@@ -169,7 +169,7 @@ def test_dvc_second_repro_does_nothing_and_k_reruns_only_what_reads_the_neighbor
     ran = {s for s in ("dataset", "embeddings", "neighbors", "train_dcgan", "train_cgan", "train_icgan")
            if f"Running stage '{s}'" in third}
     assert ran == {"neighbors", "train_icgan"}, third  # a DCGAN or cGAN generator does not read them
-    assert "transfer" not in third                       # nor does a translator
+    assert "Running stage 'transfer" not in third        # nor does a translator
     _write_params(root, [*FAST, "neighbors.k=7", "transfer.const_weight=10"])
     fourth = _sh(["dvc", "repro"], root).stdout          # DTN's α: the DTN reruns, CycleGAN has no L_CONST
     assert {s for s in re.findall(r"Running stage '(\w+)'", fourth)} == {"transfer_dtn", "evaluate_transfer_dtn"}
@@ -237,8 +237,12 @@ def test_dagster_metadata_and_checks(dagster_result):
     _, result, _ = dagster_result
     mats = {m.asset_key.to_user_string(): m for m in result.get_asset_materialization_events()}
     families = ("dcgan", "cgan", "icgan")
-    assert set(mats) == {"dataset", "embeddings", "neighborhoods", "evaluator", "leaderboard",
+    assert set(mats) == {"dataset", "embeddings", "neighborhoods", "evaluator", "leaderboard", *TRANSFER,
                          *(f"{kind}/{f}" for kind in ("generator", "evaluation", "champion") for f in families)}
+    t_meta = mats["transfer_evaluation/dtn"].materialization.metadata
+    assert 0 <= t_meta["transfer_accuracy"].value <= 1 and "baseline_accuracy" in t_meta
+    assert t_meta["registered_model"].value == "ganops-digits-to-mnist-dtn" and t_meta["promoted"].value is True
+    assert "data:image/png;base64," in mats["translator/cyclegan"].materialization.metadata["preview_grid"].value
     ds_meta = mats["dataset"].materialization.metadata
     nb_meta = mats["neighborhoods"].materialization.metadata
     assert ds_meta["n_images"].value == 300
