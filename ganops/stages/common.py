@@ -128,6 +128,20 @@ def resumable(p: Params, root: Path, stage: str, ctx, ups: dict[str, str]) -> It
     A.remove_tree(scratch)  # the artifact is complete; the checkpoint only served a killed run
 
 
+def progress_callbacks(run, ckpt: Path) -> dict[str, Any]:
+    """The trainer's ``log`` and ``sample_cb`` for a training stage: losses and progress grids to its MLflow run
+    (the grids written beside the checkpoint first)."""
+    from ganops.visual import save_grid
+
+    def on_log(step: int, values: dict[str, float]) -> None:
+        run.metrics(values, step=step)
+
+    def on_sample(step: int, images, nrow: int) -> None:
+        run.artifact(save_grid(images, ckpt.parent / "samples" / f"step{step:06d}.png", nrow=nrow), "samples")
+
+    return {"log": on_log, "sample_cb": on_sample}
+
+
 def scratch_dir(root: Path, p: Params, stage: str, ups: dict[str, str]) -> Path:
     """Where a resumable stage keeps its checkpoint: keyed by the run, so different runs never share one."""
     key = identity.run_key(p, stage, ups)

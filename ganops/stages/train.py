@@ -6,8 +6,6 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-import numpy as np
-
 from ganops import artifacts as A
 from ganops import neighbors as nb
 from ganops import train as T
@@ -18,7 +16,6 @@ from ganops.params import Params
 from ganops.stages import common as C
 from ganops.tracking import RunContext, log_generator
 from ganops.train.preview import preview_grid
-from ganops.visual import save_grid
 
 log = logging.getLogger("ganops.stages")
 
@@ -33,17 +30,11 @@ def run(p: Params, root: Path, ctx: RunContext) -> C.StageResult:
     out = A.generator_dir(root, p)
     device = resolve(p.device)
     with C.resumable(p, root, "train", ctx, ups) as (ckpt, run):
-        def on_log(step: int, values: dict[str, float]) -> None:
-            run.metrics(values, step=step)
-
-        def on_sample(step: int, images: np.ndarray, nrow: int) -> None:
-            run.artifact(save_grid(images, ckpt.parent / "samples" / f"step{step:06d}.png", nrow=nrow), "samples")
-
         images, labels = store.load_images(src), store.load_labels(src)
         run.dataset(src, p.data.dataset, ups["dataset"], context="training")
         init, warm = _champion(p, root)
         res = T.train(p, images, labels, features, neighbors, device=device, checkpoint_path=ckpt,
-                      log=on_log, sample_cb=on_sample, identity_extra={**ups, **warm}, init=init)
+                      **C.progress_callbacks(run, ckpt), identity_extra={**ups, **warm}, init=init)
         weights = res.weights()
         metrics = {**{f"final_{k}": v for k, v in res.final_losses.items()}, "steps": res.steps}
         with A.atomic_dir(out) as tmp:

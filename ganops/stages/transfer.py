@@ -20,7 +20,6 @@ from ganops.params import Params
 from ganops.stages import common as C
 from ganops.tracking import RunContext, log_generator
 from ganops.train.translate import build_translator, translation_grid
-from ganops.visual import save_grid
 
 PREVIEW = 32   # held-out source images in samples.png
 
@@ -31,7 +30,8 @@ def source_classifier(p: Params, root: Path):
     ev = E.Evaluator.load(path)
     if ev.kind != "classifier":
         raise TrainError(f"transfer.family=dtn: f must be a classifier of the source's labels, but {path} is a "
-                         f"{ev.kind} evaluator (the source has no labels, or transfer.evaluator.kind={p.transfer.evaluator.kind}); "
+                         f"{ev.kind} evaluator (the source has no labels, or transfer.evaluator.kind="
+                         f"{p.transfer.evaluator.kind}); "
                          "set transfer.evaluator.kind=classifier on a labelled source, or use transfer.family=cyclegan")
     return ev.net
 
@@ -43,17 +43,11 @@ def run(p: Params, root: Path, ctx: RunContext) -> C.StageResult:
     out = A.translator_dir(root, p)
     device = resolve(p.device)
     with C.resumable(p, root, "transfer", ctx, ups) as (ckpt, run):
-        def on_log(step: int, values: dict[str, float]) -> None:
-            run.metrics(values, step=step)
-
-        def on_sample(step: int, images: np.ndarray, nrow: int) -> None:
-            run.artifact(save_grid(images, ckpt.parent / "samples" / f"step{step:06d}.png", nrow=nrow), "samples")
-
         source, target = store.load_images(src), store.load_images(tgt)
         run.dataset(src, p.transfer.source.dataset, ups["dataset@source"], context="source")
         run.dataset(tgt, p.transfer.target.dataset, ups["dataset@target"], context="target")
         res = T.train(p, data=TrainData(source, target_images=target, source_encoder=f), section="transfer",
-                      device=device, checkpoint_path=ckpt, log=on_log, sample_cb=on_sample, identity_extra=ups)
+                      device=device, checkpoint_path=ckpt, **C.progress_callbacks(run, ckpt), identity_extra=ups)
         weights = res.weights()
         metrics = {**{f"final_{k}": v for k, v in res.final_losses.items()}, "steps": res.steps}
         held, _ = store.load_holdout(src)
