@@ -7,11 +7,12 @@ the value and what is allowed.
 from __future__ import annotations
 
 import difflib
+import re
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
 
 from ganops.encoders import ENCODER_SPECS, ENCODERS
 from ganops.families import FAMILY_NAMES, TRANSFER_NAMES
@@ -160,6 +161,15 @@ class TransferParams(_Section):
     log_every: int = Field(50, ge=1)
     sample_every: int = Field(200, ge=1)
 
+    @model_validator(mode="after")
+    def _one_frame(self) -> TransferParams:
+        # caught here, not after two datasets and evaluators have been built for nothing
+        if self.source.resolution != self.target.resolution:
+            raise ValueError(f"transfer.source.resolution={self.source.resolution} and transfer.target.resolution="
+                             f"{self.target.resolution} differ; the translators map one square frame to the same "
+                             "frame: set both to one side")
+        return self
+
 
 class EvaluateParams(_Section):
     seed: int = Field(0, ge=0, description="seed of every generated sample and subset of the evaluation")
@@ -210,6 +220,7 @@ class Params(_Section):
     evaluate: EvaluateParams = EvaluateParams()
     tracking: TrackingParams = TrackingParams()
     _role: str | None = PrivateAttr(None)
+    _overrides: tuple[str, ...] = PrivateAttr(())   # the user's --set items, for the commands errors suggest
 
     @field_validator("data", "embed", "neighbors", "train", "transfer", "evaluator", "evaluate", "tracking",
                      mode="before")
@@ -239,6 +250,25 @@ class Params(_Section):
     def role(self) -> str | None:
         """None for the generator pipeline's dataset; ``source`` or ``target`` for a transfer domain."""
         return self._role
+
+    @property
+    def overrides(self) -> tuple[str, ...]:
+        """The ``key=value`` overrides these parameters were loaded with (``--set``)."""
+        return self._overrides
+
+    def in_user_terms(self, text: str) -> str:
+        """``text`` (a key, an error message) with a domain view's ``data.*``/``evaluator.*`` keys named as
+        the user sets them (``transfer.<role>.root``, ``transfer.evaluator.epochs``); unchanged outside a
+        domain."""
+        if not self._role:
+            return text
+        names = {"data": (f"transfer.{self._role}", DataParams), "evaluator": ("transfer.evaluator", EvaluatorParams)}
+
+        def name(m: re.Match[str]) -> str:
+            prefix, model = names[m.group(1)]
+            return f"{prefix}.{m.group(2)}" if m.group(2) in model.model_fields else m.group(0)
+
+        return re.sub(r"(?<![\w./])(data|evaluator)\.([a-z_]+)\b", name, text)
 
 
 def _flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -286,6 +316,8 @@ def format_validation_error(exc: ValidationError) -> str:
             hint = difflib.get_close_matches(str(loc[-1]), names, n=1)
             did = f" (did you mean '{'.'.join([*map(str, loc[:-1]), hint[0]])}'?)" if hint else ""
             lines.append(f"unknown key '{key}'{did}; allowed keys here: {', '.join(names)}")
+        elif isinstance(err.get("input"), dict) and err["type"] == "value_error":   # a rule across a section's keys
+            lines.append(f"{key}: {_allowed(err)}")
         else:
             lines.append(f"key '{key}': value {_shown(err.get('input'))} is not allowed; expected {_allowed(err)}")
     if len(lines) == 1:
@@ -383,4 +415,6 @@ def load(path: str | Path | None = "params.yaml", overrides: list[str] | dict[st
     raw = read_yaml(path, required) if path else {}
     if overrides:
         raw = apply_overrides(raw, overrides)
-    return validate(raw)
+    p = validate(raw)
+    p._overrides = tuple(f"{k}={v}" for k, v in overrides.items()) if isinstance(overrides, dict) else tuple(overrides)
+    return p

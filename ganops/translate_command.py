@@ -58,7 +58,9 @@ def _weights(p: Params, root: Path, model: str | None) -> tuple[dict[str, Any], 
     try:
         check_meta(tdir, A.read_meta(tdir, produced_by="transfer"), p, "transfer")
     except A.ArtifactError as exc:
-        raise SampleError(f"{exc} Then translate again.") from None
+        name = registry.registered_model_name(p, "transfer")
+        raise SampleError(f"{exc} Then translate again; or translate with a registered version as it is: "
+                          f"--model champion or --model N, a version of {name}.") from None
     return load_weights(tdir / "model.pt"), str(tdir)
 
 
@@ -92,6 +94,9 @@ def translate_folder(p: Params, root: Path, inp: Path, out: Path, *, force: bool
     if out.resolve() == inp.resolve() or inp.resolve() in out.resolve().parents:
         raise SampleError(f"--out {out} is inside --in {inp}: the translations would replace or join the inputs; "
                           "choose a folder outside it")
+    if out.resolve() in inp.resolve().parents:
+        raise SampleError(f"--in {inp} is inside --out {out}: the translations would be written among the inputs' "
+                          "folders; choose an --out that neither holds nor is inside --in")
     files, _ = _scan(inp)
     if not files:
         from ganops.data.folder import EXTENSIONS

@@ -3,13 +3,15 @@ for missing labels or pretrained weights, and a saved encoder that embeds new im
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import torch
 from torch.nn import functional as F
 
 from ganops.embed import EncoderError, embed, embed_images, extract, load_encoder
-from ganops.embed.augment import augment
+from ganops.embed.augment import Policy, augment
 from ganops.params import Params
 
 CPU = torch.device("cpu")
@@ -77,6 +79,20 @@ def test_augmented_views_keep_shape_and_range_and_differ(channels):
     assert torch.equal(v1, again)                          # same generator state, same views
     assert (v1 - v2).abs().mean(dim=(1, 2, 3)).min() > 1e-3  # every image's two views differ
     assert (v1 - x).abs().mean(dim=(1, 2, 3)).min() > 1e-3
+
+
+def test_stroke_views_draw_the_same_digit_with_a_thinner_or_thicker_pen():
+    x = torch.from_numpy(digits(64)[0]).float().div(255)
+    still = Policy(crop_area=(1.0, 1.0), aspect=(1.0, 1.0), rotate_deg=0, shear=0, shift=0, elastic=0, brightness=0,
+                   contrast=0, blur_p=0, erase_p=0)
+    assert torch.allclose(augment(x, torch.Generator().manual_seed(0), still), x, atol=1e-5)  # the frame alone
+    v = augment(x, torch.Generator().manual_seed(0), replace(still, stroke_p=1.0))
+    ink, ink_v = (x > 0.5).sum(dim=(1, 2, 3)), (v > 0.5).sum(dim=(1, 2, 3))
+    assert float(v.min()) >= 0 and float(v.max()) <= 1
+    assert (ink_v < ink).any() and (ink_v > ink).any()     # thinner pens and thicker ones
+    # the pen changes, not the drawing: every view keeps most of its ink where the digit was
+    near = F.max_pool2d(x, 3, 1, 1) > 0.25
+    assert ((v > 0.5) & ~near).sum(dim=(1, 2, 3)).max() <= 0.05 * 32 * 32
 
 
 # ------------------------------------------------------------------ simclr

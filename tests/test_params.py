@@ -94,3 +94,22 @@ def test_the_cli_refuses_a_mistyped_params_file(tmp_path):
     (tmp_path / "params.yaml").write_text("train:\n  steps: 600\n")
     assert main(["stage", "dataset", "--root", str(tmp_path), "--params", "paramz.yaml", "-q"]) == 2
     assert not (tmp_path / "data").exists()   # nothing ran on the schema's defaults
+
+
+def test_domains_of_two_sizes_are_refused_before_anything_is_built():
+    with pytest.raises(P.ParamsError) as e:
+        P.load(None, ["transfer.target.resolution=28"])
+    msg = str(e.value)
+    assert "transfer.source.resolution=32" in msg and "transfer.target.resolution=28" in msg and "{" not in msg
+    assert P.load(None, ["transfer.target.resolution=28", "transfer.source.resolution=28"]).transfer.target.resolution \
+        == 28
+
+
+def test_a_domain_speaks_of_the_keys_the_user_sets():
+    p = P.load(None, ["transfer.target.limit=5"])
+    q = p.domain("target")
+    assert q.data.limit == 5 and q.overrides == ("transfer.target.limit=5",)
+    text = "files missing under data.root='data/raw'; set data.download=true; evaluator.pt; evaluator.epochs=1"
+    assert q.in_user_terms(text) == ("files missing under transfer.target.root='data/raw'; set "
+                                     "transfer.target.download=true; evaluator.pt; transfer.evaluator.epochs=1")
+    assert p.in_user_terms(text) == text           # the generator pipeline's own data keys stay as they are

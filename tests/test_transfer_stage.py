@@ -49,7 +49,13 @@ def test_the_chain_builds_both_domains_and_scores_the_dtn_against_the_resize_bas
     for key in ("transfer_accuracy", "baseline_accuracy", "fid_target", "kid_target", "fid_target_holdout"):
         assert np.isfinite(m[key]), key
     assert 0 <= m["transfer_accuracy"] <= 1 and 0 <= m["baseline_accuracy"] <= 1
-    assert set(_report(project, "dtn")["transfer_accuracy_per_class"]) == {str(c) for c in range(10)}
+    report = _report(project, "dtn")
+    per_class = report["transfer_accuracy_per_class"]
+    assert set(per_class) == {str(c) for c in range(10)}
+    assert per_class[report["transfer_accuracy_worst_class"]] == m["transfer_accuracy_min_class"] == min(
+        per_class.values())
+    # a judge that misreads its own domain (1 epoch here) is called out beside the figures it makes
+    assert ("warning" in report) == (m["target_holdout_accuracy"] < 0.8)
     with Image.open(project / "data/evaluation/digits-to-mnist/dtn/translations.png") as im:
         assert im.size[0] > im.size[1] / 4
     for name in ("dataset_source", "dataset_target", "evaluator_source", "evaluator_target", "transfer_dtn",
@@ -74,9 +80,31 @@ def test_the_translator_is_registered_and_becomes_champion_on_transfer_accuracy(
 def test_a_changed_domain_names_the_stage_to_rerun(project):
     proc = run_ganops(project, "stage", "transfer", sets=[*DTN, "transfer.source.limit=200"], check=False)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
-    assert "data.limit=300 (now 200)" in proc.stderr and "ganops stage dataset --domain source" in proc.stderr
+    # named as the user sets them, and the command to run carries the user's --set items that stage reads
+    assert "transfer.source.limit=300 (now 200)" in proc.stderr and "data.limit" not in proc.stderr
+    assert "ganops stage dataset --domain source" in proc.stderr and "--set transfer.source.limit=200" in proc.stderr
+    assert "--set transfer.steps" not in proc.stderr.split("ganops stage dataset")[1].split("`")[0]
+    assert "ganops run --transfer" in proc.stderr
     proc = run_ganops(project, "stage", "train", "--domain", "source", sets=DTN, check=False)
     assert proc.returncode == 2 and "only the dataset and evaluator stages run per domain" in proc.stderr
+
+
+def test_a_domain_without_its_files_names_the_domains_keys(tmp_path):
+    (tmp_path / "params.yaml").write_text((REPO / "params.yaml").read_text())
+    proc = run_ganops(tmp_path, "stage", "dataset", "--domain", "target",
+                      sets=[*DTN, f"transfer.target.root={tmp_path / 'nothing'}"], check=False)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert "transfer.target.root=" in proc.stderr and "set transfer.target.download=true" in proc.stderr
+    assert "data.root" not in proc.stderr and "data.download" not in proc.stderr
+
+
+def test_translate_with_a_stale_translator_points_to_the_registered_versions(project, tmp_path):
+    inputs = _folder(tmp_path)
+    proc = run_ganops(project, "translate", "--in", str(inputs), "--out", str(tmp_path / "out"),
+                      sets=[*DTN, "transfer.steps=9"], check=False)
+    assert proc.returncode == 2 and "transfer.steps=8 (now 9)" in proc.stderr
+    assert "--model champion" in proc.stderr and "ganops-digits-to-mnist-dtn" in proc.stderr
+    assert not (tmp_path / "out").exists()
 
 
 def test_a_translators_identity_holds_only_what_its_family_reads():
@@ -88,7 +116,7 @@ def test_a_translators_identity_holds_only_what_its_family_reads():
     assert ident("dtn") != ident("dtn", "transfer.const_weight=1")
     assert ident("dtn") != ident("dtn", "transfer.evaluator.epochs=1")       # f is the source's evaluator
     assert ident("cyclegan") == ident("cyclegan", "transfer.evaluator.epochs=1", "transfer.tid_weight=0")
-    assert ident("cyclegan") != ident("cyclegan", "transfer.target.resolution=28")
+    assert ident("cyclegan") != ident("cyclegan", "transfer.target.limit=500")
     assert I.identity(base.domain("target"), "dataset")["data"] == base.transfer.target.model_dump()
     assert I.identity(base.domain("source"), "evaluator")["evaluator"] == base.transfer.evaluator.model_dump()
 
@@ -147,6 +175,8 @@ def test_translate_names_corrupt_files_and_writes_nothing_unless_told(project, t
     assert "3 images written" in ok.stdout and "sub/broken.png" in ok.stdout
     inside = run_ganops(project, "translate", "--in", str(inp), "--out", str(inp / "t"), sets=DTN, check=False)
     assert inside.returncode == 2 and "inside --in" in inside.stderr
+    around = run_ganops(project, "translate", "--in", str(inp / "sub"), "--out", str(inp), sets=DTN, check=False)
+    assert around.returncode == 2 and "is inside --out" in around.stderr
     reverse = run_ganops(project, "translate", "--in", str(inp), "--out", str(tmp_path / "r"), "--reverse",
                          "--skip-corrupt", sets=DTN, check=False)
     assert reverse.returncode == 2 and "one way only" in reverse.stderr

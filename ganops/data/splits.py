@@ -97,8 +97,9 @@ def instructions(src: SplitSource, root: Path, p: DataParams, missing: dict[str,
         folder = src.directory(root, split)
         lines.append(f"  {split}: put {_join(names)} in {folder} ({src.layout}); "
                      f"from {src.where_from(split, names)}")
-    return (f"{src.name}: files missing under {root_phrase(p, root)}:\n" + "\n".join(lines) +
-            "\n  Or set data.download=true on a machine with network access.")
+    fix = ("Or run once where the network reaches them (the files stay in data.root), or set data.root to a "
+           "folder that has them." if p.download else "Or set data.download=true on a machine with network access.")
+    return f"{src.name}: files missing under {root_phrase(p, root)}:\n" + "\n".join(lines) + "\n  " + fix
 
 
 @contextlib.contextmanager

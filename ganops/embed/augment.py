@@ -34,6 +34,7 @@ class Policy:
     blur_p: float = 0.3
     erase_p: float = 0.3
     erase_area: tuple[float, float] = (0.02, 0.12)
+    stroke_p: float = 0.0               # pen width: thin (threshold or erode) or thicken (dilate) the strokes
 
 
 def _u(g: torch.Generator, n: int, lo: float, hi: float) -> torch.Tensor:
@@ -72,6 +73,25 @@ def _blur(x: torch.Tensor) -> torch.Tensor:
     c = x.shape[1]
     x = F.conv2d(F.pad(x, (1, 1, 0, 0), mode="replicate"), k.view(1, 1, 1, 3).expand(c, 1, 1, 3), groups=c)
     return F.conv2d(F.pad(x, (0, 0, 1, 1), mode="replicate"), k.view(1, 1, 3, 1).expand(c, 1, 3, 1), groups=c)
+
+
+def _stroke(x: torch.Tensor, policy: Policy, g: torch.Generator) -> torch.Tensor:
+    """Another pen: each selected image is either thresholded (sharp edges, thinner strokes: an upsampled
+    8×8 digit drawn like a scanned one), eroded or dilated by a 3×3 window. Draws nothing at p = 0, so a
+    policy without it keeps its views bit for bit."""
+    if policy.stroke_p <= 0:
+        return x
+    n = len(x)
+    dev = x.device
+    on = torch.rand(n, generator=g) < policy.stroke_p
+    kind = torch.where(on, torch.randint(1, 4, (n,), generator=g), 0).to(dev).view(n, 1, 1, 1)
+    level = _u(g, n, 0.1, 0.5).to(dev).view(n, 1, 1, 1)      # the threshold, as a share of the image's peak
+    soft = _u(g, n, 0.05, 0.3).to(dev).view(n, 1, 1, 1)      # its ramp width: 0.05 is nearly binary
+    peak = x.amax(dim=(1, 2, 3), keepdim=True).clamp(min=1e-3)
+    thin = ((x / peak - level) / soft).clamp(0, 1) * peak
+    thick = F.max_pool2d(x, 3, 1, 1)
+    eroded = -F.max_pool2d(-x, 3, 1, 1)
+    return torch.where(kind == 1, thin, torch.where(kind == 2, thick, torch.where(kind == 3, eroded, x)))
 
 
 def _erase_mask(n: int, h: int, w: int, policy: Policy, g: torch.Generator) -> torch.Tensor:
@@ -113,5 +133,6 @@ def augment(x: torch.Tensor, g: torch.Generator, policy: Policy = Policy()) -> t
 
     blur_on = (torch.rand(n, generator=g) < policy.blur_p).to(dev).view(n, 1, 1, 1)
     x = torch.where(blur_on, _blur(x), x)
+    x = _stroke(x, policy, g)
     erase = _erase_mask(n, h, w, policy, g).to(dev)
     return x.masked_fill(erase, 0.0)

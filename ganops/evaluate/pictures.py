@@ -185,8 +185,9 @@ def nearest_panel(path: Path, fakes: np.ndarray, nearest: np.ndarray, distances,
 
 
 def loss_plot(history: Sequence[dict], path: Path) -> Path:
-    """The losses of a generator's history.json (entries {step, d_loss, g_loss, d_real, d_fake}, the
-    trainer's means over each log window), and D's mean logits on real and fake images beside them."""
+    """The losses of a history.json (the trainer's means over each log window): D's and G's totals, and
+    beside them D's mean logits on real and fake images (the generators) or the terms G's total is made
+    of (a translator's adversarial, cycle, identity, const, … losses)."""
     if not history:
         raise ValueError("the history is empty: no losses to plot")
     from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -196,11 +197,13 @@ def loss_plot(history: Sequence[dict], path: Path) -> Path:
     # and a caller's pyplot backend and open figures are left alone (switching backends closes them).
     step = [e["step"] for e in history]
     logits = [k for k in ("d_real", "d_fake") if all(k in e for e in history)]
-    fig = Figure(figsize=(10 if logits else 6, 4), dpi=100)
+    second = (logits, "mean logit", "D on real and fake") if logits else (
+        [k for k in history[0] if k not in ("step", "d_loss", "g_loss") and all(k in e for e in history)],
+        "loss", "the terms of the losses")
+    fig = Figure(figsize=(10 if second[0] else 6, 4), dpi=100)
     FigureCanvasAgg(fig)
-    axes = fig.subplots(1, 2 if logits else 1, squeeze=False)[0]
-    for ax, keys, ylabel, title in ((axes[0], ("d_loss", "g_loss"), "loss", "losses"),
-                                    (axes[-1], logits, "mean logit", "D on real and fake")):
+    axes = fig.subplots(1, 2 if second[0] else 1, squeeze=False)[0]
+    for ax, (keys, ylabel, title) in zip(axes, ((("d_loss", "g_loss"), "loss", "losses"), second)):
         for k in keys:
             ax.plot(step, [e[k] for e in history], label=k, marker="." if len(step) < 50 else None)
         ax.set(xlabel="step (G updates)", ylabel=ylabel, title=title)

@@ -14,6 +14,7 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,6 +31,9 @@ from ganops.train.translate import build_translator, side_by_side, translate
 from ganops.visual import save_grid
 
 PICTURE_ROWS = 48      # held-out images shown in each picture
+WEAK_JUDGE = 0.8       # a target evaluator below this on its own held-out images makes transfer accuracy noise
+
+log = logging.getLogger("ganops.evaluate")
 
 
 @dataclass
@@ -90,7 +94,14 @@ def evaluate_transfer(x: TransferInputs, p: Params, out: Path, device: torch.dev
             x.target_evaluator, framed, x.source_labels, bs)
         per_class = details["transfer_accuracy_per_class"]
         m["transfer_accuracy_min_class"] = min(per_class.values()) if per_class else float("nan")
+        if per_class:
+            details["transfer_accuracy_worst_class"] = min(per_class, key=per_class.get)
         m["target_holdout_accuracy"] = accuracy(x.target_evaluator, x.target, x.target_labels, bs)[0]
+        if m["target_holdout_accuracy"] < WEAK_JUDGE:
+            details["warning"] = (f"the target's evaluator labels only {m['target_holdout_accuracy']:.0%} of the "
+                                  "target's own held-out images right: the accuracies above say little about the "
+                                  "translations; train it longer (transfer.evaluator.epochs)")
+            log.warning(details["warning"])
     else:
         details["transfer_accuracy"] = ("the target's evaluator is self-supervised (the target has no labels): "
                                         "no classifier to judge translations")

@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib
 from pathlib import Path
 
+from ganops.errors import user_errors
 from ganops.identity import DOMAIN_STAGES, STAGES, TRANSFER_STAGES, split_name, upstream_stages
 from ganops.params import Params, ParamsError
 from ganops.stages.common import StageResult
@@ -31,7 +32,13 @@ def run_stage(name: str, p: Params, root: Path | str = ".", ctx: RunContext | No
             raise ParamsError(f"--domain {domain}: only the {' and '.join(DOMAIN_STAGES)} stages run per domain, "
                               f"not {name}")
         p = p.domain(domain)
-    return importlib.import_module(f"ganops.stages.{name}").run(p, Path(root), ctx or RunContext())
+    try:
+        return importlib.import_module(f"ganops.stages.{name}").run(p, Path(root), ctx or RunContext())
+    except user_errors() as exc:
+        # the stage speaks of data.* and evaluator.*; on a domain the user set transfer.<domain>.*
+        if p.role and not isinstance(exc, OSError) and exc.args and isinstance(exc.args[0], str):
+            exc.args = (p.in_user_terms(exc.args[0]), *exc.args[1:])
+        raise
 
 
 def run_transfer(p: Params, root: Path | str = ".", ctx: RunContext | None = None) -> list[StageResult]:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import shlex
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -45,11 +46,27 @@ def _diff(want: dict[str, Any], have: dict[str, Any], prefix: str = ""):
 
 
 def command(stage: str, p: Params) -> str:
-    """The command line that rebuilds a stage's artifact for these parameters (train: the family too)."""
+    """The command line that rebuilds a stage's artifact for these parameters: the family for a model
+    stage, the domain for a domain's stage, and those of the user's ``--set`` items the stage reads (a hint
+    that dropped ``--set transfer.target.root=…`` would build something else)."""
     if stage in ("train", "transfer", "evaluate_transfer"):
         section = "train" if stage == "train" else "transfer"
-        return f"ganops stage {stage} --set {section}.family={identity.family_of(p, stage)}"
-    return f"ganops stage {stage}" + (f" --domain {p.role}" if p.role else "")
+        line = f"ganops stage {stage} --set {section}.family={identity.family_of(p, stage)}"
+    else:
+        line = f"ganops stage {stage}" + (f" --domain {p.role}" if p.role else "")
+    return " ".join([line, *(f"--set {shlex.quote(item)}" for item in _overrides_read(stage, p))])
+
+
+def _overrides_read(stage: str, p: Params) -> list[str]:
+    sections = {"data": f"transfer.{p.role}", "evaluator": "transfer.evaluator"} if p.role else {}
+    names = [sections.get(k, p.in_user_terms(k)) for k in identity.keys(stage, identity.family_of(p, stage))]
+    family = {"train.family", "transfer.family"}
+    out = []
+    for item in p.overrides:
+        key = item.partition("=")[0].strip()
+        if key not in family and any(key == n or key.startswith(n + ".") or n.startswith(key + ".") for n in names):
+            out.append(item)
+    return out
 
 
 def metrics_name(stage: str, p: Params) -> str:
@@ -68,10 +85,11 @@ def resolve_upstream(p: Params, name: str) -> tuple[str, Params]:
 def check_meta(directory: Path, meta: dict[str, Any], p: Params, stage: str, rerun: str | None = None) -> None:
     """The artifact in ``directory`` must have been made with the parameters now in force."""
     want = identity.identity(p, stage)
-    diffs = [f"{k}={have!r} (now {now!r})" for k, now, have in _diff(want, meta.get("params", {}))]
+    diffs = [f"{p.in_user_terms(k)}={have!r} (now {now!r})" for k, now, have in _diff(want, meta.get("params", {}))]
     if diffs:
-        raise A.ArtifactError(f"{directory} was made with other parameters: {', '.join(diffs[:6])}. "
-                              f"Run `{command(rerun or stage, p)}` (or `ganops run`) to rebuild it.")
+        whole = "ganops run --transfer" if p.role or stage in identity.TRANSFER_STAGES else "ganops run"
+        raise A.ArtifactError(f"{directory} was made with other parameters: {', '.join(diffs)}. "
+                              f"Run `{command(rerun or stage, p)}` (or `{whole}`) to rebuild it.")
 
 
 def upstream(root: Path, p: Params, stage: str) -> dict[str, str]:
