@@ -290,6 +290,13 @@ def test_definitions_load_as_dagster_dev_loads_them():
     proc = subprocess.run(["dagster", "definitions", "validate"], cwd=REPO, env=ENV, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
     assert "Validation successful" in proc.stdout + proc.stderr
+    # dg, Dagster's project CLI, finds the same definitions from pyproject.toml's [tool.dg]
+    proc = subprocess.run(["dg", "list", "defs", "--json"], cwd=REPO, env=ENV, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    defs = json.loads(proc.stdout)
+    assert {"translator/dtn", "transfer_evaluation/cyclegan", "generator/dcgan"} <= {
+        a["asset_key"] for a in defs["assets"]}
+    assert {"transfer", "retrain"} <= {j["name"] for j in defs["jobs"]}
 
 
 def test_cli_errors_are_clear(tmp_path):
