@@ -166,7 +166,9 @@ def decide(p: Params, root: Path, version: str, healthy: bool = True, health: st
         return Decision(name, version, promote, reason, challenger, champ, version_held, metric)
 
     if not healthy:
-        return verdict(False, f"failed the health check: {health}")
+        keeps = (" (it holds `champion` from an earlier evaluation and keeps it: no other version has shown it "
+                 "can do better; move the alias by hand to retire it)") if held == str(version) else ""
+        return verdict(False, f"failed the health check: {health}{keeps}")
     if fid is None or not math.isfinite(fid):
         return verdict(False, f"{metric} is missing or not finite ({fid})")
     if current is None:

@@ -86,6 +86,9 @@ def test_a_challenger_that_loses_leaves_the_champion_in_place(project):
     assert registry.resolve(p, project, worse).tags["ganops.decision"] == "not promoted"
     sick = registry.decide(p, project, better, healthy=False, health="samples collapsed")
     assert not sick.promote and "collapsed" in sick.reason
+    # the champion itself failing the gate now (a stricter gate) keeps the alias, and the reason says so
+    held = registry.decide(p, project, champ.version, healthy=False, health="samples collapsed")
+    assert not held.promote and "keeps it" in held.reason and "keeps it" not in sick.reason
     won = registry.record(p, project, registry.decide(p, project, better), apply=True)
     assert won.promote and str(registry.champion(p, project).version) == better
     # another feature space: the champion's figure is not comparable, and the reason says so
