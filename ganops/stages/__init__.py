@@ -11,7 +11,6 @@ from __future__ import annotations
 import importlib
 from pathlib import Path
 
-from ganops.errors import user_errors
 from ganops.identity import DOMAIN_STAGES, STAGES, TRANSFER_STAGES, split_name, upstream_stages
 from ganops.params import Params, ParamsError
 from ganops.stages.common import StageResult
@@ -34,7 +33,7 @@ def run_stage(name: str, p: Params, root: Path | str = ".", ctx: RunContext | No
         p = p.domain(domain)
     try:
         return importlib.import_module(f"ganops.stages.{name}").run(p, Path(root), ctx or RunContext())
-    except user_errors() as exc:
+    except Exception as exc:   # noqa: BLE001 (re-raised as it is; only its wording changes)
         # the stage speaks of data.* and evaluator.*; on a domain the user set transfer.<domain>.*
         if p.role and not isinstance(exc, OSError) and exc.args and isinstance(exc.args[0], str):
             exc.args = (p.in_user_terms(exc.args[0]), *exc.args[1:])
