@@ -256,19 +256,23 @@ class Params(_Section):
         """The ``key=value`` overrides these parameters were loaded with (``--set``)."""
         return self._overrides
 
+    def user_key(self, key: str) -> str:
+        """A dotted key (or a whole section) as the user sets it: in a domain's view ``data.root`` is
+        ``transfer.<role>.root`` and ``evaluator`` is ``transfer.evaluator``; unchanged outside a domain."""
+        section, _, field = key.partition(".")
+        if not self._role or section not in ("data", "evaluator"):
+            return key
+        prefix, model = ((f"transfer.{self._role}", DataParams) if section == "data" else
+                         ("transfer.evaluator", EvaluatorParams))
+        if not field:
+            return prefix
+        return f"{prefix}.{field}" if field.split(".")[0] in model.model_fields else key
+
     def in_user_terms(self, text: str) -> str:
-        """``text`` (a key, an error message) with a domain view's ``data.*``/``evaluator.*`` keys named as
-        the user sets them (``transfer.<role>.root``, ``transfer.evaluator.epochs``); unchanged outside a
-        domain."""
+        """``text`` (an error message) with every ``data.*``/``evaluator.*`` key as :meth:`user_key` names it."""
         if not self._role:
             return text
-        names = {"data": (f"transfer.{self._role}", DataParams), "evaluator": ("transfer.evaluator", EvaluatorParams)}
-
-        def name(m: re.Match[str]) -> str:
-            prefix, model = names[m.group(1)]
-            return f"{prefix}.{m.group(2)}" if m.group(2) in model.model_fields else m.group(0)
-
-        return re.sub(r"(?<![\w./])(data|evaluator)\.([a-z_]+)\b", name, text)
+        return re.sub(r"(?<![\w./])(?:data|evaluator)\.[a-z_]+\b", lambda m: self.user_key(m.group(0)), text)
 
 
 def _flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:

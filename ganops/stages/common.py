@@ -58,8 +58,7 @@ def command(stage: str, p: Params) -> str:
 
 
 def _overrides_read(stage: str, p: Params) -> list[str]:
-    sections = {"data": f"transfer.{p.role}", "evaluator": "transfer.evaluator"} if p.role else {}
-    names = [sections.get(k, p.in_user_terms(k)) for k in identity.keys(stage, identity.family_of(p, stage))]
+    names = [p.user_key(k) for k in identity.keys(stage, identity.family_of(p, stage))]
     family = {"train.family", "transfer.family"}
     out = []
     for item in p.overrides:
@@ -85,7 +84,7 @@ def resolve_upstream(p: Params, name: str) -> tuple[str, Params]:
 def check_meta(directory: Path, meta: dict[str, Any], p: Params, stage: str, rerun: str | None = None) -> None:
     """The artifact in ``directory`` must have been made with the parameters now in force."""
     want = identity.identity(p, stage)
-    diffs = [f"{p.in_user_terms(k)}={have!r} (now {now!r})" for k, now, have in _diff(want, meta.get("params", {}))]
+    diffs = [f"{p.user_key(k)}={have!r} (now {now!r})" for k, now, have in _diff(want, meta.get("params", {}))]
     if diffs:
         whole = "ganops run --transfer" if p.role or stage in identity.TRANSFER_STAGES else "ganops run"
         raise A.ArtifactError(f"{directory} was made with other parameters: {', '.join(diffs)}. "
