@@ -27,9 +27,11 @@ ALL: dict[str, FamilySpec] = {s.name: s for s in (
                unused_keys=frozenset({"class_conditional"})),
     FamilySpec("icgan", "Casanova et al. 2021", "ganops.models.icgan:ICGAN", needs_neighbors=True),
     FamilySpec("cyclegan", "Zhu et al. 2017", "ganops.models.cyclegan:CycleGAN", kind="transfer",
-               unused_keys=frozenset({"const_weight", "tid_weight", "tv_weight", "evaluator"})),
+               unused_keys=frozenset({"const_weight", "tid_weight", "tv_weight", "source_evaluator",
+                                         "target_evaluator"})),
     FamilySpec("dtn", "Taigman et al. 2016", "ganops.models.dtn:DTN", kind="transfer", needs_source_classifier=True,
-               unused_keys=frozenset({"n_blocks", "cycle_weight", "identity_weight", "pool_size"})),
+               unused_keys=frozenset({"n_blocks", "cycle_weight", "identity_weight", "pool_size",
+                                         "target_evaluator"})),
 )}
 TRANSFER_SPECS = {name: s for name, s in ALL.items() if s.kind == "transfer"}
 SPECS = {name: s for name, s in ALL.items() if s.kind == "generator"}   # the generator families

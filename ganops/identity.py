@@ -86,11 +86,12 @@ def transfer_keys(family: str) -> list[str]:
 
 def keys(stage: str, family: str | None = None) -> list[str]:
     """Dotted parameter keys (whole sections where the stage reads all of one) of a stage's identity."""
-    if stage == "transfer":       # the domains' data and evaluator keys are transfer.source/target/evaluator
+    if stage == "transfer":       # the domains' keys are transfer.source/target and transfer.<role>_evaluator
         return ["seed", *(f"transfer.{k}" for k in transfer_keys(family or "dtn"))]
     if stage == "evaluate_transfer":   # the translator's identity, both evaluators', and how it is scored
         base = keys("transfer", family)
-        return [*base, *(["transfer.evaluator"] if "transfer.evaluator" not in base else []),
+        evaluators = [f"transfer.{role}_evaluator" for role in ("source", "target")]
+        return [*base, *(k for k in evaluators if k not in base),
                 *(f"evaluate.{k}" for k in TRANSFER_EVALUATE_KEYS)]
     if stage == "evaluate":   # the generator's identity, the evaluator's, and how it is scored
         evaluate = [f"evaluate.{k}" for k in EvaluateParams.model_fields if k not in EVALUATE_RUN_ONLY]

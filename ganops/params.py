@@ -132,9 +132,14 @@ class TransferParams(_Section):
                                             "al. 2016)")
     source: DataParams = Field(DataParams(dataset="digits"), description="the source domain's data.* keys")
     target: DataParams = Field(DataParams(dataset="mnist"), description="the target domain's data.* keys")
-    evaluator: EvaluatorParams = Field(
+    # Two evaluators with different jobs: f must read the *other* domain's images (cross_domain views), while
+    # the judge is a plain classifier of the target, as the papers score translations (mild views).
+    source_evaluator: EvaluatorParams = Field(
         EvaluatorParams(epochs=30, augment="cross_domain"),
-        description="the domains' evaluators (DTN's f; the judge of translations): evaluator.* keys of their own")
+        description="the source domain's evaluator (DTN's f; CycleGAN's label check of B→A): evaluator.* keys")
+    target_evaluator: EvaluatorParams = Field(
+        EvaluatorParams(), description="the target domain's evaluator, the judge of translations (transfer "
+        "accuracy, FID/KID space): evaluator.* keys")
     steps: int = Field(2000, ge=1, description="training steps (one G and one D update each)")
     batch_size: int = Field(64, ge=1)
     g_filters: int = Field(64, ge=4, description="base width of the generators (CycleGAN ngf; DTN's decoder g)")
@@ -160,6 +165,15 @@ class TransferParams(_Section):
     checkpoint_every: int = Field(200, ge=1)
     log_every: int = Field(50, ge=1)
     sample_every: int = Field(200, ge=1)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _split_evaluator(cls, v: Any) -> Any:
+        if isinstance(v, dict) and "evaluator" in v:
+            raise ValueError("transfer.evaluator is now two sections: transfer.source_evaluator (DTN's f, "
+                             "cross_domain views) and transfer.target_evaluator (the judge of translations, mild "
+                             "views); move its keys to the one you meant")
+        return v
 
     @model_validator(mode="after")
     def _one_frame(self) -> TransferParams:
@@ -238,11 +252,12 @@ class Params(_Section):
 
     def domain(self, role: str) -> Params:
         """These parameters with ``data`` replaced by ``transfer.<role>`` and ``evaluator`` by
-        ``transfer.evaluator``: what the dataset and evaluator stages build for one side of a domain transfer
+        ``transfer.<role>_evaluator``: what the dataset and evaluator stages build for one side of a domain transfer
         (their artifacts live under data/domains/<role>)."""
         if role not in DOMAINS:
             raise ParamsError(f"domain {role!r} is not allowed; expected one of {', '.join(DOMAINS)}")
-        q = self.model_copy(update={"data": getattr(self.transfer, role), "evaluator": self.transfer.evaluator})
+        q = self.model_copy(update={"data": getattr(self.transfer, role),
+                                      "evaluator": getattr(self.transfer, f"{role}_evaluator")})
         q._role = role
         return q
 
@@ -258,12 +273,12 @@ class Params(_Section):
 
     def user_key(self, key: str) -> str:
         """A dotted key (or a whole section) as the user sets it: in a domain's view ``data.root`` is
-        ``transfer.<role>.root`` and ``evaluator`` is ``transfer.evaluator``; unchanged outside a domain."""
+        ``transfer.<role>.root`` and ``evaluator`` is ``transfer.<role>_evaluator``; unchanged outside a domain."""
         section, _, field = key.partition(".")
         if not self._role or section not in ("data", "evaluator"):
             return key
         prefix, model = ((f"transfer.{self._role}", DataParams) if section == "data" else
-                         ("transfer.evaluator", EvaluatorParams))
+                         (f"transfer.{self._role}_evaluator", EvaluatorParams))
         if not field:
             return prefix
         return f"{prefix}.{field}" if field.split(".")[0] in model.model_fields else key

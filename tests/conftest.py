@@ -40,8 +40,9 @@ def fast_overrides(**extra: object) -> list[str]:
             "transfer.target.download": False, "transfer.target.limit": 300, "transfer.target.resolution": 16,
             "transfer.steps": 8, "transfer.batch_size": 8, "transfer.g_filters": 8, "transfer.d_filters": 8,
             "transfer.n_blocks": 1, "transfer.pool_size": 5, "transfer.checkpoint_every": 4,
-            "transfer.sample_every": 4, "transfer.n_samples": 4, "transfer.evaluator.epochs": 1,
-            "transfer.evaluator.batch_size": 64}
+            "transfer.sample_every": 4, "transfer.n_samples": 4, "transfer.source_evaluator.epochs": 1,
+            "transfer.source_evaluator.batch_size": 64, "transfer.target_evaluator.epochs": 1,
+            "transfer.target_evaluator.batch_size": 64}
     base.update(extra)
     return [f"{k}={v}" for k, v in base.items()]
 

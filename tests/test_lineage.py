@@ -44,8 +44,8 @@ def test_dvc_deps_cover_the_source_the_stage_imports(dvc_stage):
 def test_dvc_params_are_the_artifact_identity(dvc_stage):
     stage, family = DVC_STAGES[dvc_stage]
     role = dvc_stage.rpartition("_")[2] if dvc_stage.endswith(DOMAINS) else None
-    # a domain's stage reads its data keys from transfer.<role>, its evaluator keys from transfer.evaluator
-    domain = {"data": f"transfer.{role}", "evaluator": "transfer.evaluator"} if role else {}
+    # a domain's stage reads its data keys from transfer.<role>, its evaluator keys from transfer.<role>_evaluator
+    domain = {"data": f"transfer.{role}", "evaluator": f"transfer.{role}_evaluator"} if role else {}
     want = {domain.get(k, k) for k in I.keys(stage, family)}
     assert set(DVC[dvc_stage]["params"]) - RUN_ONLY_PARAMS == want
 

@@ -105,11 +105,19 @@ def test_domains_of_two_sizes_are_refused_before_anything_is_built():
         == 28
 
 
+def test_the_old_shared_transfer_evaluator_key_says_where_its_keys_went():
+    # one evaluator for both domains made the judge read translations with f's cross-domain views
+    with pytest.raises(P.ParamsError, match=r"transfer\.source_evaluator .*transfer\.target_evaluator"):
+        P.load(None, ["transfer.evaluator.epochs=1"])
+    p = P.load(None)
+    assert p.domain("source").evaluator == p.transfer.source_evaluator != p.domain("target").evaluator
+
+
 def test_a_domain_speaks_of_the_keys_the_user_sets():
     p = P.load(None, ["transfer.target.limit=5"])
     q = p.domain("target")
     assert q.data.limit == 5 and q.overrides == ("transfer.target.limit=5",)
     text = "files missing under data.root='data/raw'; set data.download=true; evaluator.pt; evaluator.epochs=1"
     assert q.in_user_terms(text) == ("files missing under transfer.target.root='data/raw'; set "
-                                     "transfer.target.download=true; evaluator.pt; transfer.evaluator.epochs=1")
+                                     "transfer.target.download=true; evaluator.pt; transfer.target_evaluator.epochs=1")
     assert p.in_user_terms(text) == text           # the generator pipeline's own data keys stay as they are

@@ -114,11 +114,16 @@ def test_a_translators_identity_holds_only_what_its_family_reads():
     assert ident("dtn") == ident("dtn", "neighbors.k=3", "train.steps=7", "transfer.cycle_weight=1",
                                  "data.dataset=mnist", "transfer.checkpoint_every=9", "evaluator.epochs=1")
     assert ident("dtn") != ident("dtn", "transfer.const_weight=1")
-    assert ident("dtn") != ident("dtn", "transfer.evaluator.epochs=1")       # f is the source's evaluator
-    assert ident("cyclegan") == ident("cyclegan", "transfer.evaluator.epochs=1", "transfer.tid_weight=0")
+    assert ident("dtn") != ident("dtn", "transfer.source_evaluator.epochs=1")       # f is the source's evaluator
+    assert ident("dtn") == ident("dtn", "transfer.target_evaluator.epochs=1")       # the judge only scores it
+    assert ident("cyclegan") == ident("cyclegan", "transfer.source_evaluator.epochs=1",
+                                      "transfer.target_evaluator.epochs=1", "transfer.tid_weight=0")
     assert ident("cyclegan") != ident("cyclegan", "transfer.target.limit=500")
     assert I.identity(base.domain("target"), "dataset")["data"] == base.transfer.target.model_dump()
-    assert I.identity(base.domain("source"), "evaluator")["evaluator"] == base.transfer.evaluator.model_dump()
+    for role in ("source", "target"):
+        assert (I.identity(base.domain(role), "evaluator")["evaluator"]
+                == getattr(base.transfer, f"{role}_evaluator").model_dump())
+    assert base.transfer.source_evaluator.augment == "cross_domain" and base.transfer.target_evaluator.augment == "mild"
 
 
 def test_cyclegan_reports_cycle_error_and_label_preservation_both_ways(project):

@@ -100,7 +100,7 @@ def evaluate_transfer(x: TransferInputs, p: Params, out: Path, device: torch.dev
         if m["target_holdout_accuracy"] < WEAK_JUDGE:
             details["warning"] = (f"the target's evaluator labels only {m['target_holdout_accuracy']:.0%} of the "
                                   "target's own held-out images right: the accuracies above say little about the "
-                                  "translations; train it longer (transfer.evaluator.epochs)")
+                                  "translations; train it longer (transfer.target_evaluator.epochs)")
             log.warning(details["warning"])
     else:
         details["transfer_accuracy"] = ("the target's evaluator is self-supervised (the target has no labels): "

@@ -30,9 +30,10 @@ def source_classifier(p: Params, root: Path):
     ev = E.Evaluator.load(path)
     if ev.kind != "classifier":
         raise TrainError(f"transfer.family=dtn: f must be a classifier of the source's labels, but {path} is a "
-                         f"{ev.kind} evaluator (the source has no labels, or transfer.evaluator.kind="
-                         f"{p.transfer.evaluator.kind}); "
-                         "set transfer.evaluator.kind=classifier on a labelled source, or use transfer.family=cyclegan")
+                         f"{ev.kind} evaluator (the source has no labels, or transfer.source_evaluator.kind="
+                         f"{p.transfer.source_evaluator.kind}); "
+                         "set transfer.source_evaluator.kind=classifier on a labelled source, or use "
+                         "transfer.family=cyclegan")
     return ev.net
 
 
