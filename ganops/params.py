@@ -158,7 +158,9 @@ class TransferParams(_Section):
     tid_weight: float = Field(15.0, ge=0, description="dtn: β of L_TID, G(x) against x on the target (paper, "
                               "digits)")
     tv_weight: float = Field(0.0, ge=0, description="dtn: γ of the total-variation loss (paper, digits: 0)")
-    ema: bool = Field(False, description="keep an EMA of the generators (neither paper does)")
+    # Not in either paper, but a DTN's per-class modes move from step to step: the average is the steadier
+    # translator (as train.ema is the steadier sampler)
+    ema: bool = Field(True, description="translate with an EMA of the generators' weights (neither paper does)")
     ema_decay: float = Field(0.999, gt=0, lt=1)
     ema_start: int = Field(0, ge=0)
     n_samples: int = Field(16, ge=1, le=256, description="source images in each progress grid")
