@@ -8,6 +8,8 @@ from typing import Any
 
 import numpy as np
 
+WEAK_JUDGE = 0.8   # a target evaluator below this on its own held-out images makes transfer accuracy noise
+
 
 @dataclass
 class Outcome:
@@ -90,9 +92,9 @@ def generator_healthy(directory: Path, n: int = 64, min_std: float = 2.0) -> Out
 def promotion_gate(evaluation: Path, min_diversity: float = 0.2) -> Outcome:
     """What a generator must show before it may become the champion: finite weights and samples that are
     not collapsed (their spread in the evaluator's space at least ``min_diversity`` of the real images')
-    and a finite FID (a translator: its translations' spread, and a finite transfer accuracy where the
-    target has a classifier). Whether it beats the champion is the registry's decision
-    (ganops.registry.decide)."""
+    and a finite FID (a translator: its translations' spread, and a finite transfer accuracy from a judge
+    that reads the target's own held-out images right, where the target has a classifier). Whether it beats
+    the champion is the registry's decision (ganops.registry.decide)."""
     import json
     import math
 
@@ -108,6 +110,10 @@ def promotion_gate(evaluation: Path, min_diversity: float = 0.2) -> Outcome:
         problems.append(f"samples collapsed (diversity {diversity:.3f} of the real images', "
                         f"at least {min_diversity} wanted)")
     primary = "transfer_accuracy" if "fid_target" in m else "fid_evaluator"
+    judge = m.get("target_holdout_accuracy")
+    if isinstance(judge, (int, float)) and judge < WEAK_JUDGE:   # its ranking of translators would be noise
+        problems.append(f"the judge reads only {judge:.0%} of the target's held-out images right (at least "
+                        f"{WEAK_JUDGE:.0%} wanted: train transfer.target_evaluator longer)")
     fid = m.get(primary)
     if not isinstance(fid, (int, float)) or not math.isfinite(fid):
         problems.append(f"{primary} is {fid}")

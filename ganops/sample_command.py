@@ -65,7 +65,7 @@ def _check_upstream(gdir: Path, p: Params, root: Path) -> None:
 
     meta = A.read_meta(gdir, produced_by="train")
     try:
-        check_meta(gdir, meta, p, "train")
+        check_meta(gdir, meta, p, "train", root=root)
     except A.ArtifactError as exc:
         raise SampleError(f"{exc} Then sample again.") from None
     if "embeddings" in meta.get("upstream", {}):

@@ -56,7 +56,7 @@ def _weights(p: Params, root: Path, model: str | None) -> tuple[dict[str, Any], 
                           f"`ganops stage transfer --set transfer.family={p.transfer.family}` (or `ganops run "
                           "--transfer`) and the same --set options")
     try:
-        check_meta(tdir, A.read_meta(tdir, produced_by="transfer"), p, "transfer")
+        check_meta(tdir, A.read_meta(tdir, produced_by="transfer"), p, "transfer", root=root)
     except A.ArtifactError as exc:
         name = registry.registered_model_name(p, "transfer")
         raise SampleError(f"{exc} Then translate again; or translate with a registered version as it is: "

@@ -41,7 +41,8 @@ def fast_overrides(**extra: object) -> list[str]:
             "transfer.steps": 8, "transfer.batch_size": 8, "transfer.g_filters": 8, "transfer.d_filters": 8,
             "transfer.n_blocks": 1, "transfer.pool_size": 5, "transfer.checkpoint_every": 4,
             "transfer.sample_every": 4, "transfer.n_samples": 4, "transfer.source_evaluator.epochs": 1,
-            "transfer.source_evaluator.batch_size": 64, "transfer.target_evaluator.epochs": 1,
+            "transfer.source_evaluator.batch_size": 64,
+            "transfer.target_evaluator.epochs": 10,     # a judge under 80% may not crown a translator: ~0.97
             "transfer.target_evaluator.batch_size": 64}
     base.update(extra)
     return [f"{k}={v}" for k, v in base.items()]

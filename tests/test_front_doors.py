@@ -184,6 +184,25 @@ def test_dvc_second_repro_does_nothing_and_k_reruns_only_what_reads_the_neighbor
     _sh(["dvc", "repro"], root)
 
 
+def test_a_failed_dvc_repro_keeps_the_last_good_run_up_to_date(dvc_project):
+    # DVC deletes a stage's outputs before running it unless they persist: a bad value, refused before any
+    # work, would otherwise cost the finished translator its metrics and, once fixed, a full retraining
+    root, _ = dvc_project
+    params = root / "params.yaml"
+    good = params.read_text()
+    bad = yaml.safe_load(good)
+    bad["transfer"]["lr"] = -1
+    params.write_text(yaml.safe_dump(bad, sort_keys=False))
+    try:
+        proc = subprocess.run(["dvc", "repro", "transfer_dtn"], cwd=root, env=ENV, capture_output=True, text=True)
+        assert proc.returncode != 0 and "transfer.lr" in proc.stdout + proc.stderr
+    finally:
+        params.write_text(good)
+    assert (root / "metrics/transfer_dtn.json").exists()
+    status = _sh(["dvc", "status", "transfer_dtn"], root).stdout
+    assert "up to date" in status, status
+
+
 def test_dagster_sees_what_dvc_built_with_the_same_versions(dvc_project):
     from dagster._core.definitions.data_version import StaleStatus
     from dagster._utils.test.data_versions import get_stale_status_resolver

@@ -3,6 +3,7 @@ stages, the translator trained (resumed after a SIGKILL), evaluated against the 
 registered; `ganops translate` on a user's folder; the papers' other pairs on torchvision-format files."""
 
 import json
+import shutil
 import signal
 import subprocess
 import time
@@ -85,6 +86,15 @@ def test_a_changed_domain_names_the_stage_to_rerun(project):
     assert "ganops stage dataset --domain source" in proc.stderr and "--set transfer.source.limit=200" in proc.stderr
     assert "--set transfer.steps" not in proc.stderr.split("ganops stage dataset")[1].split("`")[0]
     assert "ganops run --transfer" in proc.stderr
+    # from another folder (--root): the commands to run say where the project is
+    elsewhere = project.parent / "elsewhere"
+    elsewhere.mkdir(exist_ok=True)
+    shutil.copy(project / "params.yaml", elsewhere / "params.yaml")
+    proc = run_ganops(elsewhere, "stage", "transfer", "--root", str(project), sets=[*DTN, "transfer.source.limit=200"],
+                      check=False)
+    assert proc.returncode == 2
+    hint = proc.stderr.split("`ganops stage dataset --domain source")[1].split("`")[0]
+    assert "--set transfer.source.limit=200" in hint and hint.endswith(f"--root {project}")
     proc = run_ganops(project, "stage", "train", "--domain", "source", sets=DTN, check=False)
     assert proc.returncode == 2 and "only the dataset and evaluator stages run per domain" in proc.stderr
 
@@ -137,6 +147,29 @@ def test_cyclegan_reports_cycle_error_and_label_preservation_both_ways(project):
     assert (project / "data/evaluation/digits-to-mnist/cyclegan/reverse.png").exists()
     meta = json.loads((project / "data/transfer/digits-to-mnist/cyclegan/meta.json").read_text())
     assert set(meta["upstream"]) == {"dataset@source", "dataset@target"}   # no f: no evaluator needed
+
+
+def test_a_judge_that_misreads_its_own_domain_cannot_crown_a_translator(project):
+    import sqlite3
+
+    weak = [*CYCLEGAN, "transfer.target_evaluator.epochs=1"]      # reads ~27% of held-out MNIST
+    try:
+        run_ganops(project, "stage", "evaluator", "--domain", "target", sets=weak)
+        run_ganops(project, "stage", "transfer", sets=weak)
+        run_ganops(project, "stage", "evaluate_transfer", sets=weak)
+        report = _report(project, "cyclegan")
+        assert report["metrics"]["target_holdout_accuracy"] < 0.8 and "transfer.target_evaluator" in report["warning"]
+        con = sqlite3.connect(project / "mlflow.db")
+        newest = con.execute("select max(version) from model_versions where name = 'ganops-digits-to-mnist-cyclegan'")
+        version = newest.fetchone()[0]
+        tags = dict(con.execute("select key, value from model_version_tags where name = "
+                                "'ganops-digits-to-mnist-cyclegan' and version = ?", (version,)))
+        assert tags["ganops.decision"] == "not promoted" and "the judge reads only" in tags["ganops.decision_reason"]
+        aliases = con.execute("select version from registered_model_aliases where name = "
+                              "'ganops-digits-to-mnist-cyclegan'").fetchall()
+        assert (version,) not in aliases
+    finally:   # the module's other tests read the target's evaluator at the shared settings
+        run_ganops(project, "stage", "evaluator", "--domain", "target", sets=CYCLEGAN)
 
 
 def _folder(root: Path) -> Path:

@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from ganops.checks import WEAK_JUDGE
 from ganops.data.resize import to_channels
 from ganops.evaluate import metrics as M
 from ganops.evaluate.evaluator import Evaluator
@@ -31,7 +32,6 @@ from ganops.train.translate import build_translator, side_by_side, translate
 from ganops.visual import save_grid
 
 PICTURE_ROWS = 48      # held-out images shown in each picture
-WEAK_JUDGE = 0.8       # a target evaluator below this on its own held-out images makes transfer accuracy noise
 
 log = logging.getLogger("ganops.evaluate")
 

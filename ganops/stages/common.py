@@ -45,16 +45,19 @@ def _diff(want: dict[str, Any], have: dict[str, Any], prefix: str = ""):
             yield f"{prefix}{key}", value, other
 
 
-def command(stage: str, p: Params) -> str:
+def command(stage: str, p: Params, root: Path | None = None) -> str:
     """The command line that rebuilds a stage's artifact for these parameters: the family for a model
-    stage, the domain for a domain's stage, and those of the user's ``--set`` items the stage reads (a hint
-    that dropped ``--set transfer.target.root=…`` would build something else)."""
+    stage, the domain for a domain's stage, those of the user's ``--set`` items the stage reads (a hint
+    that dropped ``--set transfer.target.root=…`` would build something else), and ``--root`` when the
+    project is not the current folder."""
     if stage in ("train", "transfer", "evaluate_transfer"):
         section = "train" if stage == "train" else "transfer"
         line = f"ganops stage {stage} --set {section}.family={identity.family_of(p, stage)}"
     else:
         line = f"ganops stage {stage}" + (f" --domain {p.role}" if p.role else "")
-    return " ".join([line, *(f"--set {shlex.quote(item)}" for item in _overrides_read(stage, p))])
+    elsewhere = root is not None and Path(root).resolve() != Path.cwd().resolve()
+    return " ".join([line, *(f"--set {shlex.quote(item)}" for item in _overrides_read(stage, p)),
+                     *([f"--root {shlex.quote(str(root))}"] if elsewhere else [])])
 
 
 def _overrides_read(stage: str, p: Params) -> list[str]:
@@ -81,14 +84,15 @@ def resolve_upstream(p: Params, name: str) -> tuple[str, Params]:
     return stage, (p.domain(role) if role else p)
 
 
-def check_meta(directory: Path, meta: dict[str, Any], p: Params, stage: str, rerun: str | None = None) -> None:
+def check_meta(directory: Path, meta: dict[str, Any], p: Params, stage: str, rerun: str | None = None,
+               root: Path | None = None) -> None:
     """The artifact in ``directory`` must have been made with the parameters now in force."""
     want = identity.identity(p, stage)
     diffs = [f"{p.user_key(k)}={have!r} (now {now!r})" for k, now, have in _diff(want, meta.get("params", {}))]
     if diffs:
         whole = "ganops run --transfer" if p.role or stage in identity.TRANSFER_STAGES else "ganops run"
         raise A.ArtifactError(f"{directory} was made with other parameters: {', '.join(diffs)}. "
-                              f"Run `{command(rerun or stage, p)}` (or `{whole}`) to rebuild it.")
+                              f"Run `{command(rerun or stage, p, root)}` (or `{whole}`) to rebuild it.")
 
 
 def upstream(root: Path, p: Params, stage: str) -> dict[str, str]:
@@ -96,22 +100,22 @@ def upstream(root: Path, p: Params, stage: str) -> dict[str, str]:
     parameters and from the artifact now upstream of it."""
     hashes: dict[str, str] = {}
     needed = identity.upstream_stages(stage, identity.family_of(p, stage))
-    whole = "`ganops run --transfer`" if stage in identity.TRANSFER_STAGES else "`ganops run`"
+    whole = "`ganops run --transfer`" if p.role or stage in identity.TRANSFER_STAGES else "`ganops run`"
     for i, name in enumerate(needed):
         up, q = resolve_upstream(p, name)
         directory = A.stage_dir(root, q, up)
         if not (directory / A.META).exists():
-            todo = " then ".join(f"`{command(*resolve_upstream(p, n))}`" for n in needed[i:])
+            todo = " then ".join(f"`{command(*resolve_upstream(p, n), root)}`" for n in needed[i:])
             raise A.ArtifactError(f"{stage} needs the {name} artifact {directory}, which does not exist yet: "
                                   f"run {todo} (or {whole}), or materialize those assets.")
         meta = A.read_meta(directory, produced_by=up)
-        check_meta(directory, meta, q, up)
+        check_meta(directory, meta, q, up, root=root)
         # the artifact's own upstream names are relative to its domain: evaluator@source read dataset@source
         made_from = {(f"{k}@{q.role}" if q.role else k): v for k, v in meta.get("upstream", {}).items()}
         for before, expected in hashes.items():
             if before in made_from and made_from[before] != expected:
                 raise A.ArtifactError(f"{directory} was computed from another version of the {before} artifact. "
-                                      f"Run `{command(up, q)}` again.")
+                                      f"Run `{command(up, q, root)}` again.")
         hashes[name] = meta["content_hash"]
     return hashes
 
@@ -127,7 +131,7 @@ def guarded(p: Params, root: Path, stage: str, ups: dict[str, str], scratch: Pat
         A.check_writable(folder)
     if scratch is not None:
         A.sweep(scratch)
-    with exclusive(A.lock_file(root, f"{stage}-{key}"), f"`{command(stage, p)}` with these parameters"):
+    with exclusive(A.lock_file(root, f"{stage}-{key}"), f"`{command(stage, p, root)}` with these parameters"):
         yield key
 
 
