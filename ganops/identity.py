@@ -13,7 +13,7 @@ import json
 from typing import Any
 
 from ganops.families import SPECS, TRANSFER_SPECS
-from ganops.params import EvaluateParams, Params, TrainParams, TransferParams
+from ganops.params import DOMAINS, EvaluateParams, Params, TrainParams, TransferParams
 
 STAGES = ("dataset", "embeddings", "neighbors", "train", "evaluator", "evaluate")
 # Domain transfer: the dataset and evaluator stages run once per domain (``Params.domain``; an upstream
@@ -90,7 +90,7 @@ def keys(stage: str, family: str | None = None) -> list[str]:
         return ["seed", *(f"transfer.{k}" for k in transfer_keys(family or "dtn"))]
     if stage == "evaluate_transfer":   # the translator's identity, both evaluators', and how it is scored
         base = keys("transfer", family)
-        evaluators = [f"transfer.{role}_evaluator" for role in ("source", "target")]
+        evaluators = [f"transfer.{role}_evaluator" for role in DOMAINS]
         return [*base, *(k for k in evaluators if k not in base),
                 *(f"evaluate.{k}" for k in TRANSFER_EVALUATE_KEYS)]
     if stage == "evaluate":   # the generator's identity, the evaluator's, and how it is scored

@@ -60,6 +60,11 @@ def command(stage: str, p: Params, root: Path | None = None) -> str:
                      *([f"--root {shlex.quote(str(root))}"] if elsewhere else [])])
 
 
+def _whole_chain(stage: str, p: Params) -> str:
+    """The command that runs the whole chain ``stage`` belongs to."""
+    return "ganops run --transfer" if p.role or stage in identity.TRANSFER_STAGES else "ganops run"
+
+
 def _overrides_read(stage: str, p: Params) -> list[str]:
     names = [p.user_key(k) for k in identity.keys(stage, identity.family_of(p, stage))]
     family = {"train.family", "transfer.family"}
@@ -90,9 +95,9 @@ def check_meta(directory: Path, meta: dict[str, Any], p: Params, stage: str, rer
     want = identity.identity(p, stage)
     diffs = [f"{p.user_key(k)}={have!r} (now {now!r})" for k, now, have in _diff(want, meta.get("params", {}))]
     if diffs:
-        whole = "ganops run --transfer" if p.role or stage in identity.TRANSFER_STAGES else "ganops run"
         raise A.ArtifactError(f"{directory} was made with other parameters: {', '.join(diffs)}. "
-                              f"Run `{command(rerun or stage, p, root)}` (or `{whole}`) to rebuild it.")
+                              f"Run `{command(rerun or stage, p, root)}` (or `{_whole_chain(stage, p)}`) to "
+                              "rebuild it.")
 
 
 def upstream(root: Path, p: Params, stage: str) -> dict[str, str]:
@@ -100,14 +105,13 @@ def upstream(root: Path, p: Params, stage: str) -> dict[str, str]:
     parameters and from the artifact now upstream of it."""
     hashes: dict[str, str] = {}
     needed = identity.upstream_stages(stage, identity.family_of(p, stage))
-    whole = "`ganops run --transfer`" if p.role or stage in identity.TRANSFER_STAGES else "`ganops run`"
     for i, name in enumerate(needed):
         up, q = resolve_upstream(p, name)
         directory = A.stage_dir(root, q, up)
         if not (directory / A.META).exists():
             todo = " then ".join(f"`{command(*resolve_upstream(p, n), root)}`" for n in needed[i:])
             raise A.ArtifactError(f"{stage} needs the {name} artifact {directory}, which does not exist yet: "
-                                  f"run {todo} (or {whole}), or materialize those assets.")
+                                  f"run {todo} (or `{_whole_chain(stage, p)}`), or materialize those assets.")
         meta = A.read_meta(directory, produced_by=up)
         check_meta(directory, meta, q, up, root=root)
         # the artifact's own upstream names are relative to its domain: evaluator@source read dataset@source
