@@ -51,11 +51,9 @@ from ganops.embed.pixels import PixelEncoder, mean_image
 from ganops.evaluate import conditional, instances, memorisation, pictures, ppl, probe, report
 from ganops.evaluate import evaluator as E
 from ganops.evaluate import metrics as M
-from ganops.models import TrainData
+from ganops.models import TrainData, load_model
 from ganops.neighbors import knn
 from ganops.params import DataParams, EvaluateParams, EvaluatorParams, NeighborsParams, Params, TrainParams
-from ganops.train import build_generator, generate
-from ganops.train.generate import data_conditions
 from ganops.train.trainer import Trainer
 
 MNIST_RAW = REPO.parent / "shared" / "data" / "mnist" / "MNIST" / "raw"
@@ -209,11 +207,12 @@ def run_torch_fidelity(fake: np.ndarray, real: np.ndarray, e: EvaluateParams, sa
 
 # ---------------------------------------------------------------- ours, with a breakdown
 
-def _targets(ev: E.Evaluator) -> list[tuple[Any, str, str]]:
-    """Every call `report.evaluate` makes at its top level, as (owner, attribute, label)."""
+def _targets(ev: E.Evaluator, model) -> list[tuple[Any, str, str]]:
+    """Every call `report.evaluate` makes at its top level, as (owner, attribute, label); G is built on the
+    model's first draw, inside the first `generate`."""
     out: list[tuple[Any, str, str]] = [
-        (report, "build_generator", "build_generator"), (report, "build_discriminator", "build_discriminator"),
-        (report, "data_conditions", "data_conditions"), (report, "generate", "generate (fake samples)"),
+        (model, "discriminator", "discriminator"), (model, "data_conditions", "data_conditions"),
+        (model, "generate", "generate (fake samples)"),
         (ev, "features_and_labels", "evaluator features+labels of fakes"),
     ]
     out += [(M, f, f"metrics.{f}") for f in ("fid", "kid", "precision_recall", "density_coverage")]
@@ -232,7 +231,7 @@ def run_ours(x: report.Inputs, images: np.ndarray, p: Params, device: torch.devi
     embed_held = x.embed_held
     x.embed_held = sec.wrap(embed_held, "embed_held (pixel encoder)")
     try:
-        with sec.patched(_targets(x.evaluator), keep=("generate (fake samples)",)), \
+        with sec.patched(_targets(x.evaluator, x.model), keep=("generate (fake samples)",)), \
                 tempfile.TemporaryDirectory() as out:
             t0 = time.perf_counter()
             x.real_features = x.evaluator.features(images, p.evaluate.batch_size)
@@ -301,14 +300,13 @@ def main(argv: list[str] | None = None) -> None:
     weights = fresh_weights(p, images, labels, h, neighbors)
     state, ev_metrics = E.train(images, labels, p, device)
     ev = E.Evaluator(state, device)
-    x = report.Inputs(weights=weights, images=images, labels=labels, held_images=held, held_labels=held_labels,
+    x = report.Inputs(model=load_model(weights, device), images=images, labels=labels, held_images=held, held_labels=held_labels,
                       real_features=np.zeros((0, ev.dim), np.float32),
                       held_features=ev.features(held, e.batch_size), evaluator=ev, h=h, neighbors=neighbors,
                       embed_held=embed, inception_note="off in this benchmark (evaluator space only)")
     # the generated images report.evaluate will draw, by the same calls
-    y, hc, _ = data_conditions(weights["configs"]["G"], e.n_samples, e.seed, h, labels)
-    fake = generate(build_generator(weights, device), e.n_samples, seed=e.seed, labels=y, features=hc,
-                    batch_size=e.batch_size)
+    y, hc, _ = x.model.data_conditions(e.n_samples, e.seed, h, labels)
+    fake = x.model.generate(e.n_samples, seed=e.seed, labels=y, features=hc, batch_size=e.batch_size)
     register_evaluator(ev)
     _warm_imports()
     t_setup = time.perf_counter() - t_setup

@@ -75,13 +75,13 @@ def translations(root: Path) -> dict[str, str]:
     """What `ganops translate` makes of source images, hashed."""
     import numpy as np
 
-    from ganops.train.translate import build_translator, translate
+    from ganops.models import load_model
 
     out = {}
     for family in ("dtn", "cyclegan"):
         w = root / f"data/transfer/digits-to-mnist/{family}/model.pt"
         src = np.load(root / "data/domains/source/dataset/digits/images.npy")[:8]
-        out[f"translate/{family}"] = hashlib.sha256(translate(build_translator(w), src).tobytes()).hexdigest()
+        out[f"translate/{family}"] = hashlib.sha256(load_model(w).translate(src).tobytes()).hexdigest()
     return out
 
 

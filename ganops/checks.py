@@ -68,25 +68,26 @@ def generator_healthy(directory: Path, n: int = 64, min_std: float = 2.0) -> Out
     the check asks whether G is usable, not whether it matches any instance.
     """
 
-    from ganops.train import generate, load_weights, network_config, non_finite_count
+    from ganops.models import load_model
 
     path = Path(directory) / "model.pt"
     if not path.exists():
         return Outcome(False, f"{path} is missing")
-    w = load_weights(path)
-    non_finite = non_finite_count(w)
-    g = network_config(w, "G")
-    labels = np.arange(n) % g["n_classes"] if g.get("n_classes") else None
+    model = load_model(path, kind="generator")
+    non_finite = model.non_finite_weights()
+    c = model.conditions
+    labels = np.arange(n) % c.n_classes if c.label else None
     h = None
-    if g.get("feat_dim"):
-        h = np.random.default_rng(0).standard_normal((n, g["feat_dim"])).astype(np.float32)
+    if c.instance:
+        h = np.random.default_rng(0).standard_normal((n, c.feat_dim)).astype(np.float32)
         h /= np.linalg.norm(h, axis=1, keepdims=True)
-    samples = generate(w, n, seed=0, labels=labels, features=h).astype(np.float32)
+    samples = model.generate(n, seed=0, labels=labels, features=h).astype(np.float32)
     spread = float(samples.std(axis=0).mean())  # per-pixel spread across samples, in grey levels
     ok = non_finite == 0 and spread >= min_std
     return Outcome(ok, f"{non_finite} non-finite weights; samples vary by {spread:.1f} grey levels per pixel "
                        f"(at least {min_std} wanted)",
-                   {"non_finite_weights": non_finite, "sample_spread": spread, "steps": int(w.get("steps", 0))})
+                   {"non_finite_weights": non_finite, "sample_spread": spread,
+                    "steps": int(model.weights.get("steps", 0))})
 
 
 def promotion_gate(evaluation: Path, min_diversity: float = 0.2) -> Outcome:

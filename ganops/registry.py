@@ -127,10 +127,10 @@ def register(p: Params, root: Path, run: Any, generator_dir: Path, generator_has
 
 
 def _module(weights_file: Path, kind: str):
-    from ganops.train import build_generator
-    from ganops.train.translate import build_translator
+    from ganops.models import load_model
 
-    return build_translator(weights_file) if kind == "transfer" else build_generator(weights_file)
+    model = load_model(weights_file, kind=kind)
+    return model.translator() if kind == "transfer" else model.G
 
 
 def champion(p: Params, root: Path, kind: str = "generator") -> Any | None:
@@ -252,7 +252,7 @@ def load_weights(p: Params, root: Path, ref: str, kind: str = "generator") -> tu
     read from its model.pt with ``weights_only=True``: nothing from the registry is unpickled."""
     import mlflow
 
-    from ganops.train import load_weights as load_file
+    from ganops.models.weights import load_weights as load_file
 
     mv = resolve(p, root, ref, kind)
     uri = f"models:/{registered_model_name(p, kind)}/{mv.version}"

@@ -54,10 +54,6 @@ def embed_many(images: np.ndarray, p: Params, root: Path) -> np.ndarray:
     return embed_images(A.embeddings_dir(root, p) / "encoder.pt", images)
 
 
-def _article(family: str) -> str:
-    return f"an {family}" if family[0] in "aeiou" else f"a {family}"
-
-
 def _check_upstream(gdir: Path, p: Params, root: Path) -> None:
     """The generator must be the one these parameters describe, conditioned on the embeddings now in
     place: another encoder's features would crash on their size or, worse, silently mean something else."""
@@ -76,63 +72,63 @@ def _check_upstream(gdir: Path, p: Params, root: Path) -> None:
                               "restore the embeddings it was trained on.")
 
 
-def _registered(p: Params, root: Path, ref: str) -> dict:
-    """Weights of a registered version; an IC-GAN's must have been trained on the embeddings now in place."""
+def _registered(p: Params, root: Path, ref: str):
+    """The model of a registered version; an IC-GAN's must have been trained on the embeddings now in place."""
     from ganops import registry
+    from ganops.models import load_model
     from ganops.tracking import GENERATOR_TAG
-    from ganops.train import network_config
 
     weights, mv = registry.load_weights(p, root, ref)
-    want = network_config(weights, "G").get("feat_dim")
+    model = load_model(weights, kind="generator")
+    want = model.conditions.feat_dim
     if want:
         dim = np.load(A.embeddings_dir(root, p) / "features.npy", mmap_mode="r").shape[1]
         if dim != want:
             raise SampleError(f"--model {ref}: version {mv.version} conditions on {want}-d "
                               f"instance features, {A.embeddings_dir(root, p)} holds {dim}-d ones: set embed.* as "
                               f"when it was trained (generator {mv.tags.get(GENERATOR_TAG, '?')})")
-    return weights
+    return model
 
 
 def sample(p: Params, root: Path, n: int, seed: int, instance: Path | None = None,
            label: int | None = None, model: str | None = None) -> np.ndarray:
     """``n`` samples from the trained generator of ``p`` (its EMA weights when kept), or from a registered
     version (``model``: ``champion`` or a version number)."""
-    from ganops.train import generate, load_weights, network_config
-    from ganops.train.generate import data_conditions
+    from ganops.models import load_model
 
     gdir = A.generator_dir(root, p)
     if model is not None:
-        weights = _registered(p, root, model)
+        trained = _registered(p, root, model)
     elif not (gdir / "model.pt").exists():
         raise SampleError(f"no {p.train.family} generator for these parameters ({gdir} is empty): train it with "
                           f"`ganops stage train --set train.family={p.train.family}` and the same --set options")
     else:
-        weights = load_weights(gdir / "model.pt")
+        trained = load_model(gdir / "model.pt", kind="generator")
         _check_upstream(gdir, p, root)
-    g = network_config(weights, "G")
-    if instance is not None and not g.get("feat_dim"):
-        raise SampleError(f"--instance needs an IC-GAN generator; {A.generator_dir(root, p)} is a "
-                          f"{weights['family']} model")
-    if label is not None and not g.get("n_classes"):
+    c = trained.conditions
+    if instance is not None and not c.instance:
+        raise SampleError(f"--instance needs an IC-GAN generator; {A.generator_dir(root, p)} is "
+                          f"{trained.describe()}")
+    if label is not None and not c.label:
         raise SampleError(f"--label needs a class-conditional generator (cgan, or icgan with "
-                          f"train.class_conditional=true); this is {_article(weights['family'])} model")
-    if g.get("n_classes") and label is None and (instance is not None or not g.get("feat_dim")):
-        raise SampleError(f"this {weights['family']} model is class-conditional: pass --label 0..{g['n_classes'] - 1}")
-    if label is not None and not 0 <= label < g["n_classes"]:
-        raise SampleError(f"--label {label}: the model knows labels 0..{g['n_classes'] - 1}")
+                          f"train.class_conditional=true); this is {trained.describe()}")
+    if c.label and label is None and (instance is not None or not c.instance):
+        raise SampleError(f"this {trained.family} model is class-conditional: pass --label 0..{c.n_classes - 1}")
+    if label is not None and not 0 <= label < c.n_classes:
+        raise SampleError(f"--label {label}: the model knows labels 0..{c.n_classes - 1}")
     if instance is not None:
-        h = embed_instance(load_image(instance, g["channels"], g["resolution"]), p, root)
-        return generate(weights, n, seed=seed, labels=label, features=h)
+        h = embed_instance(load_image(instance, trained.cfg.channels, trained.cfg.resolution), p, root)
+        return trained.generate(n, seed=seed, labels=label, features=h)
     # no image given: sample the model of the data (IC-GAN: an instance drawn per sample)
     features = labels = None
-    if g.get("feat_dim"):
+    if c.instance:
         features = np.load(A.embeddings_dir(root, p) / "features.npy", mmap_mode="r")
-    if g.get("n_classes"):  # class-conditional IC-GAN: the drawn instances' labels, or instances of --label
+    if c.label:  # class-conditional IC-GAN: the drawn instances' labels, or instances of --label
         from ganops.data import store
 
         labels = store.load_labels(A.dataset_dir(root, p))
     try:
-        y, h, _ = data_conditions(g, n, seed, features, labels, label)
+        y, h, _ = trained.data_conditions(n, seed, features, labels, label)
     except ValueError as exc:
         raise SampleError(f"--label {label}: {exc}") from None
-    return generate(weights, n, seed=seed, labels=y, features=h)
+    return trained.generate(n, seed=seed, labels=y, features=h)

@@ -14,11 +14,11 @@ from __future__ import annotations
 import io
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
 from ganops import artifacts as A
+from ganops.models.transfer_model import TranslatorModel
 from ganops.params import Params
 from ganops.sample_command import SampleError
 
@@ -42,14 +42,14 @@ class TranslateReport:
         return "\n".join(lines)
 
 
-def _weights(p: Params, root: Path, model: str | None) -> tuple[dict[str, Any], str]:
+def _model(p: Params, root: Path, model: str | None) -> tuple[TranslatorModel, str]:
     from ganops import registry
+    from ganops.models import load_model
     from ganops.stages.common import check_meta
-    from ganops.train import load_weights
 
     if model is not None:
         weights, mv = registry.load_weights(p, root, model, kind="transfer")
-        return weights, f"{registry.registered_model_name(p, 'transfer')} v{mv.version}"
+        return load_model(weights, kind="transfer"), f"{registry.registered_model_name(p, 'transfer')} v{mv.version}"
     tdir = A.translator_dir(root, p)
     if not (tdir / "model.pt").exists():
         raise SampleError(f"no {p.transfer.family} translator for these parameters ({tdir} is empty): train it with "
@@ -61,14 +61,7 @@ def _weights(p: Params, root: Path, model: str | None) -> tuple[dict[str, Any], 
         name = registry.registered_model_name(p, "transfer")
         raise SampleError(f"{exc} Then translate again; or translate with a registered version as it is: "
                           f"--model champion or --model N, a version of {name}.") from None
-    return load_weights(tdir / "model.pt"), str(tdir)
-
-
-def _frame(weights: dict[str, Any], reverse: bool) -> tuple[int, int]:
-    """(side, channels) of the images the model reads, from the data facts the trainer recorded."""
-    ident = weights.get("identity", {})
-    side = int(ident["data resolution"])
-    return side, int(ident["data target_channels"] if reverse else ident["data channels"])
+    return load_model(tdir / "model.pt", kind="transfer"), str(tdir)
 
 
 def _encode(image: np.ndarray, suffix: str) -> bytes:
@@ -86,7 +79,6 @@ def _encode(image: np.ndarray, suffix: str) -> bytes:
 def translate_folder(p: Params, root: Path, inp: Path, out: Path, *, force: bool = False, skip_corrupt: bool = False,
                      reverse: bool = False, model: str | None = None, batch_size: int = 256) -> TranslateReport:
     from ganops.data.folder import _scan, decode_image
-    from ganops.train.translate import build_translator, translate
 
     inp, out = Path(inp), Path(out)
     if not inp.is_dir():
@@ -108,9 +100,9 @@ def translate_folder(p: Params, root: Path, inp: Path, out: Path, *, force: bool
         more = f" and {len(existing) - _LISTED} more" if len(existing) > _LISTED else ""
         raise SampleError(f"--out {out}: {len(existing)} translations exist already ({', '.join(existing[:_LISTED])}"
                           f"{more}); pass --force to overwrite them, or choose another folder")
-    weights, name = _weights(p, root, model)
-    side, channels = _frame(weights, reverse)
-    translator = build_translator(weights, reverse=reverse)
+    trained, name = _model(p, root, model)
+    side, channels = trained.frame(reverse)
+    trained.translator(reverse)      # a one-way model refuses --reverse before any image is decoded
     report = TranslateReport(out, model=name)
     images, kept = [], []
     for path, r in zip(files, rel):
@@ -125,7 +117,7 @@ def translate_folder(p: Params, root: Path, inp: Path, out: Path, *, force: bool
                           "Fix or remove them, or pass --skip-corrupt to translate the others. Nothing was written.")
     if not images:
         raise SampleError(f"--in {inp}: none of the {len(files)} image files could be read")
-    fake = translate(translator, np.stack(images), batch_size)
+    fake = trained.translate(np.stack(images), reverse=reverse, batch_size=batch_size)
     for r, image in zip(kept, fake):
         A.atomic_write_bytes(out / r, _encode(image, r.suffix))
         report.written.append(str(r))

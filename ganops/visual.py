@@ -51,6 +51,14 @@ def png_bytes(mosaic: np.ndarray, scale: int = 1) -> bytes:
     return _encode(img)
 
 
+def side_by_side(*columns: np.ndarray) -> np.ndarray:
+    """Images of the same rows (source, translation, reconstruction…) interleaved row by row, grey
+    repeated to RGB where the columns mix channel counts: a grid of ``len(columns)``-image groups."""
+    c = max(col.shape[1] for col in columns)
+    same = [np.repeat(col, c, axis=1) if col.shape[1] != c else col for col in columns]
+    return np.stack(same, 1).reshape(-1, *same[0].shape[1:])
+
+
 def save_grid(images: np.ndarray, path: Path, nrow: int = 8) -> Path:
     """PNG grid, ``nrow`` images per row; the pad between cells scales with the images."""
     mosaic = grid(images, nrow)

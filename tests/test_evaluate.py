@@ -12,8 +12,9 @@ from PIL import Image
 from ganops import artifacts as A
 from ganops import checks, registry
 from ganops import params as P
+from ganops.models.blocks import GConfig
+from ganops.models.gan_model import GeneratorModel
 from ganops.tracking import RunContext, stage_run
-from ganops.train.generate import data_conditions
 
 # a judge worth its verdicts: more evaluator epochs than the other end-to-end tests need
 CGAN = fast_overrides(**{"embed.encoder": "pixels", "train.family": "cgan", "train.steps": 100, "evaluator.epochs": 8})
@@ -130,14 +131,15 @@ def test_icgan_samples_the_model_of_the_data_an_instance_per_sample():
     rng = np.random.default_rng(0)
     features = rng.standard_normal((500, 8)).astype(np.float32)
     labels = np.repeat(np.arange(10), 50)
-    g = {"feat_dim": 8, "n_classes": 0}
-    _, h, picks = data_conditions(g, 1000, seed=1, features=features, labels=labels)
+    model = lambda family, **cfg: GeneratorModel({"family": family, "configs": {"G": GConfig(**cfg).to_dict()}})  # noqa: E731
+    g = model("icgan", feat_dim=8)
+    _, h, picks = g.data_conditions(1000, seed=1, features=features, labels=labels)
     assert len(np.unique(picks)) > 400 and np.array_equal(h, features[picks])     # not one shared instance
-    assert np.array_equal(data_conditions(g, 1000, 1, features, labels)[2], picks)   # seeded
-    cc = {"feat_dim": 8, "n_classes": 10}
-    y, _, picks = data_conditions(cc, 200, seed=0, features=features, labels=labels, label=7)
+    assert np.array_equal(g.data_conditions(1000, 1, features, labels)[2], picks)   # seeded
+    cc = model("icgan", feat_dim=8, n_classes=10)
+    y, _, picks = cc.data_conditions(200, seed=0, features=features, labels=labels, label=7)
     assert (labels[picks] == 7).all() and (y == 7).all()           # p(x | y): instances of class y
-    y, _, picks = data_conditions(cc, 200, seed=0, features=features, labels=labels)
+    y, _, picks = cc.data_conditions(200, seed=0, features=features, labels=labels)
     assert np.array_equal(y, labels[picks]) and len(np.unique(y)) == 10
 
 
@@ -189,7 +191,7 @@ def test_warm_start_trains_on_from_the_champions_weights(project, tmp_path):
 
     import torch
 
-    from ganops.train import load_weights
+    from ganops.models.weights import load_weights
 
     # a copy of the project (its registry included): retraining here leaves the module's generator alone
     project = Path(shutil.copytree(project, tmp_path / "copy", ignore=shutil.ignore_patterns(".locks")))

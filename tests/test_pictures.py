@@ -7,15 +7,16 @@ from PIL import Image
 
 from ganops.evaluate import pictures as P
 from ganops.models.blocks import GConfig, Generator
-from ganops.train.generate import generate
+from ganops.models.gan_model import GeneratorModel
 from ganops.visual import CELL_MIN, MAX_SIDE
 
 RES, Z = 32, 16
 
 
-def _generator(**cfg) -> Generator:
-    """A small untrained G whose samples differ visibly: DCGAN's N(0, 0.02) init gives near-constant grey,
-    so the output layer is scaled up and batch norm gets running statistics from a few batches."""
+def _generator(**cfg) -> GeneratorModel:
+    """The model of a small untrained G whose samples differ visibly: DCGAN's N(0, 0.02) init gives
+    near-constant grey, so the output layer is scaled up and batch norm gets running statistics from a few
+    batches."""
     torch.manual_seed(0)
     G = Generator(GConfig(resolution=RES, channels=1, filters=8, z_dim=Z, **cfg))
     y = torch.randint(0, cfg["n_classes"], (64,)) if cfg.get("n_classes") else None
@@ -24,11 +25,12 @@ def _generator(**cfg) -> Generator:
         G.out.weight.mul_(40)
         for _ in range(5):
             G(torch.randn(64, Z), y, h)
-    return G.eval().requires_grad_(False)
+    family = "icgan" if cfg.get("feat_dim") else "cgan" if cfg.get("n_classes") else "dcgan"
+    return GeneratorModel({"family": family, "configs": {"G": G.cfg.to_dict()}, "networks": {"G": G.state_dict()}})
 
 
 @pytest.fixture(scope="module")
-def G():
+def model():
     return _generator()
 
 
@@ -61,13 +63,13 @@ def _rank_classes(k):
 
 # ---------------------------------------------------------------- sample grid
 
-def test_sample_grid_is_readable_and_shows_the_seeded_samples(G, tmp_path):
-    path = P.sample_grid(G, tmp_path / "a.png", n=64, seed=3)
+def test_sample_grid_is_readable_and_shows_the_seeded_samples(model, tmp_path):
+    path = P.sample_grid(model, tmp_path / "a.png", n=64, seed=3)
     w, h = _size(path)
     assert w == h and w // (8 * (RES + 2) + 2) * RES >= CELL_MIN     # 8 a row, 32-px cells upscaled to >= 96 px
-    np.testing.assert_array_equal(_cells(path, 8), generate(G, 64, seed=3)[:, 0])
-    assert path.read_bytes() == P.sample_grid(G, tmp_path / "b.png", seed=3).read_bytes()
-    assert path.read_bytes() != P.sample_grid(G, tmp_path / "c.png", seed=4).read_bytes()
+    np.testing.assert_array_equal(_cells(path, 8), model.generate(64, seed=3)[:, 0])
+    assert path.read_bytes() == P.sample_grid(model, tmp_path / "b.png", seed=3).read_bytes()
+    assert path.read_bytes() != P.sample_grid(model, tmp_path / "c.png", seed=4).read_bytes()
 
 
 # ---------------------------------------------------------------- latent walk
@@ -90,34 +92,34 @@ def test_slerp_has_exact_endpoints_and_keeps_the_norm():
 
 @pytest.mark.parametrize("n_classes", [0, 3])
 def test_walk_rows_go_from_one_seeded_sample_to_the_next_under_a_fixed_condition(tmp_path, n_classes):
-    G = _generator(n_classes=n_classes)
+    model = _generator(n_classes=n_classes)
     rows, steps = 3, 6
     labels = [2, 0, 1] if n_classes else None
-    path = P.latent_walk(G, tmp_path / "w.png", rows=rows, steps=steps, seed=5, labels=labels)
+    path = P.latent_walk(model, tmp_path / "w.png", rows=rows, steps=steps, seed=5, labels=labels)
     frames = _cells(path, steps).reshape(rows, steps, RES, RES).astype(int)
     assert frames.shape[0] == rows
-    ends = generate(G, 2 * rows, seed=5, labels=None if labels is None else np.repeat(labels, 2))[:, 0].astype(int)
+    ends = model.generate(2 * rows, seed=5, labels=None if labels is None else np.repeat(labels, 2))[:, 0].astype(int)
     # Same z, same condition: the same image up to one grey level (batch size may change float rounding).
     assert np.abs(frames[:, 0] - ends[0::2]).max() <= 1
     assert np.abs(frames[:, -1] - ends[1::2]).max() <= 1
     assert (np.abs(frames[:, 2] - frames[:, 0]).max((1, 2)) > 1).all()       # it moves in between
-    assert path.read_bytes() == P.latent_walk(G, tmp_path / "v.png", rows, steps, 5, labels).read_bytes()
-    assert path.read_bytes() != P.latent_walk(G, tmp_path / "u.png", rows, steps, 6, labels).read_bytes()
+    assert path.read_bytes() == P.latent_walk(model, tmp_path / "v.png", rows, steps, 5, labels).read_bytes()
+    assert path.read_bytes() != P.latent_walk(model, tmp_path / "u.png", rows, steps, 6, labels).read_bytes()
 
 
-def test_walk_width_grows_with_steps(G, tmp_path):
-    (w4, h4), (w10, h10) = (_size(P.latent_walk(G, tmp_path / f"{s}.png", rows=2, steps=s)) for s in (4, 10))
+def test_walk_width_grows_with_steps(model, tmp_path):
+    (w4, h4), (w10, h10) = (_size(P.latent_walk(model, tmp_path / f"{s}.png", rows=2, steps=s)) for s in (4, 10))
     assert h4 == h10 and w4 * (10 * (RES + 2) + 2) == w10 * (4 * (RES + 2) + 2)
 
 
 def test_walk_conditions_must_be_given_for_icgan_and_fit_the_rows(tmp_path):
-    G = _generator(feat_dim=5)
+    model = _generator(feat_dim=5)
     with pytest.raises(ValueError, match="instance features"):
-        P.latent_walk(G, tmp_path / "w.png", rows=2, steps=3)
+        P.latent_walk(model, tmp_path / "w.png", rows=2, steps=3)
     with pytest.raises(ValueError, match="3 conditions for 2 rows"):
-        P.latent_walk(G, tmp_path / "w.png", rows=2, steps=3, features=np.ones((3, 5), np.float32))
+        P.latent_walk(model, tmp_path / "w.png", rows=2, steps=3, features=np.ones((3, 5), np.float32))
     h = np.random.default_rng(0).standard_normal((2, 5)).astype(np.float32)
-    one_each, one_for_all = (P.latent_walk(G, tmp_path / f"{n}.png", rows=2, steps=3, features=f)
+    one_each, one_for_all = (P.latent_walk(model, tmp_path / f"{n}.png", rows=2, steps=3, features=f)
                              for n, f in (("each", h), ("all", h[0])))
     assert one_each.read_bytes() != one_for_all.read_bytes()
 
@@ -133,31 +135,31 @@ def test_pick_triples_takes_distinct_classes_with_three_members():
     assert P.pick_triples(np.array([0, 0, 0, 1, 1, 1]), seed=0) == []
 
 
-def test_arithmetic_draws_a_row_per_triple_reproducibly(G, tmp_path):
-    pics = {k: P.latent_arithmetic(G, tmp_path / f"{k}.png", _rank_classes(k), seed=1, n_pool=96) for k in (3, 4)}
+def test_arithmetic_draws_a_row_per_triple_reproducibly(model, tmp_path):
+    pics = {k: P.latent_arithmetic(model, tmp_path / f"{k}.png", _rank_classes(k), seed=1, n_pool=96) for k in (3, 4)}
     (w3, h3), (w4, h4) = _size(pics[3]), _size(pics[4])
     assert w3 == w4 and h4 > h3        # 3 classes make 3 triples, 4 classes at least 4: one more row
-    again = P.latent_arithmetic(G, tmp_path / "again.png", _rank_classes(4), seed=1, n_pool=96)
+    again = P.latent_arithmetic(model, tmp_path / "again.png", _rank_classes(4), seed=1, n_pool=96)
     assert again.read_bytes() == pics[4].read_bytes()
-    other = P.latent_arithmetic(G, tmp_path / "other.png", _rank_classes(4), seed=2, n_pool=96)
+    other = P.latent_arithmetic(model, tmp_path / "other.png", _rank_classes(4), seed=2, n_pool=96)
     assert other.read_bytes() != pics[4].read_bytes()
     assert (_rgb(pics[4]) == P.GENERATED_FRAME).all(-1).any()     # results are framed as generated
 
 
-def test_arithmetic_without_three_classes_draws_the_class_counts(G, tmp_path):
+def test_arithmetic_without_three_classes_draws_the_class_counts(model, tmp_path):
     seen = []
 
     def one_class(x):
         seen.append(len(x))
         return np.full(len(x), 7)
 
-    path = P.latent_arithmetic(G, tmp_path / "f.png", one_class, seed=1, n_pool=64)
+    path = P.latent_arithmetic(model, tmp_path / "f.png", one_class, seed=1, n_pool=64)
     assert seen == [64]                # the pool is classified once; nothing is generated from it
-    full = P.latent_arithmetic(G, tmp_path / "t.png", _rank_classes(4), seed=1, n_pool=64)
+    full = P.latent_arithmetic(model, tmp_path / "t.png", _rank_classes(4), seed=1, n_pool=64)
     assert _size(path)[1] < _size(full)[1] / 2
     assert not (_rgb(path) == P.GENERATED_FRAME).all(-1).any()
     with pytest.raises(ValueError, match="classify returned 1 labels for 64"):
-        P.latent_arithmetic(G, tmp_path / "e.png", lambda x: [0], n_pool=64)
+        P.latent_arithmetic(model, tmp_path / "e.png", lambda x: [0], n_pool=64)
 
 
 # ---------------------------------------------------------------- IC-GAN instance panel

@@ -8,19 +8,13 @@ import numpy as np
 import pytest
 import torch
 
+from ganops.losses import get_loss
+from ganops.models import load_model
 from ganops.models.batches import BatchSampler
 from ganops.models.blocks import DConfig, Discriminator, GConfig, Generator
+from ganops.models.weights import save_weights
 from ganops.params import Params
-from ganops.train import (
-    TrainError,
-    build_discriminator,
-    build_generator,
-    generate,
-    get_loss,
-    load_weights,
-    save_weights,
-    train,
-)
+from ganops.train import TrainError, train
 
 torch.set_num_threads(1)
 
@@ -254,23 +248,24 @@ def test_callbacks_get_metrics_and_progress_grids(data):
 def test_conditioning_changes_the_output(data, tmp_path):
     images, labels, feats, neighbors = data
     r = train(params(family="cgan", steps=3), images, labels)
-    G = build_generator(r.weights())
+    G = load_model(r.weights()).G
     z = torch.randn(1, 16).repeat(2, 1)
     x = G(z, torch.tensor([0, 1]))
     assert (x[0] - x[1]).abs().max() > 0.01 * x.abs().max()
 
     r = train(params(family="icgan", steps=3), images, labels, feats, neighbors)
     save_weights(tmp_path / "g.pt", r.weights())
-    G = build_generator(tmp_path / "g.pt")
-    x = G(z, None, torch.as_tensor(feats[:2]))
+    model = load_model(tmp_path / "g.pt")
+    assert model.conditions.instance and not model.conditions.label
+    x = model.G(z, None, torch.as_tensor(feats[:2]))
     assert (x[0] - x[1]).abs().max() > 0.01 * x.abs().max()
-    D = build_discriminator(tmp_path / "g.pt")
+    D = model.discriminator()
     assert D(torch.zeros(2, 1, RES, RES), None, torch.as_tensor(feats[:2])).shape == (2,)
-    a = generate(load_weights(tmp_path / "g.pt"), 5, seed=1, features=feats[0])
-    b = generate(r.weights(), 5, seed=1, features=feats[0])
+    a = model.generate(5, seed=1, features=feats[0])
+    b = load_model(r.weights()).generate(5, seed=1, features=feats[0])
     assert a.shape == (5, 1, RES, RES) and a.dtype == np.uint8 and np.array_equal(a, b)
     with pytest.raises(ValueError, match="instance"):
-        generate(r.weights(), 2)
+        model.generate(2)
 
 
 def test_short_dcgan_run_on_digits_learns_something():
@@ -285,7 +280,7 @@ def test_short_dcgan_run_on_digits_learns_something():
     assert all(map(math.isfinite, losses))
     init = train(params(family="dcgan", steps=1, batch_size=16, ema=False, lr_g=1e-12, lr_d=1e-12), images)
     assert not torch.equal(init.states["G"]["out.weight"], r.states["G"]["out.weight"])
-    x = generate(r.weights(), 32, seed=0).astype(np.float32)
+    x = load_model(r.weights()).generate(32, seed=0).astype(np.float32)
     assert x.std(0).mean() > 1.0                                 # samples differ from one another
     assert x.mean() < 128                                        # digits are mostly dark background
 

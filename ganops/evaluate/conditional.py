@@ -10,28 +10,26 @@ from __future__ import annotations
 
 import numpy as np
 
-from ganops.train import generate, network_config
-
 
 def _instances(rng: np.ndarray, labels: np.ndarray, y: int, n: int, own: bool) -> np.ndarray:
     pool = np.flatnonzero(labels == y) if own else np.flatnonzero((labels != y) & (labels >= 0))
     return rng.choice(pool, n, replace=True) if pool.size else pool
 
 
-def per_label_accuracy(weights, classes: list[int], per_label: int, seed: int, predict, features=None,
+def per_label_accuracy(model, classes: list[int], per_label: int, seed: int, predict, features=None,
                        labels=None, own: bool = True) -> tuple[dict[str, float], dict[str, float]]:
-    """(summary, {label: accuracy}); ``predict(uint8 images) -> labels`` is the evaluator."""
+    """(summary, {label: accuracy}) of a class-conditional ``model`` (a ``GeneratorModel``);
+    ``predict(uint8 images) -> labels`` is the evaluator."""
     rng = np.random.default_rng(seed)
-    g = network_config(weights, "G")
     per: dict[str, float] = {}
-    for y in range(g["n_classes"]):
+    for y in range(model.conditions.n_classes):
         h = None
-        if g.get("feat_dim"):
+        if model.conditions.instance:
             picks = _instances(rng, np.asarray(labels), y, per_label, own)
             if picks.size == 0:
                 continue
             h = np.asarray(features[np.sort(picks)], np.float32)
-        images = generate(weights, per_label, seed=seed + y, labels=np.full(per_label, y), features=h)
+        images = model.generate(per_label, seed=seed + y, labels=np.full(per_label, y), features=h)
         per[str(y)] = float((predict(images) == y).mean())
     values = list(per.values())
     summary = {"accuracy": float(np.mean(values)) if values else float("nan"),

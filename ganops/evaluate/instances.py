@@ -15,7 +15,6 @@ from dataclasses import dataclass
 import numpy as np
 
 from ganops.evaluate import metrics as M
-from ganops.train import generate
 
 
 @dataclass
@@ -34,12 +33,12 @@ def held_out_neighbors(train_features: np.ndarray, held_features: np.ndarray, k:
     return idx
 
 
-def score(weights, h: np.ndarray, instance_images: np.ndarray, neighbor_rows: np.ndarray, train_images: np.ndarray,
+def score(model, h: np.ndarray, instance_images: np.ndarray, neighbor_rows: np.ndarray, train_images: np.ndarray,
           per_instance: int, seed: int, features_of, labels_for=None, k_ball: int = 3) -> InstanceScores:
-    """``h``: M×d conditions; ``instance_images``: the M conditioning images; ``neighbor_rows``: M×k."""
+    """``model``: an instance-conditional ``GeneratorModel``; ``h``: M×d conditions; ``instance_images``: the M conditioning images; ``neighbor_rows``: M×k."""
     m, k = neighbor_rows.shape
     y = None if labels_for is None else np.repeat(labels_for, per_instance)
-    fakes = generate(weights, m * per_instance, seed=seed, labels=y, features=np.repeat(h, per_instance, axis=0))
+    fakes = model.generate(m * per_instance, seed=seed, labels=y, features=np.repeat(h, per_instance, axis=0))
     fake_f = features_of(fakes).reshape(m, per_instance, -1)
     real_imgs = np.concatenate([instance_images[:, None], np.asarray(train_images[neighbor_rows.ravel()]).reshape(
         m, k, *instance_images.shape[1:])], axis=1)

@@ -1,12 +1,12 @@
 """The pictures the evaluation stage writes for a trained generator.
 
-Every function takes numpy inputs (and a built Generator ``G`` in eval mode, on any device), writes one
-PNG and returns its path. Randomness comes only from the ``seed`` argument (a ``torch.Generator`` for z,
+Every function takes numpy inputs (and a trained ``GeneratorModel``, on any device), writes one PNG and
+returns its path. Randomness comes only from the ``seed`` argument (a ``torch.Generator`` for z,
 ``numpy.random.default_rng`` for choices) and the images are drawn by ``ganops.visual``, so the same
 inputs give the same bytes: artifacts are content-hashed.
 
 Conditions (``labels`` / ``features``): a class-conditional G given no labels gets class r mod n_classes
-for row r, as the preview grid does; an instance-conditional G (IC-GAN) needs ``features``.
+for row r (``GeneratorModel.conditions_for``); an instance-conditional G (IC-GAN) needs ``features``.
 """
 
 from __future__ import annotations
@@ -19,13 +19,10 @@ import numpy as np
 import torch
 from PIL import Image
 
-from ganops import device as devices
 from ganops.artifacts import atomic_write_bytes
-from ganops.pixels import to_uint8
-from ganops.train.generate import generate
+from ganops.models.gan_model import PER_ROW
 from ganops.visual import _font, _text, annotated_grid, save_grid, save_image
 
-PER_ROW = 8                 # samples per row of the sample grid
 NOISE = 0.25                # perturbation scale around the arithmetic's result (Radford et al. 2015, fig. 7)
 N_PERTURBED = 8             # perturbed results per arithmetic row, after the unperturbed one
 MAX_TRIPLES = 4             # arithmetic rows
@@ -38,15 +35,14 @@ GENERATED_FRAME = (255, 127, 14)    # orange: a generated image
 SUSPECT_FRAME = (214, 39, 40)       # red: a training image closer to its sample than the held-out reference
 TEXT = (40, 40, 40)
 
-_BATCH = 256
 
 
-def sample_grid(G, path: Path, n: int = 64, seed: int = 0, labels=None, features=None) -> Path:
+def sample_grid(model, path: Path, n: int = 64, seed: int = 0, labels=None, features=None) -> Path:
     """``n`` samples, PER_ROW a row, upscaled (save_grid) so 32-px digits are readable. ``labels`` /
-    ``features``: one condition for all or one per sample; the samples are ``generate(G, n, seed=seed)``'s."""
-    if G.cfg.n_classes and labels is None:
-        labels = np.arange(n) // PER_ROW % G.cfg.n_classes
-    return save_grid(generate(G, n, seed=seed, labels=labels, features=features), Path(path), nrow=PER_ROW)
+    ``features``: one condition for all or one per sample; the samples are ``model.generate(n, seed=seed)``'s."""
+    if model.conditions.label and labels is None:
+        labels = np.arange(n) // PER_ROW % model.conditions.n_classes
+    return save_grid(model.generate(n, seed=seed, labels=labels, features=features), Path(path), nrow=PER_ROW)
 
 
 def slerp(z0: np.ndarray, z1: np.ndarray, steps: int) -> np.ndarray:
@@ -66,14 +62,14 @@ def slerp(z0: np.ndarray, z1: np.ndarray, steps: int) -> np.ndarray:
     return w0 * a[..., None, :] + w1 * b[..., None, :]
 
 
-def latent_walk(G, path: Path, rows: int = 8, steps: int = 10, seed: int = 0, labels=None, features=None) -> Path:
+def latent_walk(model, path: Path, rows: int = 8, steps: int = 10, seed: int = 0, labels=None, features=None) -> Path:
     """DCGAN's latent walk: per row two random z and ``steps`` slerp frames between them, the condition
     fixed per row (``labels`` / ``features``: one for all rows or one per row). Row r walks from sample
-    2r to sample 2r+1 of ``generate(G, 2 * rows, seed=seed)`` (same z stream)."""
-    y, h = _conditions(G, rows, labels, features)
-    ends = torch.randn(rows, 2, G.cfg.z_dim, generator=torch.Generator().manual_seed(seed))
+    2r to sample 2r+1 of ``model.generate(2 * rows, seed=seed)`` (same z stream)."""
+    y, h = model.conditions_for(rows, labels, features, rows=True)
+    ends = model.noise(2 * rows, seed).reshape(rows, 2, -1)
     z = torch.as_tensor(slerp(ends[:, 0].double().numpy(), ends[:, 1].double().numpy(), steps), dtype=torch.float32)
-    images = _render(G, z.reshape(rows * steps, -1), _repeat(y, rows * steps), _repeat(h, rows * steps))
+    images = model.render(z.reshape(rows * steps, -1), _repeat(y, rows * steps), _repeat(h, rows * steps))
     return save_grid(images, Path(path), nrow=steps)
 
 
@@ -89,7 +85,7 @@ def pick_triples(classes, seed: int = 0, limit: int = MAX_TRIPLES, min_members: 
     return sorted(every[i] for i in picks)
 
 
-def latent_arithmetic(G, path: Path, classify: Callable[[np.ndarray], np.ndarray], seed: int = 0,
+def latent_arithmetic(model, path: Path, classify: Callable[[np.ndarray], np.ndarray], seed: int = 0,
                       n_pool: int = 512, labels=None, features=None) -> Path:
     """DCGAN's vector arithmetic with classes: a pool of ``n_pool`` samples is labelled by ``classify``
     (uint8 N×C×H×W → N ints); per triple (pick_triples) the z of 3 random samples of each class are
@@ -100,10 +96,10 @@ def latent_arithmetic(G, path: Path, classify: Callable[[np.ndarray], np.ndarray
 
     Fallback, when no triple exists (the classifier found fewer than 3 classes with 3 samples): a single
     row with one sample per class found, captioned "class: count", under a title saying why."""
-    y, h = _conditions(G, 1, labels, features)
+    y, h = model.conditions_for(1, labels, features, rows=True)
     gen = torch.Generator().manual_seed(seed)
-    z = torch.randn(n_pool, G.cfg.z_dim, generator=gen)
-    pool = _render(G, z, _repeat(y, n_pool), _repeat(h, n_pool))
+    z = torch.randn(n_pool, model.cfg.z_dim, generator=gen)
+    pool = model.render(z, _repeat(y, n_pool), _repeat(h, n_pool))
     classes = _classes(classify, pool)
     triples = pick_triples(classes, seed)
     if not triples:
@@ -120,9 +116,9 @@ def latent_arithmetic(G, path: Path, classify: Callable[[np.ndarray], np.ndarray
     for a, b, c in triples:
         means = [z[np.sort(rng.choice(np.flatnonzero(classes == k), 3, replace=False))].mean(0) for k in (a, b, c)]
         v = means[0] - means[1] + means[2]
-        rows += [*means, v, *(v + NOISE * torch.randn(N_PERTURBED, G.cfg.z_dim, generator=gen))]
+        rows += [*means, v, *(v + NOISE * torch.randn(N_PERTURBED, model.cfg.z_dim, generator=gen))]
     ncol = 4 + N_PERTURBED
-    images = _render(G, torch.stack(rows), _repeat(y, len(rows)), _repeat(h, len(rows)))
+    images = model.render(torch.stack(rows), _repeat(y, len(rows)), _repeat(h, len(rows)))
     shape = images.shape[1:]
     results = _classes(classify, images.reshape(-1, ncol, *shape)[:, 3:].reshape(-1, *shape)).reshape(len(triples), -1)
     captions = []
@@ -216,47 +212,9 @@ def loss_plot(history: Sequence[dict], path: Path) -> Path:
     return atomic_write_bytes(Path(path), buf.getvalue())
 
 
-def _conditions(G, k: int, labels, features) -> tuple[torch.Tensor | None, torch.Tensor | None]:
-    """One condition per row for ``k`` rows; labels / features give one for all rows or ``k``."""
-    cfg, y, h = G.cfg, None, None
-    if cfg.n_classes:
-        y = np.arange(k) % cfg.n_classes if labels is None else _rows(np.asarray(labels, np.int64), k, "labels", 0)
-        if y.min() < 0 or y.max() >= cfg.n_classes:
-            raise ValueError(f"labels must lie in 0..{cfg.n_classes - 1}, got {y.min()}..{y.max()}")
-        y = torch.as_tensor(y, dtype=torch.long)
-    if cfg.feat_dim:
-        if features is None:
-            raise ValueError("this generator is instance-conditional (IC-GAN): pass instance features h")
-        h = torch.as_tensor(_rows(np.asarray(features, np.float32), k, "features", 1))
-        if h.shape[1] != cfg.feat_dim:
-            raise ValueError(f"features have size {h.shape[1]}, the generator was trained on size {cfg.feat_dim}")
-    return y, h
-
-
-def _rows(a: np.ndarray, k: int, name: str, item_ndim: int) -> np.ndarray:
-    a = a[None] if a.ndim == item_ndim else a
-    if len(a) == 1:
-        a = np.repeat(a, k, axis=0)
-    if len(a) != k:
-        raise ValueError(f"{name}: {len(a)} conditions for {k} rows; give 1 or {k}")
-    return a
-
-
 def _repeat(t: torch.Tensor | None, n: int) -> torch.Tensor | None:
     """Each row's condition for its ``n // len(t)`` consecutive images."""
     return None if t is None else t.repeat_interleave(n // len(t), dim=0)
-
-
-@torch.no_grad()
-def _render(G, z: torch.Tensor, y: torch.Tensor | None, h: torch.Tensor | None) -> np.ndarray:
-    dev = next(G.parameters()).device
-    out = []
-    for s in range(0, len(z), _BATCH):
-        sl = slice(s, s + _BATCH)
-        with devices.autocast(dev):
-            x = G(z[sl].to(dev), None if y is None else y[sl].to(dev), None if h is None else h[sl].to(dev))
-        out.append(to_uint8(x))
-    return np.concatenate(out)
 
 
 def _classes(classify: Callable[[np.ndarray], np.ndarray], images: np.ndarray) -> np.ndarray:

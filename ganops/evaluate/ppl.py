@@ -25,11 +25,12 @@ def slerp(a: torch.Tensor, b: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
 
 
 @torch.no_grad()
-def path_length(G, features_of, n_pairs: int, epsilon: float, seed: int, labels=None, h=None,
+def path_length(model, features_of, n_pairs: int, epsilon: float, seed: int, labels=None, h=None,
                 batch_size: int = 250) -> dict[str, float]:
-    """``features_of(uint8 images) -> N×d`` is the evaluator; ``labels``/``h``: one condition per pair."""
+    """``model``: a ``GeneratorModel``; ``features_of(uint8 images) -> N×d`` is the evaluator;
+    ``labels``/``h``: one condition per pair."""
     gen = torch.Generator().manual_seed(seed)
-    z_dim, dev = G.cfg.z_dim, next(G.parameters()).device
+    G, z_dim, dev = model.G, model.cfg.z_dim, model.device
     z0, z1 = torch.randn(n_pairs, z_dim, generator=gen), torch.randn(n_pairs, z_dim, generator=gen)
     t = torch.rand(n_pairs, 1, generator=gen) * (1 - epsilon)
     dists = []

@@ -2,7 +2,7 @@
 
 Every figure names its feature space (``fid_evaluator``; ``fid_inception`` when the Inception weights
 are present) so nobody compares an in-pipeline evaluator's FID with a paper's Inception figure.
-Generated samples come from the model of the data (``data_conditions``: an instance drawn per sample
+Generated samples come from the model of the data (``GeneratorModel.data_conditions``: an instance drawn per sample
 for IC-GAN, labels from the training distribution for cGAN), seeded by ``evaluate.seed``.
 """
 
@@ -19,9 +19,8 @@ import torch
 from ganops.evaluate import conditional, instances, memorisation, pictures, ppl, probe
 from ganops.evaluate import metrics as M
 from ganops.evaluate.evaluator import Evaluator
+from ganops.models.gan_model import PER_ROW, GeneratorModel
 from ganops.params import Params
-from ganops.train import build_discriminator, build_generator, generate, network_config, non_finite_count
-from ganops.train.generate import data_conditions
 
 log = logging.getLogger("ganops.evaluate")
 
@@ -32,7 +31,7 @@ SPACE = "evaluator"
 class Inputs:
     """What the evaluation reads (arrays may be memory maps)."""
 
-    weights: dict[str, Any]
+    model: GeneratorModel                 # the trained generator, on the evaluation's device
     images: np.ndarray                    # training images (what the GAN saw)
     labels: np.ndarray
     held_images: np.ndarray               # held-out images (nobody saw)
@@ -57,17 +56,16 @@ class Report:
 
 def evaluate(x: Inputs, p: Params, out: Path, device: torch.device) -> Report:
     e = p.evaluate
-    w, g = x.weights, network_config(x.weights, "G")
-    G = build_generator(w, device)
+    model, c = x.model, x.model.conditions
     feats = lambda imgs: x.evaluator.features(imgs, e.batch_size)  # noqa: E731
-    m: dict[str, float] = {"non_finite_weights": non_finite_count(w), "n_samples": e.n_samples}
+    m: dict[str, float] = {"non_finite_weights": model.non_finite_weights(), "n_samples": e.n_samples}
     details: dict[str, Any] = {"feature_space": {"fid_evaluator": f"{x.evaluator.kind} evaluator trained in the "
                                                  "pipeline (data/evaluator); not comparable with Inception figures"}}
     pics: dict[str, str] = {}
 
     # -- distribution metrics: samples from the model of the data against the real training images
-    y, h, picks = data_conditions(g, e.n_samples, e.seed, x.h, x.labels)
-    fake = generate(G, e.n_samples, seed=e.seed, labels=y, features=h, batch_size=e.batch_size)
+    y, h, picks = model.data_conditions(e.n_samples, e.seed, x.h, x.labels)
+    fake = model.generate(e.n_samples, seed=e.seed, labels=y, features=h, batch_size=e.batch_size)
     fake_f, fake_pred = x.evaluator.features_and_labels(fake, e.batch_size)
     real = x.real_features
     m[f"fid_{SPACE}"] = M.fid(real, fake_f)
@@ -93,23 +91,23 @@ def evaluate(x: Inputs, p: Params, out: Path, device: torch.device) -> Report:
         details["inception"] = x.inception_note
 
     # -- conditional families: the evaluator's verdict per requested label
-    if g.get("n_classes") and x.evaluator.head is not None:
-        summary, per = conditional.per_label_accuracy(w, x.evaluator.classes, e.per_label, e.seed,
+    if c.label and x.evaluator.head is not None:
+        summary, per = conditional.per_label_accuracy(model, x.evaluator.classes, e.per_label, e.seed,
                                                       x.evaluator.predict, x.h, x.labels, own=True)
         m["label_accuracy"], m["label_accuracy_min"] = summary["accuracy"], summary["accuracy_min"]
         details["label_accuracy"] = per
-        if g.get("feat_dim"):     # class-conditional IC-GAN: the class swap
-            summary, per = conditional.per_label_accuracy(w, x.evaluator.classes, e.per_label, e.seed,
+        if c.instance:     # class-conditional IC-GAN: the class swap
+            summary, per = conditional.per_label_accuracy(model, x.evaluator.classes, e.per_label, e.seed,
                                                           x.evaluator.predict, x.h, x.labels, own=False)
             m["label_accuracy_swapped"] = summary["accuracy"]
             details["label_accuracy_swapped"] = per
 
     # -- IC-GAN per instance, seen and held out
-    if g.get("feat_dim") and x.neighbors is not None:
+    if c.instance and x.neighbors is not None:
         rng = np.random.default_rng(e.seed)
         seen = np.sort(rng.choice(len(x.images), min(e.instances, len(x.images)), replace=False))
-        cc = bool(g.get("n_classes"))
-        s = instances.score(w, np.asarray(x.h[seen]), np.asarray(x.images[seen]), np.asarray(x.neighbors[seen]),
+        cc = c.label
+        s = instances.score(model, np.asarray(x.h[seen]), np.asarray(x.images[seen]), np.asarray(x.neighbors[seen]),
                             x.images, e.per_instance, e.seed, feats, x.labels[seen] if cc else None)
         m.update({f"instance_{k}": v for k, v in s.metrics.items()})
         pics["instances"] = pictures.instance_panel(
@@ -122,7 +120,7 @@ def evaluate(x: Inputs, p: Params, out: Path, device: torch.device) -> Report:
             rows = instances.held_out_neighbors(np.asarray(x.h), hh, x.neighbors.shape[1])
             ok = x.held_labels[held] >= 0
             labels_for = np.where(ok, x.held_labels[held], 0) if cc else None
-            s2 = instances.score(w, hh, np.asarray(x.held_images[held]), rows, x.images, e.per_instance,
+            s2 = instances.score(model, hh, np.asarray(x.held_images[held]), rows, x.images, e.per_instance,
                                  e.seed + 1, feats, labels_for)
             m.update({f"heldout_instance_{k}": v for k, v in s2.metrics.items()})
             pics["heldout_instances"] = pictures.instance_panel(
@@ -139,12 +137,12 @@ def evaluate(x: Inputs, p: Params, out: Path, device: torch.device) -> Report:
                                              mem.metrics.get("nn_distance_pixels_holdout_median")).name
 
     # -- smoothness of the latent space, conditions drawn as for the samples
-    yp, hp, _ = data_conditions(g, e.ppl_pairs, e.seed + 7, x.h, x.labels)
-    m.update(ppl.path_length(G, feats, e.ppl_pairs, e.ppl_epsilon, e.seed, yp, hp, e.batch_size))
+    yp, hp, _ = model.data_conditions(e.ppl_pairs, e.seed + 7, x.h, x.labels)
+    m.update(ppl.path_length(model, feats, e.ppl_pairs, e.ppl_epsilon, e.seed, yp, hp, e.batch_size))
 
     # -- DCGAN's representation claim: a linear probe on D's features, beside pixels (and the encoder)
     if e.probe and (x.labels >= 0).any() and (x.held_labels >= 0).any():
-        D = build_discriminator(w, device)
+        D = model.discriminator()
         m["probe_discriminator"] = probe.linear_probe(probe.discriminator_features(D, x.images),
                                                       x.labels, probe.discriminator_features(D, x.held_images),
                                                       x.held_labels, e.seed)
@@ -155,12 +153,12 @@ def evaluate(x: Inputs, p: Params, out: Path, device: torch.device) -> Report:
                                                     x.held_labels, e.seed)
 
     # -- pictures a person wants
-    cond_rows = data_conditions(g, 8, e.seed, x.h, x.labels)
-    pics["samples"] = pictures.sample_grid(G, out / "samples.png", 64, e.seed, *_per_row(cond_rows, 8)).name
-    pics["latent_walk"] = pictures.latent_walk(G, out / "latent_walk.png", rows=8, steps=10, seed=e.seed,
+    cond_rows = model.data_conditions(PER_ROW, e.seed, x.h, x.labels)
+    pics["samples"] = pictures.sample_grid(model, out / "samples.png", 64, e.seed, *_per_row(cond_rows, PER_ROW)).name
+    pics["latent_walk"] = pictures.latent_walk(model, out / "latent_walk.png", rows=8, steps=10, seed=e.seed,
                                                labels=cond_rows[0], features=cond_rows[1]).name
     if x.evaluator.head is not None:
-        made = pictures.latent_arithmetic(G, out / "latent_arithmetic.png", x.evaluator.predict, seed=e.seed,
+        made = pictures.latent_arithmetic(model, out / "latent_arithmetic.png", x.evaluator.predict, seed=e.seed,
                                           labels=cond_rows[0][:1] if cond_rows[0] is not None else None,
                                           features=cond_rows[1][:1] if cond_rows[1] is not None else None)
         if made is not None:

@@ -20,16 +20,14 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
 from ganops.checks import WEAK_JUDGE
 from ganops.data.resize import to_channels
 from ganops.evaluate import metrics as M
 from ganops.evaluate.evaluator import Evaluator
+from ganops.models.transfer_model import TranslatorModel
 from ganops.params import Params
-from ganops.train.checkpoint import non_finite_count
-from ganops.train.translate import build_translator, side_by_side, translate
-from ganops.visual import save_grid
+from ganops.visual import save_grid, side_by_side
 
 PICTURE_ROWS = 48      # held-out images shown in each picture
 
@@ -38,7 +36,7 @@ log = logging.getLogger("ganops.evaluate")
 
 @dataclass
 class TransferInputs:
-    weights: dict[str, Any]
+    model: TranslatorModel            # the trained translator, on the evaluation's device
     source: np.ndarray                # held-out source images (uint8) and labels
     source_labels: np.ndarray
     target: np.ndarray                # held-out target images and labels
@@ -72,19 +70,19 @@ def _cycle_error(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.abs(a.astype(np.float32) - b.astype(np.float32)).mean() / 255.0)
 
 
-def transfer_accuracy(weights: dict[str, Any], x: TransferInputs, p: Params, device: torch.device) -> float:
+def transfer_accuracy(model: TranslatorModel, x: TransferInputs, p: Params) -> float:
     """The ranking figure alone (the registry re-scores a champion measured in another space with it)."""
-    fake = translate(build_translator(weights, device), x.source, p.evaluate.batch_size)
+    fake = model.translate(x.source, batch_size=p.evaluate.batch_size)
     return accuracy(x.target_evaluator, fake, x.source_labels, p.evaluate.batch_size)[0]
 
 
-def evaluate_transfer(x: TransferInputs, p: Params, out: Path, device: torch.device) -> TransferReport:
+def evaluate_transfer(x: TransferInputs, p: Params, out: Path) -> TransferReport:
     e = p.evaluate
     bs = e.batch_size
-    fwd = build_translator(x.weights, device)
-    fake = translate(fwd, x.source, bs)
+    model = x.model
+    fake = model.translate(x.source, batch_size=bs)
     m: dict[str, float] = {"n_source_holdout": len(x.source), "n_target_holdout": len(x.target),
-                           "non_finite_weights": sum(non_finite_count(x.weights, n) for n in x.weights["configs"])}
+                           "non_finite_weights": model.non_finite_weights()}
     details: dict[str, Any] = {"feature_space": f"target evaluator ({x.target_evaluator.kind})"}
     framed = to_channels(x.source, fake.shape[1])    # the source as it is, in the target's frame
     if x.target_evaluator.head is not None:
@@ -117,11 +115,10 @@ def evaluate_transfer(x: TransferInputs, p: Params, out: Path, device: torch.dev
 
     k = min(PICTURE_ROWS, len(x.source))
     pictures = {"translations": "translations.png"}
-    if "G_ba" in x.weights["configs"]:        # CycleGAN: back to the source, both ways
-        bwd = build_translator(x.weights, device, reverse=True)
-        rec = translate(bwd, fake, bs)
-        back = translate(bwd, x.target, bs)
-        rec_t = translate(fwd, back, bs)
+    if model.reversible:        # CycleGAN: back to the source, both ways
+        rec = model.translate(fake, reverse=True, batch_size=bs)
+        back = model.translate(x.target, reverse=True, batch_size=bs)
+        rec_t = model.translate(back, batch_size=bs)
         m["cycle_error_source"] = _cycle_error(rec, x.source)
         m["cycle_error_target"] = _cycle_error(rec_t, x.target)
         if x.source_evaluator.head is not None:

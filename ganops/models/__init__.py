@@ -1,6 +1,7 @@
-"""The families' networks and training steps. Which families exist is declared once, in
+"""The families' networks, training steps and trained models. Which families exist is declared once, in
 ``ganops.families`` (light: the schema and both front doors read it without loading torch); each
-declaration names its class here, imported on first use."""
+declaration names its class here, imported on first use. ``load_model`` rebuilds a trained model from its
+weights file as its family's model class (``GeneratorModel``, ``TranslatorModel``)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import importlib
 from ganops.families import ALL
 from ganops.models.base import Context, DataInfo, Family, TrainData
 from ganops.models.errors import TrainError
+from ganops.models.trained import TrainedModel, load_model
 
 
 def get_family(name: str) -> type[Family]:
@@ -20,4 +22,4 @@ def get_family(name: str) -> type[Family]:
     return getattr(importlib.import_module(module), attr)
 
 
-__all__ = ["Context", "DataInfo", "Family", "TrainData", "get_family"]
+__all__ = ["Context", "DataInfo", "Family", "TrainData", "TrainedModel", "get_family", "load_model"]

@@ -1,5 +1,5 @@
-"""What a family is: its networks by name, their optimisers and schedules, its training step, and what
-its progress grid shows.
+"""What a family is: its networks by name, their optimisers and schedules, its training step, what its
+progress grid shows, and the class of its trained model (``model``: what it can do once trained).
 
 The trainer (``ganops.train.trainer``) keeps what every family shares: the loop, the device, AMP and
 channels_last, an EMA of any named network, a checkpoint over all named networks, optimisers,
@@ -24,6 +24,7 @@ import torch
 from torch import nn
 
 from ganops.models.errors import TrainError
+from ganops.models.trained import TrainedModel
 from ganops.params import Params, TrainParams
 
 
@@ -69,6 +70,8 @@ class Family:
     loss_names: ClassVar[tuple[str, ...]] = ()     # what train_step returns, in this order (logged as is)
     ema_names: ClassVar[tuple[str, ...]] = ()      # networks kept as an EMA (train.ema) and used to sample
     divergence_hint: ClassVar[str] = "Lower the learning rates."     # what to try after a non-finite loss
+    # what its trained model can do, rebuilt from the weights file (ganops.models.trained.load_model)
+    model: ClassVar[type[TrainedModel]]
 
     def __init__(self, ctx: Context, data: TrainData, info: DataInfo):
         self.ctx, self.data, self.info = ctx, data, info

@@ -64,6 +64,7 @@ class CycleGAN(TransferFamily):
     loss_names: ClassVar[tuple[str, ...]] = ("d_loss", "g_loss", "g_ab", "g_ba", "cycle_a", "cycle_b",
                                              "idt_a", "idt_b", "d_a", "d_b")
     ema_names: ClassVar[tuple[str, ...]] = ("G_ab", "G_ba")
+    reversible = True
 
     @classmethod
     def check(cls, tp: TransferParams, data: TrainData) -> TransferInfo:
@@ -144,7 +145,7 @@ class CycleGAN(TransferFamily):
                "cycle_b": cycle_b, "idt_a": idt_a, "idt_b": idt_b, "d_a": d_a, "d_b": d_b}
         return {k: v.detach() for k, v in out.items()}
 
-    def translate(self, nets: Mapping[str, nn.Module], x: torch.Tensor) -> list[torch.Tensor]:
+    def preview_columns(self, nets: Mapping[str, nn.Module], x: torch.Tensor) -> list[torch.Tensor]:
         fake = nets["G_ab"](x)
         return [fake, nets["G_ba"](fake)]
 

@@ -99,13 +99,11 @@ class DTN(TransferFamily):
         out = {"d_loss": d_loss, "g_loss": g_loss, "gan": gan, "const": const, "tid": tid, "tv": tv}
         return {k: v.detach() for k, v in out.items()}
 
-    def translate(self, nets: Mapping[str, nn.Module], x: torch.Tensor) -> list[torch.Tensor]:
+    def preview_columns(self, nets: Mapping[str, nn.Module], x: torch.Tensor) -> list[torch.Tensor]:
         return [nets["G"](self.encode(nets["f"], x))]
 
     @classmethod
     def translator(cls, configs: Mapping[str, dict], states: Mapping[str, dict], reverse: bool = False) -> nn.Module:
-        if reverse:
-            raise TrainError("a DTN translates one way only (source → target); it has no reverse generator")
         from ganops.embed.nets import build
 
         f, G = build(configs["f"]), Generator(GConfig.from_dict(configs["G"]))

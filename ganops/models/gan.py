@@ -21,6 +21,7 @@ from ganops.models.base import Context, DataInfo, Family, TrainData, check_image
 from ganops.models.batches import BatchSampler
 from ganops.models.blocks import DConfig, Discriminator, GConfig, Generator, check_resolution
 from ganops.models.errors import TrainError
+from ganops.models.gan_model import GeneratorModel
 from ganops.params import TrainParams
 from ganops.pixels import to_uint8
 
@@ -35,6 +36,7 @@ class GANBatch:
 class GANFamily(Family):
     loss_names: ClassVar[tuple[str, ...]] = ("d_loss", "g_loss", "d_real", "d_fake")
     ema_names: ClassVar[tuple[str, ...]] = ("G",)
+    model = GeneratorModel
     cbn: ClassVar[bool] = False                 # conditional batch norm in G
     divergence_hint: ClassVar[str] = ("Lower train.lr_g / train.lr_d, or try train.loss=hinge or "
                                       "train.spectral_norm=true.")

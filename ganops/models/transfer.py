@@ -16,6 +16,7 @@ from ganops import device as devices
 from ganops.models.base import Context, DataInfo, Family, TrainData, check_images
 from ganops.models.batches import BatchSampler
 from ganops.models.errors import TrainError
+from ganops.models.transfer_model import TranslatorModel
 from ganops.params import TransferParams
 from ganops.pixels import to_uint8
 
@@ -35,6 +36,8 @@ class TransferBatch:
 class TransferFamily(Family):
     side_multiple: ClassVar[int] = 4
     divergence_hint: ClassVar[str] = "Lower transfer.lr."
+    model = TranslatorModel
+    reversible: ClassVar[bool] = False     # also learns target → source (translator(reverse=True))
 
     @classmethod
     def check(cls, tp: TransferParams, data: TrainData) -> TransferInfo:
@@ -78,20 +81,21 @@ class TransferFamily(Family):
         params = [q for n in nets for q in n.parameters() if q.requires_grad]
         return torch.optim.Adam(params, lr=self.tp.lr, betas=(self.tp.beta1, self.tp.beta2))
 
-    def translate(self, nets: Mapping[str, nn.Module], x: torch.Tensor) -> list[torch.Tensor]:
-        """The grid's columns after the source: its translation (and, for CycleGAN, the reconstruction)."""
+    def preview_columns(self, nets: Mapping[str, nn.Module], x: torch.Tensor) -> list[torch.Tensor]:
+        """The progress grid's columns after the source: its translation (and, for CycleGAN, the
+        reconstruction), as float tensors."""
         raise NotImplementedError
 
     @classmethod
     def translator(cls, configs: Mapping[str, dict], states: Mapping[str, dict], reverse: bool = False) -> nn.Module:
         """The trained model as one module from source images to target images (both in [-1, 1]); with
-        ``reverse``, target to source where the family learns that direction too."""
+        ``reverse`` (asked only of a ``reversible`` family), target to source."""
         raise NotImplementedError
 
     def grid(self, nets: Mapping[str, nn.Module]) -> tuple[np.ndarray, int]:
         x = self._grid_source
         with devices.autocast(self.ctx.device):
-            cols = self.translate(nets, x)
+            cols = self.preview_columns(nets, x)
         c = max(t.shape[1] for t in (x, *cols))
         rows = torch.stack([_channels(t.float(), c) for t in (x, *cols)], 1)      # N × columns × C × H × W
         return to_uint8(rows.flatten(0, 1)), rows.shape[1]

@@ -27,18 +27,18 @@ from ganops.tracking import RunContext, stage_run
 
 def _inputs(p: Params, root: Path, device) -> Inputs:
     from ganops import neighbors as nb
+    from ganops.models import load_model
     from ganops.sample_command import embed_many
-    from ganops.train import load_weights, network_config
 
     src, gdir, edir = A.dataset_dir(root, p), A.generator_dir(root, p), A.evaluator_dir(root, p)
     held, held_labels = store.load_holdout(src)
     history = json.loads((gdir / "history.json").read_text()) if (gdir / "history.json").exists() else []
-    x = Inputs(weights=load_weights(gdir / "model.pt"), images=store.load_images(src), labels=store.load_labels(src),
+    x = Inputs(model=load_model(gdir / "model.pt", device, kind="generator"), images=store.load_images(src), labels=store.load_labels(src),
                held_images=held, held_labels=held_labels,
                real_features=A.load_npy(edir / "features.npy", "evaluator", mmap=False),
                held_features=A.load_npy(edir / "holdout_features.npy", "evaluator", mmap=False),
                evaluator=E.Evaluator.load(edir / "evaluator.pt", device), history=history)
-    if network_config(x.weights, "G").get("feat_dim"):
+    if x.model.conditions.instance:
         x.h = A.load_npy(A.embeddings_dir(root, p) / "features.npy", "embeddings")
         x.neighbors, _ = nb.load_neighbors(A.neighbors_dir(root, p))
         x.embed_held = lambda images: embed_many(images, p, root)
@@ -92,15 +92,14 @@ def _rescorer(p: Params, root: Path):
     """FID of other weights in this evaluation's space: same evaluator, real features, sample count, seed."""
     def fid_of(weights: dict) -> float:
         from ganops.evaluate import metrics as M
-        from ganops.train import generate, network_config
-        from ganops.train.generate import data_conditions
+        from ganops.models import load_model
 
         device = resolve(p.device)
         x = _inputs(p, root, device)
         e = p.evaluate
-        y, h, _ = data_conditions(network_config(weights, "G"), e.n_samples, e.seed, x.h, x.labels)
-        fake = generate(weights, e.n_samples, device=device, seed=e.seed, labels=y, features=h,
-                        batch_size=e.batch_size)
+        model = load_model(weights, device, kind="generator")
+        y, h, _ = model.data_conditions(e.n_samples, e.seed, x.h, x.labels)
+        fake = model.generate(e.n_samples, seed=e.seed, labels=y, features=h, batch_size=e.batch_size)
         return M.fid(x.real_features, x.evaluator.features(fake, e.batch_size))
 
     return fid_of

@@ -15,6 +15,7 @@ from ganops.data import store
 from ganops.device import resolve
 from ganops.evaluate import evaluator as E
 from ganops.evaluate.transfer import TransferInputs, evaluate_transfer, transfer_accuracy
+from ganops.models import load_model
 from ganops.params import Params
 from ganops.stages import common as C
 from ganops.tracking import RunContext, stage_run
@@ -23,7 +24,6 @@ KIND = "transfer"
 
 
 def _inputs(p: Params, root: Path, device) -> TransferInputs:
-    from ganops.train import load_weights
 
     ps, pt = p.domain("source"), p.domain("target")
     tdir = A.translator_dir(root, p)
@@ -34,7 +34,7 @@ def _inputs(p: Params, root: Path, device) -> TransferInputs:
                               "transfer.source.holdout above 0 and rebuild the source dataset")
     history = json.loads((tdir / "history.json").read_text()) if (tdir / "history.json").exists() else []
     edir_t = A.evaluator_dir(root, pt)
-    return TransferInputs(weights=load_weights(tdir / "model.pt"), source=source, source_labels=source_labels,
+    return TransferInputs(model=load_model(tdir / "model.pt", device, kind="transfer"), source=source, source_labels=source_labels,
                           target=target, target_labels=target_labels,
                           target_features=A.load_npy(edir_t / "features.npy", "evaluator", mmap=False),
                           target_evaluator=E.Evaluator.load(edir_t / "evaluator.pt", device),
@@ -50,7 +50,7 @@ def run(p: Params, root: Path, ctx: RunContext) -> C.StageResult:
         t0 = time.perf_counter()
         x = _inputs(p, root, device)
         with A.atomic_dir(out) as tmp:
-            report = evaluate_transfer(x, p, tmp, device)
+            report = evaluate_transfer(x, p, tmp)
             A.atomic_write_json(tmp / "report.json", {"metrics": report.metrics, **report.details})
             C.write_meta(tmp, p, "evaluate_transfer", ups, report.metrics,
                          extra={"feature_space": report.details["feature_space"]})
@@ -73,6 +73,6 @@ def _decision(p: Params, root: Path, version: str) -> registry.Decision:
 
     def rescore(weights: dict) -> float:
         device = resolve(p.device)
-        return transfer_accuracy(weights, _inputs(p, root, device), p, device)
+        return transfer_accuracy(load_model(weights, device), _inputs(p, root, device), p)
 
     return registry.decide(p, root, version, gate.passed, gate.description, rescore=rescore, kind=KIND)

@@ -12,10 +12,11 @@ from ganops import train as T
 from ganops.data import store
 from ganops.device import resolve
 from ganops.families import SPECS
+from ganops.models import load_model
+from ganops.models.weights import save_weights
 from ganops.params import Params
 from ganops.stages import common as C
 from ganops.tracking import RunContext, log_generator
-from ganops.train.preview import preview_grid
 
 log = logging.getLogger("ganops.stages")
 
@@ -35,16 +36,16 @@ def run(p: Params, root: Path, ctx: RunContext) -> C.StageResult:
         init, warm = _champion(p, root)
         res = T.train(p, images, labels, features, neighbors, device=device, checkpoint_path=ckpt,
                       **C.progress_callbacks(run, ckpt), identity_extra={**ups, **warm}, init=init)
-        weights = res.weights()
+        model = load_model(res.weights())
         metrics = {**{f"final_{k}": v for k, v in res.final_losses.items()}, "steps": res.steps}
         with A.atomic_dir(out) as tmp:
-            T.save_weights(tmp / "model.pt", weights)
+            save_weights(tmp / "model.pt", model.weights)
             A.atomic_write_json(tmp / "history.json", res.history)
-            preview_grid(weights, images, features, labels, p, tmp / "samples.png")
+            model.preview_grid(tmp / "samples.png", p.train.n_samples, p.seed, images, features, labels)
             C.write_meta(tmp, p, "train", ups, metrics, extra={"device": str(device), **warm})
         run.metrics({"train_seconds": res.seconds, "resumed_from_step": res.resumed_from or 0})
         result = C.finish("train", p, root, out, run, metrics, {"preview_grid": "samples.png"}, ("history.json",))
-        result.logged_model = log_generator(run, T.build_generator(weights), out / "model.pt",
+        result.logged_model = log_generator(run, model.G, out / "model.pt",
                                             result.meta["content_hash"])
     return result
 

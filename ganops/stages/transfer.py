@@ -14,12 +14,12 @@ from ganops.data import store
 from ganops.device import resolve
 from ganops.evaluate import evaluator as E
 from ganops.families import TRANSFER_SPECS
-from ganops.models import TrainData
+from ganops.models import TrainData, load_model
 from ganops.models.errors import TrainError
+from ganops.models.weights import save_weights
 from ganops.params import Params
 from ganops.stages import common as C
 from ganops.tracking import RunContext, log_generator
-from ganops.train.translate import build_translator, translation_grid
 
 PREVIEW = 32   # held-out source images in samples.png
 
@@ -49,18 +49,17 @@ def run(p: Params, root: Path, ctx: RunContext) -> C.StageResult:
         run.dataset(tgt, p.transfer.target.dataset, ups["dataset@target"], context="target")
         res = T.train(p, data=TrainData(source, target_images=target, source_encoder=f), section="transfer",
                       device=device, checkpoint_path=ckpt, **C.progress_callbacks(run, ckpt), identity_extra=ups)
-        weights = res.weights()
+        model = load_model(res.weights())
         metrics = {**{f"final_{k}": v for k, v in res.final_losses.items()}, "steps": res.steps}
         held, _ = store.load_holdout(src)
         preview = np.asarray(held[:PREVIEW] if len(held) else source[:PREVIEW])
         with A.atomic_dir(out) as tmp:
-            T.save_weights(tmp / "model.pt", weights)
+            save_weights(tmp / "model.pt", model.weights)
             A.atomic_write_json(tmp / "history.json", res.history)
-            translation_grid(build_translator(weights), preview, tmp / "samples.png",
-                             reverse=build_translator(weights, reverse=True) if "G_ba" in weights["configs"] else None)
+            model.preview_grid(tmp / "samples.png", preview)
             C.write_meta(tmp, p, "transfer", ups, metrics, extra={"device": str(device)})
         run.metrics({"train_seconds": res.seconds, "resumed_from_step": res.resumed_from or 0})
         result = C.finish("transfer", p, root, out, run, metrics, {"preview_grid": "samples.png"}, ("history.json",))
-        result.logged_model = log_generator(run, build_translator(weights), out / "model.pt",
+        result.logged_model = log_generator(run, model.translator(), out / "model.pt",
                                             result.meta["content_hash"], name="translator")
     return result

@@ -60,7 +60,7 @@ class TrainResult:
     identity: dict[str, Any] = field(default_factory=dict)
 
     def weights(self) -> dict[str, Any]:
-        """What ``checkpoint.save_weights`` writes and ``generate`` reads."""
+        """What ``ganops.models.weights.save_weights`` writes and ``ganops.models.load_model`` reads."""
         return {"family": self.family, "configs": self.configs, "networks": self.states, "ema": self.ema,
                 "steps": self.steps, "final_losses": self.final_losses, "identity": self.identity}
 

@@ -1,0 +1,78 @@
+"""What a trained domain-transfer model (CycleGAN, DTN) can do: translate source-domain images to the
+target domain, and back where its family learns that direction (``TransferFamily.reversible``), with
+the frame (side, channels) each direction reads, and its preview grid.
+
+``TransferFamily.model`` is this class: the transfer stages, the evaluation and ``ganops translate`` ask
+it instead of looking for a family's network names in the weights.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from ganops import device as devices
+from ganops.models.errors import TrainError
+from ganops.models.trained import TrainedModel
+from ganops.pixels import to_float, to_uint8
+
+
+class TranslatorModel(TrainedModel):
+    def __init__(self, weights: dict[str, Any], device: torch.device | str = "cpu", use_ema: bool = True):
+        super().__init__(weights, device, use_ema)
+        from ganops.models import get_family
+
+        self.family_class = get_family(self.family)
+        self._translators: dict[bool, nn.Module] = {}
+
+    @property
+    def reversible(self) -> bool:
+        """Whether it also translates target → source (CycleGAN's G_ba)."""
+        return self.family_class.reversible
+
+    def frame(self, reverse: bool = False) -> tuple[int, int]:
+        """(side, channels) of the images the model reads: the source's (the target's with ``reverse``), from
+        the data facts the trainer recorded."""
+        ident = self.weights.get("identity", {})
+        return int(ident["data resolution"]), int(ident["data target_channels" if reverse else "data channels"])
+
+    def translator(self, reverse: bool = False) -> nn.Module:
+        """The source → target network (target → source with ``reverse``) on images in [-1, 1], in eval
+        mode on the model's device: the EMA of each network where one was kept."""
+        if reverse and not self.reversible:
+            raise TrainError(f"{self.describe()} translates one way only (source → target); it has no reverse "
+                             "generator")
+        if reverse not in self._translators:
+            names = self.network_names
+            net = self.family_class.translator({n: self.config(n) for n in names}, {n: self.state(n) for n in names},
+                                               reverse=reverse)
+            self._translators[reverse] = net.to(self.device).eval().requires_grad_(False)
+        return self._translators[reverse]
+
+    @torch.inference_mode()
+    def translate(self, images: np.ndarray, reverse: bool = False, batch_size: int = 256) -> np.ndarray:
+        """uint8 N×C×H×W source images → uint8 N×C'×H×W translations (C' the target's channels)."""
+        net, dev = self.translator(reverse), self.device
+        out = []
+        for i in range(0, len(images), batch_size):
+            x = to_float(torch.from_numpy(np.array(images[i:i + batch_size])).to(dev))   # a copy: mmaps are read-only
+            if dev.type == "cuda":
+                x = x.contiguous(memory_format=torch.channels_last)
+            with devices.autocast(dev):
+                out.append(to_uint8(net(x)))
+        if not out:
+            raise TrainError("translate: no images given")
+        return np.concatenate(out)
+
+    def preview_grid(self, path: Path, images: np.ndarray, per_row: int = 4) -> Path:
+        """samples.png of the translator artifact: source images beside their translations (and, for a
+        reversible model, their reconstructions), ``per_row`` groups to a row."""
+        from ganops.visual import save_grid, side_by_side
+
+        fake = self.translate(images)
+        cols = (images, fake, self.translate(fake, reverse=True)) if self.reversible else (images, fake)
+        return save_grid(side_by_side(*cols), Path(path), nrow=per_row * len(cols))
