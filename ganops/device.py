@@ -29,3 +29,9 @@ def cpu_state_dict(module: torch.nn.Module) -> dict[str, torch.Tensor]:
 def autocast(device: torch.device):
     """bf16 autocast on CUDA (DESIGN: GPU paths use AMP); a no-op elsewhere."""
     return torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda")
+
+
+def place(module: torch.nn.Module, device: torch.device) -> torch.nn.Module:
+    """``module`` on ``device``, in channels_last on CUDA (its convolutions' fast layout)."""
+    module = module.to(device)
+    return module.to(memory_format=torch.channels_last) if device.type == "cuda" else module

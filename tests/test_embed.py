@@ -131,11 +131,17 @@ def test_interrupted_training_resumes_to_the_same_features(small, tmp_path):
     assert list(ckpt.parent.iterdir()) == [ckpt]           # atomic write: no temporary left behind
     resumed = embed(images, labels, p, CPU, checkpoint=ckpt)
     assert resumed.metrics["resumed_from_epoch"] == 1
-    np.testing.assert_allclose(resumed.features, uninterrupted.features, atol=1e-6)
-    assert not ckpt.exists()                               # a finished training leaves no checkpoint
+    np.testing.assert_array_equal(resumed.features, uninterrupted.features)     # the one trainer: exact resume
+    # a finished training's checkpoint is at its last step: asked again, nothing is retrained
+    again = embed(images, labels, p, CPU, checkpoint=ckpt)
+    assert again.metrics["resumed_from_epoch"] == p.embed.epochs
+    np.testing.assert_array_equal(again.features, uninterrupted.features)
 
 
-def test_a_checkpoint_made_with_other_params_is_not_resumed(small, tmp_path):
+def test_a_checkpoint_made_with_other_params_or_data_is_refused_naming_what_differs(small, tmp_path):
+    """One resume policy for every network the pipeline trains: the GAN trainer's."""
+    from ganops.train import TrainError
+
     images, labels = small
     ckpt = tmp_path / "train.pt"
 
@@ -144,9 +150,14 @@ def test_a_checkpoint_made_with_other_params_is_not_resumed(small, tmp_path):
 
     with pytest.raises(Interrupt):
         embed(images, labels, params(lr=1e-3), CPU, checkpoint=ckpt, log=stop)
-    res = embed(images, labels, params(epochs=1), CPU, checkpoint=ckpt)
-    assert res.metrics["resumed_from_epoch"] == 0
-    np.testing.assert_array_equal(res.features, embed(images, labels, params(epochs=1), CPU).features)
+    with pytest.raises(TrainError, match=r"(?s)train\.pt was made with other parameters or data.*embed\.lr: "
+                                         r"checkpoint 0\.001, now 0\.002.*delete the checkpoint"):
+        embed(images, labels, params(), CPU, checkpoint=ckpt)
+    other = images.copy()
+    other[:, :, :4] = 255 - other[:, :, :4]
+    with pytest.raises(TrainError, match="data pixel_sample"):
+        embed(other, labels, params(lr=1e-3), CPU, checkpoint=ckpt)
+    assert embed(images, labels, params(lr=1e-3), CPU, checkpoint=ckpt).metrics["resumed_from_epoch"] == 1
 
 
 def test_saved_encoder_embeds_images_exactly_as_the_stage_did(small, tmp_path):

@@ -140,7 +140,7 @@ def test_encoder_training_logs_epoch_progress_and_resumes_from_its_checkpoint(im
 
     logs.clear()
     res = embed(images, None, p, torch.device("cpu"), checkpoint=ck)
-    said = [rec.getMessage() for rec in logs.records if rec.name == "ganops.embed.training"]
+    said = [rec.getMessage() for rec in logs.records if rec.name == "ganops.train.trainer"]
     assert f"train simclr: resuming from epoch 1 of 2 (checkpoint {ck})" in said
     lines = progress_lines(logs, EMBED_LINE)
     assert [(int(m[1]), int(m[2])) for m in lines] == [(2, 62), (2, 75), (2, 87), (2, 100)]

@@ -14,12 +14,11 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from ganops.device import cpu_state_dict
+from ganops.device import cpu_state_dict, place
 from ganops.embed import classifier, pretrained, simclr
 from ganops.embed.base import EmbedResult, EncoderError, MetricLog, check_images, extract
 from ganops.embed.nets import build
 from ganops.embed.pixels import PixelEncoder, mean_image
-from ganops.embed.training import prepare
 from ganops.encoders import ENCODER_SPECS, ENCODERS
 from ganops.params import Params
 
@@ -66,7 +65,7 @@ def _classifier(images, labels, p: Params, device, checkpoint, log) -> tuple[nn.
 
 
 def _pretrained(images, labels, p: Params, device, checkpoint, log) -> tuple[nn.Module, dict[str, Any]]:
-    return prepare(pretrained.load(p.embed.encoder, p.embed.image_size, images.shape[1]), device), {}
+    return place(pretrained.load(p.embed.encoder, p.embed.image_size, images.shape[1]), device), {}
 
 
 def load_encoder(path_or_state: Path | str | dict[str, Any], device: torch.device | str = "cpu") -> nn.Module:
@@ -91,7 +90,7 @@ def load_encoder(path_or_state: Path | str | dict[str, Any], device: torch.devic
     else:
         model = build(config)
         model.load_state_dict(state["weights"])
-    return prepare(model, device).eval()
+    return place(model, device).eval()
 
 
 def _adapter(config: dict[str, Any]):

@@ -9,17 +9,18 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
 from torch import nn
 from torch.nn import functional as F
 
-from ganops.embed import training as T
-from ganops.embed.augment import Policy, augment
+from ganops.embed.augment import Policy
 from ganops.embed.base import EncoderError, MetricLog
 from ganops.embed.nets import SmallCNN
+from ganops.embed.training import EncoderFamily, fit
+from ganops.models.base import DataInfo, TrainData
 from ganops.params import Params
 
 POLICY = Policy(crop_area=(0.6, 1.0), rotate_deg=10.0, shear=0.1, elastic=0.02, blur_p=0.1, erase_p=0.1)
@@ -47,30 +48,44 @@ def check_labels(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return rows, mapped
 
 
+class Classifier(EncoderFamily):
+    name = "classifier"
+    policy: ClassVar[Policy] = POLICY
+
+    @classmethod
+    def rows(cls, data: TrainData) -> np.ndarray:
+        return check_labels(data.labels)[0]
+
+    @classmethod
+    def check(cls, e, data: TrainData) -> DataInfo:
+        if data.labels is None:
+            raise EncoderError("embed.encoder=classifier needs labels; none were given")
+        rows = cls.rows(data)
+        if len(rows) < 2:
+            raise EncoderError(f"embed.encoder=classifier needs at least 2 labelled images, got {len(rows)}")
+        return super().check(e, data)
+
+    def build(self, info: DataInfo) -> None:
+        _, mapped = check_labels(self.data.labels)
+        self.n_classes = int(mapped.max()) + 1
+        self.targets = torch.from_numpy(mapped)
+        self.encoder = SmallCNN(info.channels, self.e.dim, resolution=info.resolution)
+        self.networks = {"encoder": self.encoder, "logits": nn.Sequential(nn.ReLU(), nn.Linear(self.e.dim, self.n_classes))}
+
+    def loss(self, idx: np.ndarray, x: torch.Tensor) -> torch.Tensor:
+        x = self.in_format(self.views(x))
+        return F.cross_entropy(self.networks["logits"](self.encoder(x)).float(), self.targets[idx].to(x.device))
+
+
+class CrossDomainClassifier(Classifier):
+    """The classifier with CROSS_DOMAIN views (``evaluator.augment: cross_domain``)."""
+    policy: ClassVar[Policy] = CROSS_DOMAIN
+
+
 def train(images: np.ndarray, labels: np.ndarray, p: Params, device: torch.device, checkpoint: Path | None = None,
           log: MetricLog | None = None, on_epoch: Callable[[int, nn.Module], None] | None = None,
-          policy: Policy = POLICY) -> tuple[SmallCNN, dict[str, Any], nn.Module]:
+          family: type[Classifier] = Classifier) -> tuple[SmallCNN, dict[str, Any], nn.Module]:
     """The trained CNN (features), its metrics, and the class-logit head on top of the features."""
-    e = p.embed
-    rows, mapped = check_labels(labels)
-    if len(rows) < 2:
-        raise EncoderError(f"embed.encoder=classifier needs at least 2 labelled images, got {len(rows)}")
-    n_classes = int(mapped.max()) + 1
-    c, h, w = images.shape[1:]
-    torch.manual_seed(p.seed)
-    model = T.prepare(SmallCNN(c, e.dim, resolution=max(h, w)), device)
-    logits = T.prepare(nn.Sequential(nn.ReLU(), nn.Linear(e.dim, n_classes)), device)
-    target_all = torch.from_numpy(mapped)
-    cuda = device.type == "cuda"
-
-    def loss_fn(idx: np.ndarray, x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
-        x = augment(x, g, policy)
-        if cuda:
-            x = x.contiguous(memory_format=torch.channels_last)
-        return F.cross_entropy(logits(model(x)).float(), target_all[idx].to(x.device))
-
-    metrics = T.fit(images, p, device, nn.ModuleDict({"encoder": model, "logits": logits}), loss_fn, "classifier",
-                    {"classes": n_classes, "labels_sum": int(mapped.sum())}, checkpoint, log,
-                    on_epoch=(lambda ep: on_epoch(ep, model)) if on_epoch else None, rows=rows)
-    metrics["classes"] = n_classes
-    return model, metrics, logits
+    fam, metrics = fit(family, TrainData(images, labels), p, device, checkpoint, log, on_epoch)
+    metrics["classes"] = fam.n_classes
+    return fam.encoder, metrics, fam.networks["logits"]

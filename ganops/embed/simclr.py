@@ -16,10 +16,10 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from ganops.embed import training as T
-from ganops.embed.augment import Policy, augment
 from ganops.embed.base import EncoderError, MetricLog
 from ganops.embed.nets import ProjectionHead, SmallCNN
+from ganops.embed.training import EncoderFamily, fit
+from ganops.models.base import DataInfo, TrainData
 from ganops.params import Params
 
 
@@ -34,27 +34,28 @@ def nt_xent(z: torch.Tensor, temperature: float) -> torch.Tensor:
     return F.cross_entropy(sim, target)
 
 
+class SimCLR(EncoderFamily):
+    name = "simclr"
+
+    @classmethod
+    def check(cls, e, data: TrainData) -> DataInfo:
+        if len(data.images) < 2:
+            raise EncoderError(f"SimCLR needs at least 2 images (got {len(data.images)}); use embed.encoder=pixels "
+                               "for tiny datasets")
+        return super().check(e, data)
+
+    def build(self, info: DataInfo) -> None:
+        self.encoder = SmallCNN(info.channels, self.e.dim, resolution=info.resolution)
+        self.networks = {"encoder": self.encoder, "head": ProjectionHead(self.e.dim)}
+
+    def loss(self, idx: np.ndarray, x: torch.Tensor) -> torch.Tensor:
+        views = self.in_format(torch.cat([self.views(x), self.views(x)]))
+        return nt_xent(self.networks["head"](self.encoder(views)), self.e.temperature)
+
+
 def train(images: np.ndarray, p: Params, device: torch.device, checkpoint: Path | None = None,
-          log: MetricLog | None = None, on_epoch: Callable[[int, nn.Module], None] | None = None,
-          policy: Policy | None = None) -> tuple[SmallCNN, dict[str, Any]]:
+          log: MetricLog | None = None, on_epoch: Callable[[int, nn.Module], None] | None = None
+          ) -> tuple[SmallCNN, dict[str, Any]]:
     """Train the encoder; returns it (eval mode) and metrics. ``on_epoch(epoch, model)`` is for benchmarks."""
-    e = p.embed
-    n, c, h, w = images.shape
-    if n < 2:
-        raise EncoderError(f"SimCLR needs at least 2 images (got {n}); use embed.encoder=pixels for tiny datasets")
-    policy = policy or Policy()
-    torch.manual_seed(p.seed)                   # weight initialisation
-    model = T.prepare(SmallCNN(c, e.dim, resolution=max(h, w)), device)
-    head = T.prepare(ProjectionHead(e.dim), device)
-    cuda = device.type == "cuda"
-
-    def loss_fn(idx: np.ndarray, x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
-        views = torch.cat([augment(x, g, policy), augment(x, g, policy)])
-        if cuda:
-            views = views.contiguous(memory_format=torch.channels_last)
-        return nt_xent(head(model(views)), e.temperature)
-
-    metrics = T.fit(images, p, device, nn.ModuleDict({"encoder": model, "head": head}), loss_fn, "simclr",
-                    {"temperature": e.temperature, "policy": repr(policy)}, checkpoint, log,
-                    on_epoch=(lambda ep: on_epoch(ep, model)) if on_epoch else None)
-    return model, metrics
+    fam, metrics = fit(SimCLR, TrainData(images), p, device, checkpoint, log, on_epoch)
+    return fam.encoder, metrics

@@ -1,33 +1,36 @@
-"""What SimCLR and the classifier share: the learning-rate schedule and resumable checkpoints.
+"""What SimCLR and the classifier share: an encoder family of the one trainer (``ganops.train.trainer``).
 
-A checkpoint holds the model, optimizer, epoch and the augmentation/shuffling generator's state,
-plus a fingerprint of the parameters and data it was made with. It is written atomically after
-every epoch; a run whose fingerprint matches resumes from it, a run whose fingerprint differs
-starts over (the stale checkpoint would describe another training run), and a finished training
-deletes it.
+The trainer keeps the loop, the device and AMP, the checkpoints over every network, optimiser, scheduler
+and generator, exact resume and its one policy (a checkpoint made with other parameters or data is
+refused, naming what differs), the NaN stop and progress. An encoder family adds what makes an encoder's
+training: epochs of shuffled full batches (the ragged last one dropped: BN and the losses want full
+batches), AdamW with a linear warmup and a cosine decay by step, and one generator seeded with ``seed``
+for the shuffles and the augmented views. ``fit`` runs it for ``embed.epochs`` epochs, logging and
+checkpointing once an epoch.
 """
 
 from __future__ import annotations
 
 import logging
 import math
-import pickle
-import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
 from torch import nn
 
-from ganops.artifacts import atomic_torch_save
-from ganops.device import autocast
-from ganops.embed.base import EncoderError, MetricLog, to_float
-from ganops.params import Params
-from ganops.progress import Progress
+from ganops import device as devices
+from ganops.embed.augment import Policy, augment
+from ganops.embed.base import MetricLog, to_float
+from ganops.models.base import Context, DataInfo, Family, TrainData
+from ganops.params import EmbedParams, Params
 
 logger = logging.getLogger(__name__)
+
+WEIGHT_DECAY = 1e-4
+WARMUP_FRACTION = 0.05
 
 
 def lr_at(step: int, total: int, base: float, warmup: int) -> float:
@@ -38,137 +41,150 @@ def lr_at(step: int, total: int, base: float, warmup: int) -> float:
     return base * 0.5 * (1 + math.cos(math.pi * min(1.0, t)))
 
 
-def fingerprint(images: np.ndarray, extra: dict[str, Any]) -> dict[str, Any]:
-    """What must match for a checkpoint to be resumed: params + the data's shape and a pixel sample."""
+class WarmupCosine(torch.optim.lr_scheduler.LRScheduler):
+    """``lr_at`` as a scheduler the trainer steps and checkpoints: the rate of step t is exactly
+    ``lr_at(t, …)`` (a LambdaLR's base·factor would round differently)."""
+
+    def __init__(self, opt: torch.optim.Optimizer, total: int, warmup: int):
+        self.total, self.warmup = total, warmup
+        super().__init__(opt)
+
+    def get_lr(self) -> list[float]:
+        return [lr_at(self.last_epoch, self.total, base, self.warmup) for base in self.base_lrs]
+
+
+class EncoderFamily(Family):
+    """Trains ``encoder`` (and a head on top of it) on the dataset's images, one batch a step."""
+
+    loss_names: ClassVar[tuple[str, ...]] = ("loss",)
+    divergence_hint: ClassVar[str] = "Lower embed.lr."
+    policy: ClassVar[Policy] = Policy()          # the augmented views
+
+    @classmethod
+    def rows(cls, data: TrainData) -> np.ndarray:
+        """The images it trains on (all of them; the classifier: the labelled ones)."""
+        return np.arange(len(data.images))
+
+    @classmethod
+    def check(cls, e: EmbedParams, data: TrainData) -> DataInfo:
+        n, c, h, w = data.images.shape
+        return DataInfo(n=len(cls.rows(data)), channels=int(c), resolution=int(max(h, w)))
+
+    @classmethod
+    def steps_per_epoch(cls, e: EmbedParams, n: int) -> int:
+        return max(1, n // min(e.batch_size, n))
+
+    def __init__(self, ctx: Context, data: TrainData, info: DataInfo):
+        super().__init__(ctx, data, info)
+        self.e: EmbedParams = ctx.p.embed
+        self.train_rows = self.rows(data)
+        self.batch = min(self.e.batch_size, info.n)
+        self.per_epoch = self.steps_per_epoch(self.e, info.n)
+        # the shuffles and the views: one generator seeded with `seed` (checkpointed by the trainer)
+        self.gen = ctx.gens.setdefault("views", torch.Generator().manual_seed(ctx.p.seed))
+        self.order: np.ndarray | None = None
+        self.drawn = 0                           # batches drawn so far
+        self.build(info)
+
+    def build(self, info: DataInfo) -> None:
+        """Set ``self.encoder`` and ``self.networks`` (its head too), weights from torch's seeded RNG."""
+        raise NotImplementedError
+
+    def loss(self, idx: np.ndarray, x: torch.Tensor) -> torch.Tensor:
+        """The batch's loss: ``idx`` its rows, ``x`` its float images in [0, 1] on the device."""
+        raise NotImplementedError
+
+    def configure_optimizers(self):
+        total = self.e.epochs * self.per_epoch
+        warmup = min(total, max(self.per_epoch, int(WARMUP_FRACTION * total)))
+        params = [q for net in self.networks.values() for q in net.parameters()]
+        # fused: one kernel for all parameters instead of ~10 small ops per tensor (a tenth of a CPU step)
+        opt = torch.optim.AdamW(params, lr=self.e.lr, weight_decay=WEIGHT_DECAY,
+                                fused=self.ctx.device.type in ("cpu", "cuda"))
+        return {"encoder": opt}, {"encoder": WarmupCosine(opt, total, warmup)}
+
+    def next_batch(self) -> tuple[np.ndarray, torch.Tensor]:
+        i = self.drawn % self.per_epoch
+        if i == 0:
+            self.order = self.train_rows[torch.randperm(len(self.train_rows), generator=self.gen).numpy()]
+        self.drawn += 1
+        idx = np.sort(self.order[i * self.batch:(i + 1) * self.batch])   # sorted: sequential memory-map reads
+        return idx, to_float(self.data.images[idx], self.ctx.device)
+
+    def train_step(self, batch: tuple[np.ndarray, torch.Tensor]) -> Mapping[str, torch.Tensor]:
+        idx, x = batch
+        opt = self.optimizers["encoder"]
+        with devices.autocast(self.ctx.device):
+            loss = self.loss(idx, x)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        return {"loss": loss.detach()}
+
+    def views(self, x: torch.Tensor) -> torch.Tensor:
+        """Augmented views of ``x`` under the family's policy, drawn from its generator."""
+        return augment(x, self.gen, self.policy)
+
+    def in_format(self, x: torch.Tensor) -> torch.Tensor:
+        """``x`` in the trainer's memory format (channels_last on CUDA)."""
+        return x.contiguous(memory_format=self.ctx.memory_format)
+
+    def extra_state(self) -> dict[str, Any]:
+        order = torch.from_numpy(self.order) if self.order is not None else torch.empty(0, dtype=torch.long)
+        return {"drawn": self.drawn, "order": order}
+
+    def load_extra_state(self, state: dict[str, Any]) -> None:
+        self.drawn = int(state["drawn"])
+        self.order = state["order"].numpy() if len(state["order"]) else None
+
+    def grid(self, nets):
+        raise NotImplementedError("an encoder draws no progress grid")
+
+
+def fit(family: type[EncoderFamily], data: TrainData, p: Params, device: torch.device,
+        checkpoint: Path | None = None, log: MetricLog | None = None,
+        on_epoch: Callable[[int, nn.Module], None] | None = None) -> tuple[EncoderFamily, dict[str, Any]]:
+    """Train an encoder family for ``embed.epochs`` epochs on the one trainer: a log line, a metric
+    (``<name>_loss`` at the epoch) and a checkpoint every epoch; ``on_epoch(epoch, encoder)`` after each
+    (benchmarks). Returns the trained family (networks in eval mode) and its metrics."""
+    from ganops.train.trainer import Schedule, Trainer
+
+    e = p.embed
+    info = family.check(e, data)
+    per_epoch = family.steps_per_epoch(e, info.n)
+    total = e.epochs * per_epoch
+
+    def each_epoch(step: int, metrics: dict[str, float]) -> None:
+        epoch = step // per_epoch
+        logger.info("%s epoch %d/%d: loss %.4f", family.name, epoch, e.epochs, metrics["loss"])
+        if log is not None:
+            log(f"{family.name}_loss", metrics["loss"], epoch)
+        if on_epoch is not None:
+            on_epoch(epoch, trainer.family.encoder)
+
+    schedule = Schedule(steps=total, log_every=per_epoch, checkpoint_every=per_epoch, sample_every=total,
+                        epoch_steps=per_epoch)
+    trainer = Trainer(p, data, device=device, section="embed", family=family, schedule=schedule,
+                      identity_extra=fingerprint(data.images, data.labels))
+    res = trainer.run(checkpoint, log=each_epoch)
+    fam = trainer.family
+    for net in fam.networks.values():
+        net.eval()
+    history = [{"epoch": h["step"] // per_epoch, "loss": h["loss"]} for h in res.history]
+    resumed = (res.resumed_from or 0) // per_epoch
+    metrics = {"train_seconds": res.seconds, "epochs": e.epochs, "final_loss": history[-1]["loss"],
+               "seconds_per_epoch": res.seconds / max(1, e.epochs - resumed), "resumed_from_epoch": resumed,
+               "steps": total, "history": history}
+    return fam, metrics
+
+
+def fingerprint(images: np.ndarray, labels: np.ndarray | None = None) -> dict[str, Any]:
+    """What identifies the images (and labels) beyond their shape, cheaply: a pixel sample's sums (a
+    checkpoint of other data is refused even where no upstream hash is known)."""
     n = len(images)
     picks = np.unique(np.linspace(0, n - 1, num=min(n, 64)).astype(np.int64))
     sample = np.asarray(images[picks], dtype=np.uint8)
-    return {**extra, "shape": list(images.shape),
-            "pixel_sample_sum": int(sample.sum(dtype=np.int64)),
-            "pixel_sample_dot": int((sample.reshape(len(picks), -1).astype(np.int64)
-                                     * np.arange(1, sample[0].size + 1)).sum())}
-
-
-def load_checkpoint(path: Path | None, fp: dict[str, Any]) -> dict[str, Any] | None:
-    """The checkpoint at ``path`` if it was made with fingerprint ``fp``, else None."""
-    if path is None or not path.exists():
-        return None
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except (OSError, RuntimeError, EOFError, ValueError, pickle.UnpicklingError) as e:
-        # a truncated or foreign file: start over rather than fail the stage
-        logger.warning("ignoring unreadable checkpoint %s (%s); training from scratch", path, e)
-        return None
-    if not isinstance(state, dict) or state.get("fingerprint") != fp:
-        logger.warning("checkpoint %s was made with other parameters or data; training from scratch", path)
-        return None
-    return state
-
-
-def training_state(model: nn.Module, opt: torch.optim.Optimizer, epoch: int, g: torch.Generator,
-                   fp: dict[str, Any], history: list[dict[str, float]], seconds: float) -> dict[str, Any]:
-    return {"model": model.state_dict(), "optimizer": opt.state_dict(), "epoch": epoch,
-            "generator": g.get_state(), "fingerprint": fp, "history": history, "seconds": seconds}
-
-
-def restore(state: dict[str, Any], model: nn.Module, opt: torch.optim.Optimizer, g: torch.Generator) -> None:
-    model.load_state_dict(state["model"])
-    opt.load_state_dict(state["optimizer"])
-    g.set_state(state["generator"])
-
-
-def prepare(model: nn.Module, device: torch.device) -> nn.Module:
-    model = model.to(device)
-    if device.type == "cuda":
-        model = model.to(memory_format=torch.channels_last)
-    return model
-
-
-def fit(images: np.ndarray, p: Params, device: torch.device, modules: nn.ModuleDict,
-        loss_fn: Callable[[np.ndarray, torch.Tensor, torch.Generator], torch.Tensor], name: str,
-        fp_extra: dict[str, Any], checkpoint: Path | None = None, log: MetricLog | None = None,
-        on_epoch: Callable[[int], None] | None = None, rows: np.ndarray | None = None,
-        weight_decay: float = 1e-4, warmup_fraction: float = 0.05) -> dict[str, Any]:
-    """The epoch loop both trained encoders share: shuffled full batches, AdamW with warmup + cosine,
-    an atomic checkpoint after every epoch, resume when the checkpoint matches, metrics per epoch.
-
-    ``loss_fn(indices, x, generator)`` gets the batch's row indices, its float images in [0, 1] on
-    ``device`` and the generator for augmentations. ``rows`` restricts training to some images.
-    The caller seeds torch (weight initialisation) before building ``modules``; every random number
-    drawn here comes from one generator seeded with ``p.seed``, saved in the checkpoint, so a resumed
-    run draws the same shuffles and views as an uninterrupted one. Progress (``ganops.progress``): a bar
-    per epoch on a terminal, INFO log lines every 5% of the whole training elsewhere.
-    """
-    e = p.embed
-    rows = np.arange(len(images)) if rows is None else rows
-    n = len(rows)
-    batch = min(e.batch_size, n)
-    steps_per_epoch = max(1, n // batch)        # drop the ragged last batch: BN and the losses want full batches
-    total = e.epochs * steps_per_epoch
-    warmup = min(total, max(steps_per_epoch, int(warmup_fraction * total)))
-    # fused: one kernel for all parameters instead of ~10 small ops per tensor (a tenth of a CPU step).
-    opt = torch.optim.AdamW(modules.parameters(), lr=e.lr, weight_decay=weight_decay,
-                            fused=device.type in ("cpu", "cuda"))
-    g = generator(p.seed)
-
-    fp = fingerprint(images, {"encoder": name, "seed": p.seed, "dim": e.dim, "epochs": e.epochs,
-                              "batch_size": e.batch_size, "lr": e.lr, "rows": n, **fp_extra})
-    state = load_checkpoint(checkpoint, fp)
-    start, history, spent = 0, [], 0.0
-    if state is not None:
-        restore(state, modules, opt, g)
-        start, history, spent = state["epoch"], list(state["history"]), float(state["seconds"])
-        logger.info("train %s: resuming from epoch %d of %d (checkpoint %s)", name, start, e.epochs, checkpoint)
-
-    bar = Progress(f"train {name}", total, initial=start * steps_per_epoch)
-    if history:                         # a resumed run shows the checkpoint's loss until its first epoch ends
-        bar.set_postfix(loss=history[-1]["loss"])
-    for epoch in range(start, e.epochs):
-        bar.section(f"epoch {epoch + 1}/{e.epochs}", steps_per_epoch)
-        t0 = time.perf_counter()
-        modules.train()
-        order = rows[torch.randperm(n, generator=g).numpy()]
-        loss_sum = torch.zeros((), device=device)
-        for i in range(steps_per_epoch):
-            step = epoch * steps_per_epoch + i
-            for group in opt.param_groups:
-                group["lr"] = lr_at(step, total, e.lr, warmup)
-            idx = np.sort(order[i * batch:(i + 1) * batch])       # sorted: sequential reads from a memory map
-            x = to_float(images[idx], device)
-            with autocast(device):
-                loss = loss_fn(idx, x, g)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            loss_sum += loss.detach().float()
-            if i + 1 < steps_per_epoch:     # the epoch's last step is counted below, with the epoch's loss
-                bar.update()
-        mean_loss = float(loss_sum) / steps_per_epoch
-        bar.update(loss=mean_loss)
-        if not math.isfinite(mean_loss):
-            raise EncoderError(f"{name} training loss became {mean_loss} at epoch {epoch + 1}; "
-                               f"lower embed.lr (now {e.lr})")
-        seconds = time.perf_counter() - t0
-        spent += seconds
-        history.append({"epoch": epoch + 1, "loss": mean_loss, "seconds": seconds})
-        logger.info("%s epoch %d/%d: loss %.4f (%.1fs)", name, epoch + 1, e.epochs, mean_loss, seconds)
-        # Checkpoint before reporting: an interruption inside the callbacks loses nothing.
-        if checkpoint is not None and epoch + 1 < e.epochs:
-            atomic_torch_save(checkpoint, training_state(modules, opt, epoch + 1, g, fp, history, spent))
-        if log is not None:
-            log(f"{name}_loss", mean_loss, epoch + 1)
-        if on_epoch is not None:
-            on_epoch(epoch + 1)
-    if checkpoint is not None:
-        checkpoint.unlink(missing_ok=True)      # training finished: nothing left to resume
-    modules.eval()
-    return {"train_seconds": spent, "epochs": e.epochs,
-            "final_loss": history[-1]["loss"] if history else float("nan"),
-            "seconds_per_epoch": spent / max(1, len(history)), "resumed_from_epoch": start,
-            "steps": total, "history": history}
-
-
-def generator(seed: int) -> torch.Generator:
-    g = torch.Generator()
-    g.manual_seed(seed)
-    return g
+    return {"data shape": list(images.shape), "data pixel_sample_sum": int(sample.sum(dtype=np.int64)),
+            "data pixel_sample_dot": int((sample.reshape(len(picks), -1).astype(np.int64)
+                                          * np.arange(1, sample[0].size + 1)).sum()),
+            "data labels_sum": None if labels is None else int(np.asarray(labels, np.int64).sum())}

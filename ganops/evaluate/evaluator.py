@@ -50,8 +50,8 @@ def train(images: np.ndarray, labels: np.ndarray, p: Params, device: torch.devic
     q = _as_embed_params(p, kind)
     head = None
     if kind == "classifier":
-        policy = classifier.CROSS_DOMAIN if p.evaluator.augment == "cross_domain" else classifier.POLICY
-        model, metrics, head = classifier.train(images, labels, q, device, checkpoint, log, policy=policy)
+        family = classifier.CrossDomainClassifier if p.evaluator.augment == "cross_domain" else classifier.Classifier
+        model, metrics, head = classifier.train(images, labels, q, device, checkpoint, log, family=family)
         classes = np.unique(labels[labels >= 0]).astype(int).tolist()
     else:
         model, metrics = simclr.train(images, q, device, checkpoint, log)

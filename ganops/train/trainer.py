@@ -1,10 +1,15 @@
-"""The one trainer: the loop, device, AMP, EMA, checkpoints and exact resume around a family's step.
+"""The one trainer: the loop, device, AMP, EMA, checkpoints and exact resume around a family's step, for
+every network ganops trains: the generator families (``train.*``), the translators (``transfer.*``), and
+the encoders and evaluators (``ganops.embed.training``).
 
 ``train(p, images, labels, features, neighbors, ...)`` builds the family of ``train.family``
 (``ganops.models``: its networks by name, their optimisers and its ``train_step``), then runs
-``train.steps`` steps. It knows nothing of MLflow or Dagster: the family's losses go to ``log(step,
-metrics)`` every ``log_every`` steps, its progress grid to ``sample_cb(step, images_uint8, nrow)``
-every ``sample_every`` steps (both also at the last step).
+``train.steps`` steps (a ``Schedule``). It knows nothing of MLflow or Dagster: the family's losses go to
+``log(step, metrics)`` every ``log_every`` steps, its progress grid to ``sample_cb(step, images_uint8,
+nrow)`` every ``sample_every`` steps (both also at the last step).
+
+One resume policy for every network: a checkpoint of the same parameters and data is resumed exactly;
+one made with others is refused with the keys that differ, never silently trained over.
 
 Randomness comes from two seeded ``torch.Generator``s (data sampling, noise) and torch's global
 RNG (weight init); all of them, with numpy's and Python's, are checkpointed, so on CPU 2N straight
@@ -21,7 +26,7 @@ import math
 import random
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +35,8 @@ import torch
 from torch import nn
 
 from ganops import device as devices
-from ganops.models import Context, TrainData, get_family
+from ganops.identity import TRAIN_SCHEDULE
+from ganops.models import Context, Family, TrainData, get_family
 from ganops.models.errors import TrainError
 from ganops.params import Params
 from ganops.progress import Progress
@@ -39,10 +45,38 @@ from ganops.train import checkpoint as ckpt
 LogFn = Callable[[int, dict[str, float]], None]
 SampleFn = Callable[[int, np.ndarray, int], None]
 
-# keys of train params that do not change the weights (a resumed run may change them)
-_SCHEDULE_KEYS = {"steps", "log_every", "sample_every", "checkpoint_every", "n_samples"}
-
 logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """How long a training runs, when it logs, checkpoints and draws its progress grid, and its EMA: a
+    section's keys (``train.*``, ``transfer.*``), or set by the caller (the encoders: once an epoch)."""
+    steps: int
+    log_every: int
+    checkpoint_every: int
+    sample_every: int
+    ema: bool = False
+    ema_decay: float = 0.999
+    ema_start: int = 0
+    keys: str | None = None        # the section the user sets these with, named in hints (None: not the user's)
+    epoch_steps: int = 0           # > 0: the training counts epochs of this many steps (progress, resume lines)
+
+    @classmethod
+    def of(cls, section: str, tp: Any) -> Schedule:
+        own = {f.name for f in fields(cls)} - {"keys", "epoch_steps"}
+        return cls(**{name: getattr(tp, name) for name in own}, keys=section)
+
+    def where(self, step: int) -> str:
+        """``step 120 of 500``, or ``epoch 3 of 10`` for a training that counts epochs."""
+        if self.epoch_steps:
+            return f"epoch {step // self.epoch_steps} of {self.steps // self.epoch_steps}"
+        return f"step {step} of {self.steps}"
+
+    def key(self, name: str) -> str:
+        """``train.steps=500`` as the user would set it, or ``steps 500`` when the user sets no such key."""
+        value = getattr(self, name)
+        return f"{self.keys}.{name}={value}" if self.keys else f"{name} {value}"
 
 
 @dataclass
@@ -70,10 +104,13 @@ class Trainer:
     checkpoints everything and runs ``next_batch`` → ``train_step`` once per step."""
 
     def __init__(self, p: Params, data: TrainData, *, device: torch.device | str | None = None,
-                 identity_extra: dict[str, Any] | None = None, section: str = "train"):
-        tp = self.tp = getattr(p, section)      # train (generator families) or transfer (domain transfer)
+                 identity_extra: dict[str, Any] | None = None, section: str = "train",
+                 family: type[Family] | None = None, schedule: Schedule | None = None):
+        # the family's section: train (generator families), transfer (domain transfer), embed (encoders)
+        tp = getattr(p, section)
         self.p = p
-        cls = get_family(tp.family)
+        cls = family or get_family(tp.family)
+        self.schedule = schedule or Schedule.of(section, tp)
         self.info = cls.check(tp, data)
         self.device = devices.resolve(p.device) if device is None else torch.device(device)
         self.channels_last = self.device.type == "cuda"
@@ -89,7 +126,7 @@ class Trainer:
         for net in fam.networks.values():
             net.to(self.device, memory_format=fmt)
         self.ema: dict[str, nn.Module] = {}
-        if tp.ema:
+        if self.schedule.ema:
             self.ema = {n: copy.deepcopy(fam.networks[n]).requires_grad_(False).eval() for n in fam.ema_names}
         fam.optimizers, fam.schedulers = fam.configure_optimizers()
         self.loss_names = fam.loss_names
@@ -97,7 +134,7 @@ class Trainer:
         self.step = 0
         self.history: list[dict[str, float]] = []
         self.window = [0.0] * (len(self.loss_names) + 1)    # running sums since the last log, then count
-        ident = {f"{section}.{k}": v for k, v in tp.model_dump().items() if k not in _SCHEDULE_KEYS}
+        ident = {f"{section}.{k}": v for k, v in tp.model_dump().items() if k not in TRAIN_SCHEDULE}
         ident.update({"seed": p.seed, **{f"data {k}": v for k, v in vars(self.info).items()},
                       **(identity_extra or {})})
         self.identity = json_roundtrip(ident)
@@ -117,9 +154,9 @@ class Trainer:
     def _update_ema(self) -> None:
         if not self.ema:
             return
-        t = self.step - self.tp.ema_start
+        t = self.step - self.schedule.ema_start
         # before ema_start the EMA copies the network; then the decay warms up as (1+t)/(10+t) (no init bias)
-        decay = min(self.tp.ema_decay, (1 + t) / (10 + t)) if t > 0 else 0.0
+        decay = min(self.schedule.ema_decay, (1 + t) / (10 + t)) if t > 0 else 0.0
         for name, ema in self.ema.items():
             net = self.family.networks[name]
             torch._foreach_lerp_(list(ema.parameters()), list(net.parameters()), 1.0 - decay)
@@ -176,6 +213,89 @@ class Trainer:
                            steps=self.step, final_losses={k: last[k] for k in self.loss_names if k in last},
                            history=list(self.history), identity=self.identity, **kw)
 
+    def run(self, checkpoint_path: Path | None = None, *, log: LogFn | None = None,
+            sample_cb: SampleFn | None = None, progress: bool | None = None,
+            init: dict[str, Any] | None = None) -> TrainResult:
+        """Run the schedule's steps, resuming from ``checkpoint_path`` when it holds a checkpoint of the
+        same parameters and data (and refusing one of others). ``init``: weights (``save_weights``' layout)
+        to start the networks and their EMAs from instead of a fresh initialisation (warm start from the
+        registry's champion); the optimisers start fresh.
+
+        ``progress``: None shows a bar on a terminal and INFO log lines every 5% elsewhere (see
+        ``ganops.progress``), True forces the bar, False shows nothing."""
+        t0 = time.perf_counter()
+        tr, s = self, self.schedule
+        path = Path(checkpoint_path) if checkpoint_path is not None else None
+        resumed = None
+        if init is not None:
+            _warm_start(tr, init)
+        if path is not None and path.exists():
+            state = ckpt.load(path)
+            ckpt.check_identity(path, state.get("identity", {}), tr.identity)
+            if state["step"] > s.steps:
+                raise TrainError(f"{path} is at step {state['step']}, past {s.key('steps')}; raise "
+                                 f"it or delete the checkpoint to train from scratch")
+            tr.load_state_dict(state)
+            resumed = tr.step
+            logger.info("train %s: resuming from %s (checkpoint %s)", tr.family.name, s.where(resumed), path)
+        last_ckpt = resumed
+
+        bar = Progress(f"train {tr.family.name}", s.steps, initial=tr.step, enabled=progress)
+        if tr.history:                      # a resumed run shows the checkpoint's losses until it logs its own
+            bar.set_postfix(**_headline(tr, tr.history[-1]))
+        tick, tick_step = time.perf_counter(), tr.step
+        # The losses stay on the device and are summed there; they reach the host (one sync) every
+        # `check_every` steps and at every log/checkpoint boundary. On CPU a sync costs nothing, so every
+        # step is checked and a NaN is reported at its exact step; on a GPU, within the last few steps.
+        check_every = 1 if tr.device.type == "cpu" else s.log_every
+        pending, pending_n = None, 0
+        try:
+            while tr.step < s.steps:
+                if s.epoch_steps and tr.step % s.epoch_steps == 0:
+                    bar.section(f"epoch {tr.step // s.epoch_steps + 1}/{s.steps // s.epoch_steps}", s.epoch_steps)
+                values = tr.train_step()
+                pending = values if pending is None else pending + values
+                pending_n += 1
+                final = tr.step == s.steps
+                boundary = final or tr.step % s.log_every == 0 or (path is not None and tr.step % s.checkpoint_every == 0)
+                if not (boundary or tr.step % check_every == 0):
+                    bar.update(1)
+                    continue
+                sums, pending, n_summed = pending.tolist(), None, pending_n
+                pending_n = 0
+                if not all(map(math.isfinite, sums)):
+                    where = (f"the last good checkpoint is {path} (step {last_ckpt})" if last_ckpt is not None
+                             else "no checkpoint had been written yet" + (f" ({s.key('checkpoint_every')})"
+                                                                          if path is not None else ""))
+                    at = f"step {tr.step}" if n_summed == 1 else f"steps {tr.step - n_summed + 1}..{tr.step}"
+                    raise TrainError(
+                        f"non-finite loss at {at} ({', '.join(f'{k}={v}' for k, v in zip(tr.loss_names, sums))}); "
+                        f"training stopped, {where}. {tr.family.divergence_hint}")
+                for i, v in enumerate(sums):
+                    tr.window[i] += v
+                tr.window[-1] += n_summed
+                if path is not None and (tr.step % s.checkpoint_every == 0 or final):
+                    if tr.step % s.log_every == 0 or final:
+                        _close_window(tr)
+                    ckpt.save(path, tr.state_dict())
+                    last_ckpt = tr.step
+                metrics = None
+                if tr.step % s.log_every == 0 or final:
+                    entry = _close_window(tr)
+                    now = time.perf_counter()
+                    metrics = {**{k: entry[k] for k in tr.loss_names},
+                               "steps_per_s": (tr.step - tick_step) / max(now - tick, 1e-9)}
+                    tick, tick_step = now, tr.step
+                    bar.set_postfix(**_headline(tr, entry))
+                bar.update(1)       # after this step's losses are known: the last line shows the final ones
+                if metrics is not None and log is not None:
+                    log(tr.step, metrics)
+                if sample_cb is not None and (tr.step % s.sample_every == 0 or final):
+                    sample_cb(tr.step, *tr.progress_grid())
+        finally:
+            bar.close()
+        return tr.result(resumed_from=resumed, seconds=time.perf_counter() - t0, checkpoint=path)
+
 
 def json_roundtrip(obj: Any) -> Any:
     return json.loads(ckpt.identity_json(obj))
@@ -200,87 +320,12 @@ def train(p: Params, images=None, labels=None, features=None, neighbors=None, *,
           log: LogFn | None = None, sample_cb: SampleFn | None = None, progress: bool | None = None,
           identity_extra: dict[str, Any] | None = None, init: dict[str, Any] | None = None,
           data: TrainData | None = None, section: str = "train") -> TrainResult:
-    """Train the family of ``p.<section>.family`` for ``p.<section>.steps`` steps, resuming from
-    ``checkpoint_path`` when it holds a checkpoint of the same parameters and data (and refusing one of
-    others). ``section``: ``train`` for the generator families, ``transfer`` for domain transfer, whose
-    inputs come as ``data`` (source and target images, f).
-
-    ``init``: weights (``save_weights``' layout) to start the networks and their EMAs from instead of a fresh
-    initialisation (warm start from the registry's champion); the optimisers start fresh.
-
-    ``progress``: None shows a bar on a terminal and INFO log lines every 5% elsewhere (see
-    ``ganops.progress``), True forces the bar, False shows nothing."""
-    t0 = time.perf_counter()
+    """Train the family of ``p.<section>.family`` for ``p.<section>.steps`` steps (``Trainer.run``).
+    ``section``: ``train`` for the generator families, ``transfer`` for domain transfer, whose inputs come
+    as ``data`` (source and target images, f)."""
     data = data if data is not None else TrainData(images, labels, features, neighbors)
     tr = Trainer(p, data, device=device, identity_extra=identity_extra, section=section)
-    tp = tr.tp
-    path = Path(checkpoint_path) if checkpoint_path is not None else None
-    resumed = None
-    if init is not None:
-        _warm_start(tr, init)
-    if path is not None and path.exists():
-        state = ckpt.load(path)
-        ckpt.check_identity(path, state.get("identity", {}), tr.identity)
-        if state["step"] > tp.steps:
-            raise TrainError(f"{path} is at step {state['step']}, past {section}.steps={tp.steps}; raise "
-                             f"{section}.steps or delete the checkpoint to train from scratch")
-        tr.load_state_dict(state)
-        resumed = tr.step
-        logger.info("train %s: resuming from step %d of %d (checkpoint %s)", tp.family, resumed, tp.steps, path)
-    last_ckpt = resumed
-
-    bar = Progress(f"train {tp.family}", tp.steps, initial=tr.step, enabled=progress)
-    if tr.history:                      # a resumed run shows the checkpoint's losses until it logs its own
-        bar.set_postfix(**_headline(tr, tr.history[-1]))
-    tick, tick_step = time.perf_counter(), tr.step
-    # The losses stay on the device and are summed there; they reach the host (one sync) every
-    # `check_every` steps and at every log/checkpoint boundary. On CPU a sync costs nothing, so every
-    # step is checked and a NaN is reported at its exact step; on a GPU, within the last few steps.
-    check_every = 1 if tr.device.type == "cpu" else tp.log_every
-    pending, pending_n = None, 0
-    try:
-        while tr.step < tp.steps:
-            values = tr.train_step()
-            pending = values if pending is None else pending + values
-            pending_n += 1
-            final = tr.step == tp.steps
-            boundary = final or tr.step % tp.log_every == 0 or (path is not None and tr.step % tp.checkpoint_every == 0)
-            if not (boundary or tr.step % check_every == 0):
-                bar.update(1)
-                continue
-            sums, pending, n_summed = pending.tolist(), None, pending_n
-            pending_n = 0
-            if not all(map(math.isfinite, sums)):
-                where = (f"the last good checkpoint is {path} (step {last_ckpt})" if last_ckpt is not None
-                         else "no checkpoint had been written yet" + (f" ({section}.checkpoint_every={tp.checkpoint_every})"
-                                                                      if path is not None else ""))
-                at = f"step {tr.step}" if n_summed == 1 else f"steps {tr.step - n_summed + 1}..{tr.step}"
-                raise TrainError(
-                    f"non-finite loss at {at} ({', '.join(f'{k}={v}' for k, v in zip(tr.loss_names, sums))}); training "
-                    f"stopped, {where}. {tr.family.divergence_hint}")
-            for i, v in enumerate(sums):
-                tr.window[i] += v
-            tr.window[-1] += n_summed
-            if path is not None and (tr.step % tp.checkpoint_every == 0 or final):
-                if tr.step % tp.log_every == 0 or final:
-                    _close_window(tr)
-                ckpt.save(path, tr.state_dict())
-                last_ckpt = tr.step
-            if tr.step % tp.log_every == 0 or final:
-                entry = _close_window(tr)
-                now = time.perf_counter()
-                metrics = {**{k: entry[k] for k in tr.loss_names},
-                           "steps_per_s": (tr.step - tick_step) / max(now - tick, 1e-9)}
-                tick, tick_step = now, tr.step
-                bar.set_postfix(**_headline(tr, entry))
-                if log is not None:
-                    log(tr.step, metrics)
-            bar.update(1)       # after this step's losses are known: the last line shows the final ones
-            if sample_cb is not None and (tr.step % tp.sample_every == 0 or final):
-                sample_cb(tr.step, *tr.progress_grid())
-    finally:
-        bar.close()
-    return tr.result(resumed_from=resumed, seconds=time.perf_counter() - t0, checkpoint=path)
+    return tr.run(checkpoint_path, log=log, sample_cb=sample_cb, progress=progress, init=init)
 
 
 def _close_window(tr: Trainer) -> dict[str, float]:
