@@ -124,7 +124,7 @@ def _time(step, n: int) -> float:
 
 def compare(res: int, batch: int, channels: int, filters: int, n_blocks: int, steps: int, rounds: int,
             device: torch.device) -> dict:
-    from ganops import params as P
+    from ganops.core import params as P
 
     rng = np.random.default_rng(0)
     source = rng.integers(0, 256, (64, channels, res, res), dtype=np.uint8)
@@ -160,7 +160,7 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--device", default="auto")
     args = ap.parse_args()
-    from ganops.device import resolve
+    from ganops.core.device import resolve
 
     device = resolve(args.device)
     results = [compare(res, batch, args.channels, args.filters, args.blocks, args.steps, args.rounds, device)

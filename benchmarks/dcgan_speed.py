@@ -88,7 +88,7 @@ class Reference:
 
 
 def ganops_trainer(images: np.ndarray, nz: int, nf: int, batch: int, device: torch.device):
-    from ganops import params as P
+    from ganops.core import params as P
     from ganops.models import TrainData
     from ganops.train.trainer import Trainer
 
@@ -117,7 +117,7 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--device", default="auto")
     args = ap.parse_args()
-    from ganops.device import resolve
+    from ganops.core.device import resolve
 
     device = resolve(args.device)
     torch.manual_seed(0)

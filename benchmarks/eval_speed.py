@@ -45,15 +45,15 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from ganops.core.params import DataParams, EvaluateParams, EvaluatorParams, NeighborsParams, Params, TrainParams
 from ganops.embed import extract
 from ganops.embed.base import to_float
-from ganops.embed.pixels import PixelEncoder, mean_image
+from ganops.embed.pixel_encoder import PixelEncoder, mean_image
 from ganops.evaluate import conditional, instances, memorisation, pictures, ppl, probe, report
 from ganops.evaluate import evaluator as E
 from ganops.evaluate import metrics as M
 from ganops.models import TrainData, load_model
-from ganops.neighbors import knn
-from ganops.params import DataParams, EvaluateParams, EvaluatorParams, NeighborsParams, Params, TrainParams
+from ganops.neighbors.search import knn
 from ganops.train.trainer import Trainer
 
 MNIST_RAW = REPO.parent / "shared" / "data" / "mnist" / "MNIST" / "raw"
@@ -77,7 +77,7 @@ def load_real(n: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def pixel_embed(train_images: np.ndarray) -> Callable[[np.ndarray], np.ndarray]:
-    """The pixel encoder as the pipeline applies it (`sample_command.embed_many`: the dataset's mean image, every call)."""
+    """The pixel encoder as the pipeline applies it (`embed.api.embed_as_dataset`: the dataset's mean image, every call)."""
     return lambda images: extract(PixelEncoder(mean_image(train_images)), images, torch.device("cpu"))
 
 

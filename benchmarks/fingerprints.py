@@ -24,7 +24,7 @@ from pathlib import Path
 
 import torch
 
-from ganops.params import load
+from ganops.core.params import load
 from ganops.stages import run_stage
 
 SMALL = ["tracking.enabled=false", "device=cpu", "embed.epochs=2", "evaluator.epochs=2", "train.steps=30",
@@ -58,7 +58,7 @@ def samples(root: Path, name: str, p) -> dict[str, str]:
     import numpy as np
     from PIL import Image
 
-    from ganops.sample_command import sample
+    from ganops.commands.sample import sample
 
     digit = root / "digit.png"
     Image.fromarray(np.load(root / "data/dataset/digits/images.npy")[5, 0]).save(digit)

@@ -36,8 +36,8 @@ def main() -> None:
     ap.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="more overrides, for every family")
     args = ap.parse_args()
 
-    from ganops import params as P
     from ganops import stages
+    from ganops.core import params as P
     from ganops.evaluate.leaderboard import leaderboard, markdown
 
     root = Path(args.root or tempfile.mkdtemp(prefix="ganops-quality-"))

@@ -27,9 +27,9 @@ from torch.nn import functional as F
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from ganops.core.params import NeighborsParams, Params
 from ganops.embed import embed, extract, simclr
-from ganops.neighbors import knn
-from ganops.params import NeighborsParams, Params
+from ganops.neighbors.search import knn
 
 MNIST_RAW = REPO.parent / "shared" / "data" / "mnist" / "MNIST" / "raw"
 

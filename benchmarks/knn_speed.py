@@ -55,8 +55,8 @@ def _child(what: str, n: int, d: int, k: int, seed: int) -> dict:
         return {"gemm_gflops": 2 * 4096 * 8192 * d * reps / secs / 1e9, "threads": threads}
 
     if what == "faiss":
-        from ganops.neighbors import knn
-        from ganops.params import NeighborsParams
+        from ganops.core.params import NeighborsParams
+        from ganops.neighbors.search import knn
 
         base = _rss_mib()
         x = _features(n, d, seed)

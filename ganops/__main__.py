@@ -1,5 +1,5 @@
 import sys
 
-from ganops.cli import main
+from ganops.commands.cli import main
 
 sys.exit(main())

@@ -3,7 +3,7 @@ that family reads; and the domain transfer: each domain's dataset and evaluator,
 family, its evaluation. Each is one call into ganops.stages.
 
 Data versions are the artifacts' content hashes and code versions the hash of the source each stage
-depends on (ganops.lineage), so Dagster's staleness agrees with DVC's; the `artifacts_on_disk` sensor
+depends on (ganops.core.lineage), so Dagster's staleness agrees with DVC's; the `artifacts_on_disk` sensor
 reports what the other doors built.
 """
 
@@ -14,12 +14,12 @@ from pathlib import Path
 import dagster as dg
 
 from ganops import stages
-from ganops.errors import describe, user_errors
-from ganops.families import SPECS, TRANSFER_SPECS
-from ganops.identity import split_name, upstream_stages
-from ganops.lineage import code_version
-from ganops.params import DOMAINS, ParamsError
-from ganops.tracking import RunContext
+from ganops.catalog.families import SPECS, TRANSFER_SPECS
+from ganops.core.errors import describe, user_errors
+from ganops.core.identity import split_name, upstream_stages
+from ganops.core.lineage import code_version
+from ganops.core.params import DOMAINS, ParamsError
+from ganops.tracking.runs import RunContext
 from pipelines.resources import ComputeDevice, GanopsParams, MlflowTracking, effective_params
 
 GROUP = "data_prep"

@@ -1,11 +1,11 @@
-"""Asset checks: thin wrappers over ganops.checks, pointed at the artifact the parameters name."""
+"""Asset checks: thin wrappers over ganops.tracking.checks, pointed at the artifact the parameters name."""
 
 
 import dagster as dg
 
-from ganops import artifacts as A
-from ganops import checks
-from ganops.families import SPECS
+from ganops.catalog.families import SPECS
+from ganops.core import artifacts as A
+from ganops.tracking import checks
 from pipelines.assets import dataset, embeddings, evaluation_key, generator_key, neighborhoods
 from pipelines.resources import ComputeDevice, GanopsParams, MlflowTracking, effective_params
 

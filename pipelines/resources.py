@@ -5,7 +5,7 @@ from pathlib import Path
 
 import dagster as dg
 
-from ganops import params as P
+from ganops.core import params as P
 
 
 class GanopsParams(dg.ConfigurableResource):
@@ -35,13 +35,10 @@ class ComputeDevice(dg.ConfigurableResource):
 
 def effective_params(params: GanopsParams, mlflow: MlflowTracking, device: ComputeDevice,
                      fixed: tuple[str, ...] = ()) -> P.Params:
-    """params.yaml, then the resources' settings, then run-config overrides, then what the asset fixes
-    (a generator asset's family)."""
+    """``params.load``: params.yaml, then the resources' settings, then run-config overrides, then what the
+    asset fixes (a generator asset's family); the overrides are the user's, as ``--set`` items are."""
     from_resources = {"device": device.device, "tracking.enabled": mlflow.enabled,
                       "tracking.uri": mlflow.uri, "tracking.experiment": mlflow.experiment}
     path = Path(params.params_file)
-    raw = P.read_yaml(path if path.is_absolute() else params.root() / path, required=True)
-    raw = P.apply_overrides(raw, {k: v for k, v in from_resources.items() if v is not None})
-    raw = P.apply_overrides(raw, params.overrides)
-    raw = P.apply_overrides(raw, list(fixed))
-    return P.validate(raw)
+    return P.load(path if path.is_absolute() else params.root() / path, [*params.overrides, *fixed], required=True,
+                  settings={k: v for k, v in from_resources.items() if v is not None})

@@ -8,20 +8,23 @@ import json
 from pathlib import Path
 
 import dagster as dg
-from dagster._core.definitions.data_version import (
-    CODE_VERSION_TAG,
-    DATA_VERSION_IS_USER_PROVIDED_TAG,
-    DATA_VERSION_TAG,
-    INPUT_DATA_VERSION_TAG_PREFIX,
-    INPUT_EVENT_POINTER_TAG_PREFIX,
-    NULL_EVENT_POINTER,
-)
 
-from ganops import artifacts as A
-from ganops.families import SPECS, TRANSFER_SPECS
-from ganops.params import DOMAINS
+from ganops.catalog.families import SPECS, TRANSFER_SPECS
+from ganops.core import artifacts as A
+from ganops.core.params import DOMAINS
 from pipelines.assets import KEY_OF_STAGE, evaluation_key, generator_key, stage_key
 from pipelines.resources import ComputeDevice, GanopsParams, MlflowTracking, effective_params
+
+# Dagster has no public constructor for a reported materialization's versions: they travel as these tags
+# of the event (what its report_asset_materialization endpoint writes for `data_version`, what
+# `AssetMaterialization.data_version` and the staleness reader read). Named here, not imported from
+# dagster._core; tests/pipelines check the UI's staleness of what the sensor reports.
+DATA_VERSION_TAG = "dagster/data_version"
+DATA_VERSION_IS_USER_PROVIDED_TAG = "dagster/data_version_is_user_provided"
+CODE_VERSION_TAG = "dagster/code_version"
+INPUT_DATA_VERSION_TAG_PREFIX = "dagster/input_data_version"
+INPUT_EVENT_POINTER_TAG_PREFIX = "dagster/input_event_pointer"
+NULL_EVENT_POINTER = "NULL"            # the upstream's materialization is not recorded yet
 
 
 def _on_disk(params: GanopsParams, mlflow: MlflowTracking, device: ComputeDevice):

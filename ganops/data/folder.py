@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ganops.core.params import DataParams
 from ganops.data.raw import (
     DataSourceError,
     RawImages,
@@ -30,7 +31,6 @@ from ganops.data.raw import (
     single_split_check,
 )
 from ganops.data.resize import center_crop_square, resize_square, to_channels
-from ganops.params import DataParams
 
 log = logging.getLogger(__name__)
 

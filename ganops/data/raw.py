@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from ganops.params import DataParams
+from ganops.core.params import DataParams
 
 
 class DataSourceError(RuntimeError):

@@ -7,11 +7,11 @@ from pathlib import Path
 
 import numpy as np
 
+from ganops.core.params import DATASETS, DataParams
 from ganops.data.folder import load_folder
 from ganops.data.raw import DataSourceError, RawImages, single_split_check
 from ganops.data.splits import load_split_source
 from ganops.data.torchvision_sources import DIGIT_NAMES, SPLIT_SOURCES
-from ganops.params import DATASETS, DataParams
 
 __all__ = ["DataSourceError", "RawImages", "SOURCES", "load_source"]
 

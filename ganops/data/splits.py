@@ -27,8 +27,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ganops.core.params import DataParams
 from ganops.data.raw import DataSourceError, RawImages, limit_report, resolve_root, root_phrase, sample_indices
-from ganops.params import DataParams
 
 log = logging.getLogger(__name__)
 

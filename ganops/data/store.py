@@ -19,11 +19,11 @@ from typing import Any
 
 import numpy as np
 
-from ganops.artifacts import ArtifactError, atomic_save_npy, atomic_write_json, load_npy, require_files
+from ganops.core.artifacts import ArtifactError, atomic_save_npy, atomic_write_json, load_npy, require_files
+from ganops.core.params import DataParams
+from ganops.core.visual import save_grid
 from ganops.data.raw import RawImages, sample_indices
 from ganops.data.resize import resize_square, to_channels
-from ganops.params import DataParams
-from ganops.visual import save_grid
 
 IMAGES, MANIFEST, SUMMARY, GRID = "images.npy", "manifest.parquet", "summary.json", "grid.png"
 HOLDOUT_IMAGES, HOLDOUT_MANIFEST = "holdout_images.npy", "holdout_manifest.parquet"

@@ -16,10 +16,10 @@ from pathlib import Path
 
 import numpy as np
 
+from ganops.core.params import DataParams
 from ganops.data.raw import DataSourceError
 from ganops.data.resize import center_crop_square, resize_square
 from ganops.data.splits import Part, SplitSource
-from ganops.params import DataParams
 
 DIGIT_NAMES = [str(i) for i in range(10)]
 

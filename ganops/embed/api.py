@@ -14,13 +14,13 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from ganops.device import cpu_state_dict, place
+from ganops.catalog.encoders import ENCODER_SPECS, ENCODERS
+from ganops.core.device import cpu_state_dict, place
+from ganops.core.params import Params
 from ganops.embed import classifier, pretrained, simclr
 from ganops.embed.base import EmbedResult, EncoderError, MetricLog, check_images, extract
 from ganops.embed.nets import build
-from ganops.embed.pixels import PixelEncoder, mean_image
-from ganops.encoders import ENCODER_SPECS, ENCODERS
-from ganops.params import Params
+from ganops.embed.pixel_encoder import PixelEncoder, mean_image
 
 FORMAT = 1      # encoder.pt layout version
 
@@ -47,7 +47,7 @@ def embed(images: np.ndarray, labels: np.ndarray | None, p: Params, device: torc
     return EmbedResult(np.ascontiguousarray(features, dtype=np.float32), state, metrics)
 
 
-# The encoders of ganops.encoders.ENCODER_SPECS: (images, labels, p, device, checkpoint, log) -> (model, metrics)
+# The encoders of ganops.catalog.encoders.ENCODER_SPECS: (images, labels, p, device, checkpoint, log) -> (model, metrics)
 
 def _pixels(images, labels, p: Params, device, checkpoint, log) -> tuple[nn.Module, dict[str, Any]]:
     return PixelEncoder(mean_image(images)).to(device), {}
@@ -110,6 +110,18 @@ def _adapter(config: dict[str, Any]):
         return x
 
     return adapt
+
+
+def embed_as_dataset(images: np.ndarray, p: Params, root: Path) -> np.ndarray:
+    """h of uint8 N×C×R×R images (held-out ones, a user's), embedded exactly as the dataset of ``p`` in the
+    project at ``root`` was: with its encoder.pt, or for ``pixels`` its mean image."""
+    from ganops.core import artifacts as A
+    from ganops.data import store
+
+    if p.embed.encoder == "pixels":
+        encoder = PixelEncoder(mean_image(store.load_images(A.dataset_dir(root, p))))
+        return extract(encoder, images, torch.device("cpu"))
+    return embed_images(A.embeddings_dir(root, p) / "encoder.pt", images)
 
 
 def embed_images(encoder: nn.Module | Path | str | dict[str, Any], images: np.ndarray,

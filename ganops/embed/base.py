@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ganops.device import autocast
+from ganops.core.device import autocast
 
 MetricLog = Callable[[str, float, int], None]
 

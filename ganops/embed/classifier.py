@@ -16,12 +16,12 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from ganops.core.params import Params
 from ganops.embed.augment import Policy
 from ganops.embed.base import EncoderError, MetricLog
 from ganops.embed.nets import SmallCNN
 from ganops.embed.training import EncoderFamily, fit
 from ganops.models.base import DataInfo, TrainData
-from ganops.params import Params
 
 POLICY = Policy(crop_area=(0.6, 1.0), rotate_deg=10.0, shear=0.1, elastic=0.02, blur_p=0.1, erase_p=0.1)
 # For a classifier that must read another domain's drawings (DTN's f, the transfer's judge): digits of any

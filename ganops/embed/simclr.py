@@ -16,11 +16,11 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from ganops.core.params import Params
 from ganops.embed.base import EncoderError, MetricLog
 from ganops.embed.nets import ProjectionHead, SmallCNN
 from ganops.embed.training import EncoderFamily, fit
 from ganops.models.base import DataInfo, TrainData
-from ganops.params import Params
 
 
 def nt_xent(z: torch.Tensor, temperature: float) -> torch.Tensor:

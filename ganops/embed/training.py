@@ -21,11 +21,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from ganops import device as devices
+from ganops.core import device as devices
+from ganops.core.params import EmbedParams, Params
 from ganops.embed.augment import Policy, augment
 from ganops.embed.base import MetricLog, to_float
 from ganops.models.base import Context, DataInfo, Family, TrainData
-from ganops.params import EmbedParams, Params
 
 logger = logging.getLogger(__name__)
 

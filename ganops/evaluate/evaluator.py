@@ -19,9 +19,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from ganops.device import autocast, cpu_state_dict
+from ganops.core.device import autocast, cpu_state_dict
+from ganops.core.params import EmbedParams, Params
 from ganops.embed.base import EncoderError, MetricLog, batches, to_float
-from ganops.params import EmbedParams, Params
 
 FORMAT = 1
 

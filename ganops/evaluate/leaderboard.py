@@ -7,9 +7,9 @@ import math
 from pathlib import Path
 from typing import Any
 
-from ganops import artifacts as A
-from ganops.families import SPECS
-from ganops.params import Params
+from ganops.catalog.families import SPECS
+from ganops.core import artifacts as A
+from ganops.core.params import Params
 
 COLUMNS = ("fid_evaluator", "kid_evaluator_mean", "precision_evaluator", "recall_evaluator", "density_evaluator",
            "coverage_evaluator", "label_accuracy", "label_accuracy_swapped", "instance_label_agreement",
@@ -41,7 +41,7 @@ def _registry_columns(root: Path, p: Params, family: str, generator_hash: str | 
         return {}
     import contextlib
 
-    from ganops import registry
+    from ganops.tracking import registry
 
     q = p.model_copy(update={"train": p.train.model_copy(update={"family": family})})
     with contextlib.suppress(Exception):   # an unreachable tracking server must not hide the table

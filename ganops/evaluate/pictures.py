@@ -2,7 +2,7 @@
 
 Every function takes numpy inputs (and a trained ``GeneratorModel``, on any device), writes one PNG and
 returns its path. Randomness comes only from the ``seed`` argument (a ``torch.Generator`` for z,
-``numpy.random.default_rng`` for choices) and the images are drawn by ``ganops.visual``, so the same
+``numpy.random.default_rng`` for choices) and the images are drawn by ``ganops.core.visual``, so the same
 inputs give the same bytes: artifacts are content-hashed.
 
 Conditions (``labels`` / ``features``): a class-conditional G given no labels gets class r mod n_classes
@@ -19,9 +19,9 @@ import numpy as np
 import torch
 from PIL import Image
 
-from ganops.artifacts import atomic_write_bytes
+from ganops.core.artifacts import atomic_write_bytes
+from ganops.core.visual import _font, _text, annotated_grid, save_grid, save_image
 from ganops.models.gan_model import PER_ROW
-from ganops.visual import _font, _text, annotated_grid, save_grid, save_image
 
 NOISE = 0.25                # perturbation scale around the arithmetic's result (Radford et al. 2015, fig. 7)
 N_PERTURBED = 8             # perturbed results per arithmetic row, after the unperturbed one

@@ -12,8 +12,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ganops import device as devices
-from ganops.pixels import to_uint8
+from ganops.core import device as devices
+from ganops.core.pixels import to_uint8
 
 
 def slerp(a: torch.Tensor, b: torch.Tensor, t: torch.Tensor) -> torch.Tensor:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ganops.pixels import to_float
+from ganops.core.pixels import to_float
 
 
 @torch.no_grad()

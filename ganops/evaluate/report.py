@@ -16,11 +16,11 @@ from typing import Any
 import numpy as np
 import torch
 
+from ganops.core.params import Params
 from ganops.evaluate import conditional, instances, memorisation, pictures, ppl, probe
 from ganops.evaluate import metrics as M
 from ganops.evaluate.evaluator import Evaluator
 from ganops.models.gan_model import PER_ROW, GeneratorModel
-from ganops.params import Params
 
 log = logging.getLogger("ganops.evaluate")
 

@@ -21,13 +21,13 @@ from typing import Any
 
 import numpy as np
 
-from ganops.checks import WEAK_JUDGE
+from ganops.core.params import Params
+from ganops.core.visual import save_grid, side_by_side
 from ganops.data.resize import to_channels
 from ganops.evaluate import metrics as M
 from ganops.evaluate.evaluator import Evaluator
 from ganops.models.transfer_model import TranslatorModel
-from ganops.params import Params
-from ganops.visual import save_grid, side_by_side
+from ganops.tracking.checks import WEAK_JUDGE
 
 PICTURE_ROWS = 48      # held-out images shown in each picture
 

@@ -23,9 +23,9 @@ import numpy as np
 import torch
 from torch import nn
 
+from ganops.core.params import Params, TrainParams
 from ganops.models.errors import TrainError
 from ganops.models.trained import TrainedModel
-from ganops.params import Params, TrainParams
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ganops.pixels import to_float
+from ganops.core.pixels import to_float
 
 _IN_MEMORY_BYTES = 4 << 30      # datasets up to this size are held as one tensor
 _ON_DEVICE_BYTES = 1 << 30      # …and moved whole to a CUDA device up to this size

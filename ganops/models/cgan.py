@@ -8,8 +8,8 @@ of the label's embedding (projection discriminator, Miyato & Koyama 2018), initi
 
 from __future__ import annotations
 
+from ganops.core.params import TrainParams
 from ganops.models.gan import GANFamily
-from ganops.params import TrainParams
 
 
 class CGAN(GANFamily):

@@ -15,12 +15,12 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from ganops import device as devices
+from ganops.core import device as devices
+from ganops.core.params import TransferParams
 from ganops.models.base import Context, TrainData
 from ganops.models.errors import TrainError
 from ganops.models.transfer import TransferBatch, TransferFamily, TransferInfo
 from ganops.models.transfer_nets import PatchConfig, PatchDiscriminator, ResnetConfig, ResnetGenerator
-from ganops.params import TransferParams
 
 
 class ImagePool:

@@ -21,13 +21,13 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from ganops import device as devices
+from ganops.core import device as devices
+from ganops.core.params import TransferParams
+from ganops.core.pixels import match_channels
 from ganops.models.base import Context, TrainData
 from ganops.models.blocks import DConfig, Discriminator, GConfig, Generator, check_resolution
 from ganops.models.errors import TrainError
 from ganops.models.transfer import TransferBatch, TransferFamily, TransferInfo
-from ganops.params import TransferParams
-from ganops.pixels import match_channels
 
 FAKE_SOURCE, FAKE_TARGET, REAL_TARGET = 0, 1, 2
 

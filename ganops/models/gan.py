@@ -14,16 +14,17 @@ import numpy as np
 import torch
 from torch import nn
 
-from ganops import device as devices
-from ganops.families import SPECS
-from ganops.losses import get_loss
+from ganops.catalog.families import SPECS
+from ganops.catalog.losses import get_loss
+from ganops.core import device as devices
+from ganops.core.params import TrainParams
+from ganops.core.pixels import to_uint8
 from ganops.models.base import Context, DataInfo, Family, TrainData, check_images
 from ganops.models.batches import BatchSampler
 from ganops.models.blocks import DConfig, Discriminator, GConfig, Generator, check_resolution
 from ganops.models.errors import TrainError
 from ganops.models.gan_model import GeneratorModel
-from ganops.params import TrainParams
-from ganops.pixels import to_uint8
+from ganops.neighbors.validity import first, inspect_features, inspect_neighbors
 
 
 @dataclass
@@ -181,7 +182,7 @@ def _check_neighbors(features, neighbors, n: int) -> int:
             f"train.family=icgan needs {what}, and none were given. Run `ganops stage embeddings` and then "
             f"`ganops stage neighbors` (or materialize the neighbors asset) first, or set train.family "
             f"to dcgan or cgan.")
-    features, neighbors = np.asarray(features), np.asarray(neighbors)
+    features, neighbors = np.asarray(features), np.asarray(neighbors)   # memory maps stay memory maps
     if features.ndim != 2 or features.shape[0] != n:
         raise TrainError(f"train.family=icgan: features.npy has shape {features.shape} but the dataset has {n} "
                          f"images; the embeddings are stale. Run `ganops stage embeddings` and "
@@ -189,12 +190,14 @@ def _check_neighbors(features, neighbors, n: int) -> int:
     if neighbors.ndim != 2 or neighbors.shape[0] != n or neighbors.shape[1] < 1:
         raise TrainError(f"train.family=icgan: indices.npy has shape {neighbors.shape} but the dataset has {n} "
                          f"images; the neighborhoods are stale. Run `ganops stage neighbors` again.")
-    if neighbors.min() < 0 or neighbors.max() >= n:
-        raise TrainError(f"train.family=icgan: indices.npy holds indices outside 0..{n - 1}; "
-                         f"run `ganops stage neighbors` again.")
-    if bool((neighbors == np.arange(n)[:, None]).any()):
-        raise TrainError("train.family=icgan: indices.npy lists instances among their own neighbors; IC-GAN's "
-                         "neighborhoods exclude the instance itself. Run `ganops stage neighbors` again.")
-    if not np.isfinite(features).all():
+    found = inspect_neighbors(neighbors, n)
+    if len(found.out_of_range_rows):
+        raise TrainError(f"train.family=icgan: indices.npy holds indices outside 0..{n - 1} (rows "
+                         f"{first(found.out_of_range_rows)}); run `ganops stage neighbors` again.")
+    if len(found.self_rows):
+        raise TrainError(f"train.family=icgan: indices.npy lists instances among their own neighbors (rows "
+                         f"{first(found.self_rows)}); IC-GAN's neighborhoods exclude the instance itself. Run "
+                         "`ganops stage neighbors` again.")
+    if len(inspect_features(features).non_finite_rows):
         raise TrainError("train.family=icgan: features.npy holds NaN or inf; run `ganops stage embeddings` again.")
     return int(features.shape[1])

@@ -15,10 +15,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from ganops import device as devices
+from ganops.core import device as devices
+from ganops.core.pixels import to_uint8
 from ganops.models.blocks import DConfig, Discriminator, GConfig, Generator
 from ganops.models.trained import TrainedModel
-from ganops.pixels import to_uint8
 
 PER_ROW = 8          # samples per row of a generator's grids (the preview and the evaluation's)
 
@@ -148,7 +148,7 @@ class GeneratorModel(TrainedModel):
         """samples.png of the generator artifact: ``n_samples // PER_ROW`` rows of PER_ROW samples, a condition
         per row: seeded training instances (IC-GAN; the row starts with the real instance, and its label
         for the class-conditional variant) or consecutive labels (cGAN)."""
-        from ganops.visual import save_grid
+        from ganops.core.visual import save_grid
 
         n_rows = max(1, n_samples // PER_ROW)
         picks = h = y = None

@@ -8,8 +8,8 @@ with a uniformly drawn member of its k-NN set A_i (see ``ganops.models.batches``
 
 from __future__ import annotations
 
+from ganops.core.params import TrainParams
 from ganops.models.gan import GANFamily
-from ganops.params import TrainParams
 
 
 class ICGAN(GANFamily):

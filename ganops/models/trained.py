@@ -32,8 +32,8 @@ class TrainedModel:
 
     @property
     def kind(self) -> str:
-        """Its family's kind (``ganops.families``): generator (samples a dataset) or transfer (translates)."""
-        from ganops.families import ALL
+        """Its family's kind (``ganops.catalog.families``): generator (samples a dataset) or transfer (translates)."""
+        from ganops.catalog.families import ALL
 
         return ALL[self.family].kind
 
@@ -60,9 +60,9 @@ class TrainedModel:
 def load_model(weights: dict[str, Any] | str | Path, device: torch.device | str = "cpu",
                use_ema: bool = True, kind: str | None = None) -> TrainedModel:
     """The trained model of a weights file (a path or the loaded dict). ``kind``: refuse a model of the other
-    kind (``generator`` or ``transfer``, as ``ganops.families`` declares them) with a message that says which
+    kind (``generator`` or ``transfer``, as ``ganops.catalog.families`` declares them) with a message that says which
     command fits it."""
-    from ganops.families import ALL, FAMILY_NAMES, TRANSFER_NAMES
+    from ganops.catalog.families import ALL, FAMILY_NAMES, TRANSFER_NAMES
     from ganops.models import get_family
 
     kinds = {"generator": FAMILY_NAMES, "transfer": TRANSFER_NAMES}

@@ -12,13 +12,13 @@ import numpy as np
 import torch
 from torch import nn
 
-from ganops import device as devices
+from ganops.core import device as devices
+from ganops.core.params import TransferParams
+from ganops.core.pixels import to_uint8
 from ganops.models.base import Context, DataInfo, Family, TrainData, check_images
 from ganops.models.batches import BatchSampler
 from ganops.models.errors import TrainError
 from ganops.models.transfer_model import TranslatorModel
-from ganops.params import TransferParams
-from ganops.pixels import to_uint8
 
 
 @dataclass(frozen=True)

@@ -15,10 +15,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from ganops import device as devices
+from ganops.core import device as devices
+from ganops.core.pixels import to_float, to_uint8
 from ganops.models.errors import TrainError
 from ganops.models.trained import TrainedModel
-from ganops.pixels import to_float, to_uint8
 
 
 class TranslatorModel(TrainedModel):
@@ -71,7 +71,7 @@ class TranslatorModel(TrainedModel):
     def preview_grid(self, path: Path, images: np.ndarray, per_row: int = 4) -> Path:
         """samples.png of the translator artifact: source images beside their translations (and, for a
         reversible model, their reconstructions), ``per_row`` groups to a row."""
-        from ganops.visual import save_grid, side_by_side
+        from ganops.core.visual import save_grid, side_by_side
 
         fake = self.translate(images)
         cols = (images, fake, self.translate(fake, reverse=True)) if self.reversible else (images, fake)

@@ -8,7 +8,7 @@ from typing import Any
 
 import torch
 
-from ganops.artifacts import atomic_torch_save
+from ganops.core.artifacts import atomic_torch_save
 from ganops.models.errors import TrainError
 
 WEIGHTS_FORMAT = "ganops.weights/2"   # /2: {"configs", "networks", "ema"} by network name

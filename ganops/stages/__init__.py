@@ -3,7 +3,7 @@
 Each stage (one module here) reads its upstream artifacts, checks they were made with the
 parameters in force, does its work, writes one directory atomically with a meta.json, writes its
 DVC metrics file and logs to MLflow. Stage modules are imported by name, so each one's source
-closure (ganops.lineage) holds only what that stage runs.
+closure (ganops.core.lineage) holds only what that stage runs.
 """
 
 from __future__ import annotations
@@ -11,10 +11,10 @@ from __future__ import annotations
 import importlib
 from pathlib import Path
 
-from ganops.identity import DOMAIN_STAGES, STAGES, TRANSFER_STAGES, split_name, upstream_stages
-from ganops.params import Params, ParamsError
+from ganops.core.identity import DOMAIN_STAGES, STAGES, TRANSFER_STAGES, split_name, upstream_stages
+from ganops.core.params import Params, ParamsError
 from ganops.stages.common import StageResult
-from ganops.tracking import RunContext, pipeline_run
+from ganops.tracking.runs import RunContext, pipeline_run
 
 ALL_STAGES = (*STAGES, *TRANSFER_STAGES)
 __all__ = ["ALL_STAGES", "STAGES", "StageResult", "run_all", "run_stage", "run_transfer"]
@@ -51,7 +51,7 @@ def run_transfer(p: Params, root: Path | str = ".", ctx: RunContext | None = Non
 
 def chain(p: Params, until: str | None = None) -> list[str]:
     """The stages `train.family` needs, in order, up to ``until`` (a DCGAN needs no neighborhoods)."""
-    from ganops.identity import upstream_stages
+    from ganops.core.identity import upstream_stages
 
     full = [*upstream_stages("evaluate", p.train.family), "evaluate"]
     if until is None:

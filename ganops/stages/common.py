@@ -12,11 +12,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ganops import artifacts as A
-from ganops import identity
-from ganops.lineage import code_version
-from ganops.locks import exclusive
-from ganops.params import Params
+from ganops.core import artifacts as A
+from ganops.core import identity
+from ganops.core.lineage import code_version
+from ganops.core.locks import exclusive
+from ganops.core.params import Params
 
 log = logging.getLogger("ganops.stages")
 
@@ -143,7 +143,7 @@ def guarded(p: Params, root: Path, stage: str, ups: dict[str, str], scratch: Pat
 def resumable(p: Params, root: Path, stage: str, ctx, ups: dict[str, str]) -> Iterator[tuple[Path, object]]:
     """``guarded`` plus the stage's MLflow run, for a stage that trains: yields (checkpoint path, run). A
     killed run's checkpoint is resumed and its MLflow run continued; after success the checkpoint goes."""
-    from ganops.tracking import stage_run
+    from ganops.tracking.runs import stage_run
 
     scratch = scratch_dir(root, p, stage, ups)
     ckpt = scratch / "train.pt"
@@ -156,7 +156,7 @@ def resumable(p: Params, root: Path, stage: str, ctx, ups: dict[str, str]) -> It
 def progress_callbacks(run, ckpt: Path) -> dict[str, Any]:
     """The trainer's ``log`` and ``sample_cb`` for a training stage: losses and progress grids to its MLflow run
     (the grids written beside the checkpoint first)."""
-    from ganops.visual import save_grid
+    from ganops.core.visual import save_grid
 
     def on_log(step: int, values: dict[str, float]) -> None:
         run.metrics(values, step=step)

@@ -5,12 +5,12 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from ganops import artifacts as A
+from ganops.core import artifacts as A
+from ganops.core.params import Params
 from ganops.data import store
 from ganops.data.sources import load_source
-from ganops.params import Params
 from ganops.stages import common as C
-from ganops.tracking import RunContext, stage_run
+from ganops.tracking.runs import RunContext, stage_run
 
 
 def run(p: Params, root: Path, ctx: RunContext) -> C.StageResult:

@@ -8,13 +8,13 @@ from pathlib import Path
 
 import numpy as np
 
-from ganops import artifacts as A
+from ganops.core import artifacts as A
+from ganops.core.device import resolve
+from ganops.core.params import Params
 from ganops.data import store
-from ganops.device import resolve
 from ganops.embed import embed
-from ganops.params import Params
 from ganops.stages import common as C
-from ganops.tracking import RunContext
+from ganops.tracking.runs import RunContext
 
 
 def run(p: Params, root: Path, ctx: RunContext) -> C.StageResult:

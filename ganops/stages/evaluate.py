@@ -12,23 +12,23 @@ import json
 import time
 from pathlib import Path
 
-from ganops import artifacts as A
-from ganops import registry
+from ganops.core import artifacts as A
+from ganops.core.device import resolve
+from ganops.core.params import Params
 from ganops.data import store
-from ganops.device import resolve
 from ganops.evaluate import evaluator as E
 from ganops.evaluate import inception
 from ganops.evaluate.leaderboard import leaderboard
 from ganops.evaluate.report import Inputs, evaluate
-from ganops.params import Params
 from ganops.stages import common as C
-from ganops.tracking import RunContext, stage_run
+from ganops.tracking import registry
+from ganops.tracking.runs import RunContext, stage_run
 
 
 def _inputs(p: Params, root: Path, device) -> Inputs:
-    from ganops import neighbors as nb
+    from ganops.embed.api import embed_as_dataset
     from ganops.models import load_model
-    from ganops.sample_command import embed_many
+    from ganops.neighbors import search as nb
 
     src, gdir, edir = A.dataset_dir(root, p), A.generator_dir(root, p), A.evaluator_dir(root, p)
     held, held_labels = store.load_holdout(src)
@@ -41,7 +41,7 @@ def _inputs(p: Params, root: Path, device) -> Inputs:
     if x.model.conditions.instance:
         x.h = A.load_npy(A.embeddings_dir(root, p) / "features.npy", "embeddings")
         x.neighbors, _ = nb.load_neighbors(A.neighbors_dir(root, p))
-        x.embed_held = lambda images: embed_many(images, p, root)
+        x.embed_held = lambda images: embed_as_dataset(images, p, root)
     if p.evaluate.inception == "auto":
         x.inception_weights = inception.find_weights()
         x.inception_note = "" if x.inception_weights else inception.missing_message()
@@ -78,7 +78,7 @@ def run(p: Params, root: Path, ctx: RunContext) -> C.StageResult:
 def decision(p: Params, root: Path, version: str) -> registry.Decision:
     """The promotion gate, then the registry's comparison with the champion (re-scored in this evaluator's
     space when it was scored in another)."""
-    from ganops import checks
+    from ganops.tracking import checks
 
     gate = checks.promotion_gate(A.evaluation_dir(root, p), p.evaluate.min_diversity)
     return registry.decide(p, root, version, gate.passed, gate.description, rescore=_rescorer(p, root))
@@ -125,8 +125,8 @@ def promote(p: Params, root: Path) -> registry.Decision:
 
 def promotion_gate(p: Params, root: Path):
     """What Dagster's blocking check asks, decided nowhere else: the health gate and, when the generator is
-    registered, whether it beats the champion. Returns a ``ganops.checks.Outcome``."""
-    from ganops import checks
+    registered, whether it beats the champion. Returns a ``ganops.tracking.checks.Outcome``."""
+    from ganops.tracking import checks
 
     out = A.evaluation_dir(root, p)
     outcome = checks.promotion_gate(out, p.evaluate.min_diversity)

@@ -9,16 +9,16 @@ import json
 import time
 from pathlib import Path
 
-from ganops import artifacts as A
-from ganops import registry
+from ganops.core import artifacts as A
+from ganops.core.device import resolve
+from ganops.core.params import Params
 from ganops.data import store
-from ganops.device import resolve
 from ganops.evaluate import evaluator as E
 from ganops.evaluate.transfer import TransferInputs, evaluate_transfer, transfer_accuracy
 from ganops.models import load_model
-from ganops.params import Params
 from ganops.stages import common as C
-from ganops.tracking import RunContext, stage_run
+from ganops.tracking import registry
+from ganops.tracking.runs import RunContext, stage_run
 
 KIND = "transfer"
 
@@ -67,7 +67,7 @@ def run(p: Params, root: Path, ctx: RunContext) -> C.StageResult:
 
 
 def _decision(p: Params, root: Path, version: str) -> registry.Decision:
-    from ganops import checks
+    from ganops.tracking import checks
 
     gate = checks.promotion_gate(A.transfer_evaluation_dir(root, p), p.evaluate.min_diversity)
 

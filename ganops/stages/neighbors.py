@@ -5,13 +5,13 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from ganops import artifacts as A
-from ganops import neighbors as nb
-from ganops import neighbors_diag as nd
+from ganops.core import artifacts as A
+from ganops.core.params import Params
 from ganops.data import store
-from ganops.params import Params
+from ganops.neighbors import diagnostics as nd
+from ganops.neighbors import search as nb
 from ganops.stages import common as C
-from ganops.tracking import RunContext, stage_run
+from ganops.tracking.runs import RunContext, stage_run
 
 
 def run(p: Params, root: Path, ctx: RunContext) -> C.StageResult:

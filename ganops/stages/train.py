@@ -6,17 +6,17 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from ganops import artifacts as A
-from ganops import neighbors as nb
 from ganops import train as T
+from ganops.catalog.families import SPECS
+from ganops.core import artifacts as A
+from ganops.core.device import resolve
+from ganops.core.params import Params
 from ganops.data import store
-from ganops.device import resolve
-from ganops.families import SPECS
 from ganops.models import load_model
 from ganops.models.weights import save_weights
-from ganops.params import Params
+from ganops.neighbors import search as nb
 from ganops.stages import common as C
-from ganops.tracking import RunContext, log_generator
+from ganops.tracking.runs import RunContext, log_generator
 
 log = logging.getLogger("ganops.stages")
 
@@ -54,8 +54,8 @@ def _champion(p: Params, root: Path) -> tuple[dict | None, dict[str, str]]:
     """train.warm_start: the registry champion's weights, and what names it (kept in meta.json)."""
     if not p.train.warm_start:
         return None, {}
-    from ganops import registry
-    from ganops.tracking import GENERATOR_TAG
+    from ganops.tracking import registry
+    from ganops.tracking.runs import GENERATOR_TAG
 
     if not p.tracking.enabled:
         raise registry.RegistryError("train.warm_start=true needs the MLflow registry: set tracking.enabled=true")

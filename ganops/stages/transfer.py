@@ -8,18 +8,18 @@ from pathlib import Path
 
 import numpy as np
 
-from ganops import artifacts as A
 from ganops import train as T
+from ganops.catalog.families import TRANSFER_SPECS
+from ganops.core import artifacts as A
+from ganops.core.device import resolve
+from ganops.core.params import Params
 from ganops.data import store
-from ganops.device import resolve
 from ganops.evaluate import evaluator as E
-from ganops.families import TRANSFER_SPECS
 from ganops.models import TrainData, load_model
 from ganops.models.errors import TrainError
 from ganops.models.weights import save_weights
-from ganops.params import Params
 from ganops.stages import common as C
-from ganops.tracking import RunContext, log_generator
+from ganops.tracking.runs import RunContext, log_generator
 
 PREVIEW = 32   # held-out source images in samples.png
 

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ganops.artifacts import atomic_torch_save
+from ganops.core.artifacts import atomic_torch_save
 from ganops.models.errors import TrainError
 
 FORMAT = "ganops.train/2"     # /2: networks, optimisers and schedulers by name (any family)

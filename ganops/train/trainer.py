@@ -34,12 +34,12 @@ import numpy as np
 import torch
 from torch import nn
 
-from ganops import device as devices
-from ganops.identity import TRAIN_SCHEDULE
+from ganops.core import device as devices
+from ganops.core.identity import TRAIN_SCHEDULE
+from ganops.core.params import Params
+from ganops.core.progress import Progress
 from ganops.models import Context, Family, TrainData, get_family
 from ganops.models.errors import TrainError
-from ganops.params import Params
-from ganops.progress import Progress
 from ganops.train import checkpoint as ckpt
 
 LogFn = Callable[[int, dict[str, float]], None]
@@ -222,7 +222,7 @@ class Trainer:
         registry's champion); the optimisers start fresh.
 
         ``progress``: None shows a bar on a terminal and INFO log lines every 5% elsewhere (see
-        ``ganops.progress``), True forces the bar, False shows nothing."""
+        ``ganops.core.progress``), True forces the bar, False shows nothing."""
         t0 = time.perf_counter()
         tr, s = self, self.schedule
         path = Path(checkpoint_path) if checkpoint_path is not None else None

@@ -1,0 +1,140 @@
+"""The command line: ``ganops stage NAME``, ``ganops run``, ``ganops params``, ``ganops sample``,
+``ganops translate``, ``ganops leaderboard``."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+import yaml
+
+from ganops.core import params as P
+from ganops.core.errors import describe, user_errors
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--params", default="params.yaml", help="parameters file (default: params.yaml)")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a parameter, e.g. --set neighbors.k=20 (repeatable)")
+    parser.add_argument("--root", default=".", help="project root holding data/ and mlflow.db (default: .)")
+    parser.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from ganops.core.params import DOMAINS
+    from ganops.stages import ALL_STAGES, STAGES
+
+    parser = argparse.ArgumentParser(prog="ganops", description="GAN research pipeline: stages and tools.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    stage = sub.add_parser("stage", help="run one stage")
+    stage.add_argument("name", choices=ALL_STAGES)
+    stage.add_argument("--domain", choices=DOMAINS, default=None,
+                       help="dataset / evaluator: build it for this side of the domain transfer (transfer.source "
+                            "or transfer.target's data keys)")
+    _common(stage)
+    run = sub.add_parser("run", help="run the chain of stages in order")
+    run.add_argument("--until", choices=STAGES, default=None, help="stop after this stage")
+    run.add_argument("--transfer", action="store_true",
+                     help="run the domain-transfer chain of transfer.family instead: both domains' datasets and "
+                          "evaluators, the translator, its evaluation")
+    _common(run)
+    tr = sub.add_parser("translate", help="translate your own images (a folder) with the trained domain-transfer model")
+    tr.add_argument("--in", dest="inp", required=True, type=Path, help="folder of source-domain images (searched "
+                    "recursively)")
+    tr.add_argument("--out", required=True, type=Path, help="folder for the translations: one per input, under the "
+                    "same relative name")
+    tr.add_argument("--force", action="store_true", help="overwrite translations that already exist in --out")
+    tr.add_argument("--skip-corrupt", action="store_true", help="translate the readable images and list the "
+                    "unreadable ones (default: refuse, naming them)")
+    tr.add_argument("--reverse", action="store_true", help="cyclegan: translate target-domain images to the source")
+    tr.add_argument("--model", default=None, metavar="champion|VERSION",
+                    help="a registered version (models:/ganops-<source>-to-<target>-<family>@champion, or a version "
+                         "number) instead of the translator artifact of these parameters")
+    _common(tr)
+    show = sub.add_parser("params", help="print the effective parameters (validated) as YAML")
+    _common(show)
+    smp = sub.add_parser("sample", help="generate images with the trained generator into a PNG grid")
+    smp.add_argument("--n", type=int, default=64, help="number of samples (default 64)")
+    smp.add_argument("--out", default="samples.png", help="PNG file to write (default samples.png)")
+    smp.add_argument("--seed", type=int, default=0, help="noise seed (default 0)")
+    smp.add_argument("--instance", type=Path, default=None,
+                     help="IC-GAN: an image file; samples are generated from its neighborhood")
+    smp.add_argument("--label", type=int, default=None, help="cgan / class-conditional icgan: the class")
+    smp.add_argument("--npy", action="store_true", help="also write the uint8 N×C×H×W array next to the PNG")
+    smp.add_argument("--model", default=None, metavar="champion|VERSION",
+                     help="sample a registered version (models:/ganops-<dataset>-<family>@champion, or a version "
+                          "number) instead of the generator artifact of these parameters")
+    _common(smp)
+    board = sub.add_parser("leaderboard", help="print every family's evaluation on the dataset, best FID first")
+    _common(board)
+    return parser
+
+
+def _sample(args: argparse.Namespace, p: P.Params) -> int:
+    import numpy as np
+
+    from ganops.commands.sample import sample
+    from ganops.core.artifacts import atomic_save_npy
+    from ganops.core.visual import save_grid
+
+    if args.n < 1:
+        raise P.ParamsError(f"--n {args.n}: the number of samples must be ≥ 1")
+    if Path(args.out).suffix.lower() != ".png":
+        raise P.ParamsError(f"--out {args.out}: the grid is written as PNG; give a file name ending in .png")
+    images = sample(p, Path(args.root), args.n, args.seed, args.instance, args.label, model=args.model)
+    out = save_grid(images, Path(args.out), nrow=int(np.ceil(np.sqrt(len(images)))))
+    if args.npy:
+        atomic_save_npy(out.with_suffix(".npy"), images)
+    print(f"sample: {out} ({len(images)} images)")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("faiss.loader").setLevel(logging.WARNING)  # which SIMD build loaded is not news
+    try:
+        p = P.load(Path(args.root) / args.params, args.overrides, required=True)
+        if args.command == "params":
+            sys.stdout.write(yaml.safe_dump(p.model_dump(), sort_keys=False))
+            return 0
+        if args.command == "sample":
+            return _sample(args, p)
+        if args.command == "translate":
+            from ganops.commands.translate import translate_folder
+
+            report = translate_folder(p, Path(args.root), args.inp, args.out, force=args.force,
+                                      skip_corrupt=args.skip_corrupt, reverse=args.reverse, model=args.model)
+            print(report.summary())
+            return 0
+        if args.command == "leaderboard":
+            from ganops.evaluate.leaderboard import leaderboard, markdown
+
+            print(markdown(leaderboard(Path(args.root), p)))
+            return 0
+        from ganops import stages
+        from ganops.tracking.runs import RunContext
+
+        ctx = RunContext.from_environment("cli")
+        if args.command == "stage":
+            results = [stages.run_stage(args.name, p, args.root, ctx, args.domain)]
+        elif args.transfer:
+            if args.until:
+                raise P.ParamsError("--until applies to the generator chain; `ganops run --transfer` runs the "
+                                    "whole transfer chain (or run its stages one by one with `ganops stage`)")
+            results = stages.run_transfer(p, args.root, ctx)
+        else:
+            results = stages.run_all(p, args.root, args.until, ctx)
+        for r in results:
+            print(f"{r.stage}: {r.path}")
+        return 0
+    except user_errors() as exc:  # bad input, read-only tree, full disk, …: one line, not a traceback
+        print(f"ganops: error: {describe(exc)}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,445 @@
+"""Typed parameters: the one schema of params.yaml, the CLI's ``--set`` and Dagster's run config.
+
+A wrong value or an unknown key fails here, before any work, with a message that names the key,
+the value and what is allowed.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
+
+from ganops.catalog.encoders import ENCODER_SPECS, ENCODERS
+from ganops.catalog.families import FAMILY_NAMES, TRANSFER_NAMES
+from ganops.catalog.losses import LOSS_NAMES, LOSSES
+
+DATASETS = ("digits", "mnist", "fashion_mnist", "usps", "svhn", "cifar10", "celeba", "image_folder")
+DEVICES = ("auto", "cpu", "cuda", "mps")
+DOMAINS = ("source", "target")   # the two sides of a domain transfer (transfer.source, transfer.target)
+
+
+class ParamsError(ValueError):
+    """A parameter is wrong: the message names the key, the value and what is allowed."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_bool_as_number(cls, v: Any, info: Any) -> Any:
+        # pydantic's lax mode reads `true` as 1: `--set neighbors.k=true` must be an error, not k=1
+        field = cls.model_fields[info.field_name]
+        if isinstance(v, bool) and field.annotation in (int, float, int | None, float | None):
+            raise ValueError(f"a number, not the boolean {str(v).lower()}")
+        return v
+
+
+class DataParams(_Section):
+    dataset: Literal[DATASETS] = Field("digits", description="source name")
+    root: str = Field("data/raw", description="cache of downloadable datasets, or the image folder")
+    resolution: int = Field(32, ge=8, le=1024, description="square side in pixels after resizing")
+    channels: Literal[0, 1, 3] = Field(0, description="1 or 3 to convert; 0 keeps the source's")
+    split: Literal["available", "train", "test", "all"] = Field(
+        "available", description="available: every split whose files are present (all when downloading)"
+    )
+    limit: int | None = Field(None, ge=1, description="keep this many images: a seeded sample (seed) stratified by "
+                              "label, each class in proportion to its share (uniform when unlabelled), in their "
+                              "original order")
+    download: bool = Field(True, description="download missing files when the network allows")
+    skip_corrupt: bool = Field(False, description="image_folder: skip unreadable files (reported)")
+    grid_size: int = Field(64, ge=1, le=1024, description="images in the sample grid PNG")
+    holdout: float = Field(0.1, ge=0, lt=1, description="share of images held out of all training (seeded, "
+                           "stratified by label): the evaluation's unseen real images")
+
+
+class EmbedParams(_Section):
+    encoder: Literal[ENCODERS] = Field(
+        "simclr", description="; ".join(f"{s.name}: {s.about}" for s in ENCODER_SPECS.values()))
+    dim: int = Field(128, ge=2, le=4096, description="feature size of trained encoders")
+    epochs: int = Field(10, ge=1, description="training epochs of trained encoders (SimCLR on MNIST levels off by ~12)")
+    batch_size: int = Field(256, ge=2, description="training batch size")
+    lr: float = Field(2e-3, gt=0, description="learning rate of trained encoders")
+    temperature: float = Field(0.2, gt=0, le=10, description="SimCLR NT-Xent temperature")
+    extract_batch_size: int = Field(512, ge=1, description="batch size of feature extraction")
+    image_size: int = Field(224, ge=32, description="input side for pretrained encoders (resnet50, swav)")
+
+
+class NeighborsParams(_Section):
+    k: int = Field(10, ge=1, description="neighbors per instance, the instance itself excluded")
+    index: Literal["exact", "ivf", "hnsw"] = "exact"
+    query_batch: int = Field(4096, ge=1, description="queries per FAISS search call (bounds memory)")
+    nlist: int = Field(0, ge=0, description="ivf: number of lists; 0 picks 4·sqrt(N)")
+    nprobe: int = Field(16, ge=1, description="ivf: lists visited per query")
+    hnsw_m: int = Field(32, ge=4, description="hnsw: links per node")
+    ef_search: int = Field(128, ge=1, description="hnsw: search depth")
+    recall_sample: int = Field(1000, ge=1, description="approximate index: queries checked against exact")
+    use_gpu: bool = Field(True, description="use faiss on GPU when one and faiss-gpu are present")
+    panel_instances: int = Field(8, ge=1, le=64, description="rows of the neighbor panel PNG")
+
+
+class TrainParams(_Section):
+    family: Literal[FAMILY_NAMES] = Field("icgan", description="the GAN family (ganops.catalog.families)")
+    class_conditional: bool = Field(False, description="icgan: also condition on the sampled neighbor's label")
+    loss: Literal[LOSS_NAMES] = Field("hinge", description=", ".join(f"{k}: {v.about}" for k, v in LOSSES.items()))
+    steps: int = Field(500, ge=1, description="generator updates")
+    batch_size: int = Field(64, ge=2)
+    z_dim: int = Field(100, ge=1, description="noise size")
+    g_filters: int = Field(32, ge=4, description="base width of G")
+    d_filters: int = Field(32, ge=4, description="base width of D")
+    lr_g: float = Field(2e-4, gt=0)
+    lr_d: float = Field(2e-4, gt=0)
+    beta1: float = Field(0.5, ge=0, lt=1)
+    beta2: float = Field(0.999, ge=0, lt=1)
+    d_steps: int = Field(1, ge=1, description="D updates per G update")
+    spectral_norm: bool = Field(False, description="spectral norm on D's layers")
+    ema: bool = Field(True, description="keep an exponential moving average of G's weights")
+    ema_decay: float = Field(0.999, gt=0, lt=1)
+    ema_start: int = Field(0, ge=0, description="steps before the EMA starts averaging (it copies G until then)")
+    h_dim: int = Field(64, ge=1, description="size of G's learned embedding of the condition (label, instance h)")
+    n_samples: int = Field(64, ge=1, le=1024, description="images in each sample grid")
+    checkpoint_every: int = Field(200, ge=1, description="steps between atomic checkpoints")
+    log_every: int = Field(50, ge=1, description="steps between loss logs")
+    sample_every: int = Field(200, ge=1, description="steps between sample grids")
+    warm_start: bool = Field(False, description="start from the registered champion's weights (same family, "
+                             "dataset and architecture) instead of a fresh initialisation")
+
+
+EVALUATORS = ("auto", "classifier", "simclr")
+
+
+class EvaluatorParams(_Section):
+    kind: Literal[EVALUATORS] = Field("auto", description="network whose features score generators: auto picks "
+                                      "classifier when the dataset has labels, simclr otherwise")
+    dim: int = Field(128, ge=2, le=4096, description="feature size")
+    epochs: int = Field(8, ge=1, description="training epochs")
+    batch_size: int = Field(256, ge=2)
+    lr: float = Field(2e-3, gt=0)
+    augment: Literal["mild", "cross_domain"] = Field(
+        "mild", description="classifier training views: mild, or cross_domain (also zoomed out, stronger warps) for "
+        "a classifier that must read another domain's images (the transfer's f and judge)")
+
+
+class TransferParams(_Section):
+    """Unpaired translation from a source to a target domain (CycleGAN, DTN): two datasets, each with its
+    own data parameters, built by the dataset stage; the loop keys mean what they mean in train."""
+    family: Literal[TRANSFER_NAMES] = Field("dtn", description="cyclegan (Zhu et al. 2017) or dtn (Taigman et "
+                                            "al. 2016)")
+    source: DataParams = Field(DataParams(dataset="digits"), description="the source domain's data.* keys")
+    target: DataParams = Field(DataParams(dataset="mnist"), description="the target domain's data.* keys")
+    # Two evaluators with different jobs: f must read the *other* domain's images (cross_domain views), while
+    # the judge is a plain classifier of the target, as the papers score translations (mild views).
+    source_evaluator: EvaluatorParams = Field(
+        EvaluatorParams(epochs=30, augment="cross_domain"),
+        description="the source domain's evaluator (DTN's f; CycleGAN's label check of B→A): evaluator.* keys")
+    target_evaluator: EvaluatorParams = Field(
+        EvaluatorParams(), description="the target domain's evaluator, the judge of translations (transfer "
+        "accuracy, FID/KID space): evaluator.* keys")
+    steps: int = Field(2000, ge=1, description="training steps (one G and one D update each)")
+    batch_size: int = Field(64, ge=1)
+    g_filters: int = Field(64, ge=4, description="base width of the generators (CycleGAN ngf; DTN's decoder g)")
+    d_filters: int = Field(64, ge=4, description="base width of the discriminators (CycleGAN ndf)")
+    n_blocks: int = Field(6, ge=1, description="cyclegan: ResNet blocks in each generator (paper: 6 at 128 px, "
+                          "9 at 256)")
+    lr: float = Field(2e-4, gt=0)
+    beta1: float = Field(0.5, ge=0, lt=1)
+    beta2: float = Field(0.999, ge=0, lt=1)
+    decay_start: float = Field(0.5, ge=0, le=1, description="share of the steps at the full learning rate, then "
+                               "linear decay to 0 (CycleGAN: 100 + 100 epochs)")
+    cycle_weight: float = Field(10.0, ge=0, description="cyclegan: λ of the L1 cycle loss")
+    identity_weight: float = Field(0.5, ge=0, description="cyclegan: identity loss weight, times λ")
+    pool_size: int = Field(50, ge=0, description="cyclegan: fakes kept to show the discriminators (0: none)")
+    const_weight: float = Field(15.0, ge=0, description="dtn: α of L_CONST, f(x) against f(G(x)) (paper, digits)")
+    tid_weight: float = Field(15.0, ge=0, description="dtn: β of L_TID, G(x) against x on the target (paper, "
+                              "digits)")
+    tv_weight: float = Field(0.0, ge=0, description="dtn: γ of the total-variation loss (paper, digits: 0)")
+    # Not in either paper, but a DTN's per-class modes move from step to step: the average is the steadier
+    # translator (as train.ema is the steadier sampler)
+    ema: bool = Field(True, description="translate with an EMA of the generators' weights (neither paper does)")
+    ema_decay: float = Field(0.999, gt=0, lt=1)
+    ema_start: int = Field(0, ge=0)
+    n_samples: int = Field(16, ge=1, le=256, description="source images in each progress grid")
+    checkpoint_every: int = Field(200, ge=1)
+    log_every: int = Field(50, ge=1)
+    sample_every: int = Field(200, ge=1)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _split_evaluator(cls, v: Any) -> Any:
+        if isinstance(v, dict) and "evaluator" in v:
+            raise ValueError("transfer.evaluator is now two sections: transfer.source_evaluator (DTN's f, "
+                             "cross_domain views) and transfer.target_evaluator (the judge of translations, mild "
+                             "views); move its keys to the one you meant")
+        return v
+
+    @model_validator(mode="after")
+    def _one_frame(self) -> TransferParams:
+        # caught here, not after two datasets and evaluators have been built for nothing
+        if self.source.resolution != self.target.resolution:
+            raise ValueError(f"transfer.source.resolution={self.source.resolution} and transfer.target.resolution="
+                             f"{self.target.resolution} differ; the translators map one square frame to the same "
+                             "frame: set both to one side")
+        return self
+
+
+class EvaluateParams(_Section):
+    seed: int = Field(0, ge=0, description="seed of every generated sample and subset of the evaluation")
+    n_samples: int = Field(2000, ge=10, description="generated images scored against the real training images")
+    batch_size: int = Field(500, ge=1, description="images per generator / feature-extractor batch")
+    kid_subsets: int = Field(100, ge=1)
+    kid_subset_size: int = Field(1000, ge=2)
+    pr_k: int = Field(3, ge=1, description="k of the k-NN balls of precision and recall")
+    dc_k: int = Field(5, ge=1, description="k of the k-NN balls of density and coverage")
+    per_label: int = Field(100, ge=1, description="conditional families: samples per requested label")
+    instances: int = Field(32, ge=1, description="IC-GAN: instances (seen, and held out) scored one by one")
+    per_instance: int = Field(16, ge=2, description="IC-GAN: samples per instance")
+    ppl_pairs: int = Field(500, ge=2, description="perceptual path length: latent pairs")
+    ppl_epsilon: float = Field(1e-2, gt=0, le=1, description="perceptual path length: step along the path")
+    near_copy_quantile: float = Field(0.01, gt=0, lt=1, description="a sample nearer its nearest training image "
+                                      "than this quantile of held-out real images' distances is a near-copy")
+    probe: bool = Field(True, description="linear probe on the discriminator's features (DCGAN's claim)")
+    inception: Literal["auto", "off"] = Field("auto", description="auto: also the Inception FID/KID/IS when the "
+                                              "weights are in the torch hub cache")
+    promote: bool = Field(True, description="move the registry's `champion` alias to a version that beats it")
+
+    @field_validator("inception", mode="before")
+    @classmethod
+    def _yaml_off(cls, v: Any) -> Any:
+        # YAML 1.1 reads an unquoted `off` as false (and `on` as true): take them as the words they were
+        return {False: "off", True: "auto"}.get(v, v) if isinstance(v, bool) else v
+    min_diversity: float = Field(0.2, ge=0, description="promotion gate: samples whose spread in the evaluator's "
+                                 "space is below this share of the real images' count as collapsed")
+
+
+class TrackingParams(_Section):
+    enabled: bool = True
+    uri: str = Field("", description="MLflow tracking URI; empty means sqlite:///<project>/mlflow.db")
+    experiment: str = Field("ganops", min_length=1)
+    ui_url: str = Field("http://localhost:5000", description="where `make mlflow-ui` serves a local store; "
+                                                            "run links in Dagster point there")
+
+
+class Params(_Section):
+    seed: int = Field(0, ge=0)
+    device: Literal[DEVICES] = "auto"
+    data: DataParams = DataParams()
+    embed: EmbedParams = EmbedParams()
+    neighbors: NeighborsParams = NeighborsParams()
+    train: TrainParams = TrainParams()
+    transfer: TransferParams = TransferParams()
+    evaluator: EvaluatorParams = EvaluatorParams()
+    evaluate: EvaluateParams = EvaluateParams()
+    tracking: TrackingParams = TrackingParams()
+    _role: str | None = PrivateAttr(None)
+    _overrides: tuple[str, ...] = PrivateAttr(())   # the user's --set items, for the commands errors suggest
+
+    @field_validator("data", "embed", "neighbors", "train", "transfer", "evaluator", "evaluate", "tracking",
+                     mode="before")
+    @classmethod
+    def _none_is_default(cls, v: Any) -> Any:
+        return {} if v is None else v
+
+    def flat(self) -> dict[str, Any]:
+        """Dotted keys → values, as MLflow params and DVC params name them."""
+        return _flatten(self.model_dump())
+
+    def section(self, *names: str) -> dict[str, Any]:
+        dump = self.model_dump()
+        return {n: dump[n] for n in names}
+
+    def domain(self, role: str) -> Params:
+        """These parameters with ``data`` replaced by ``transfer.<role>`` and ``evaluator`` by
+        ``transfer.<role>_evaluator``: what the dataset and evaluator stages build for one side of a domain transfer
+        (their artifacts live under data/domains/<role>)."""
+        if role not in DOMAINS:
+            raise ParamsError(f"domain {role!r} is not allowed; expected one of {', '.join(DOMAINS)}")
+        q = self.model_copy(update={"data": getattr(self.transfer, role),
+                                      "evaluator": getattr(self.transfer, f"{role}_evaluator")})
+        q._role = role
+        return q
+
+    @property
+    def role(self) -> str | None:
+        """None for the generator pipeline's dataset; ``source`` or ``target`` for a transfer domain."""
+        return self._role
+
+    @property
+    def overrides(self) -> tuple[str, ...]:
+        """The ``key=value`` overrides these parameters were loaded with (``--set``)."""
+        return self._overrides
+
+    def user_key(self, key: str) -> str:
+        """A dotted key (or a whole section) as the user sets it: in a domain's view ``data.root`` is
+        ``transfer.<role>.root`` and ``evaluator`` is ``transfer.<role>_evaluator``; unchanged outside a domain."""
+        section, _, field = key.partition(".")
+        if not self._role or section not in ("data", "evaluator"):
+            return key
+        prefix, model = ((f"transfer.{self._role}", DataParams) if section == "data" else
+                         (f"transfer.{self._role}_evaluator", EvaluatorParams))
+        if not field:
+            return prefix
+        return f"{prefix}.{field}" if field.split(".")[0] in model.model_fields else key
+
+    def in_user_terms(self, text: str) -> str:
+        """``text`` (an error message) with every ``data.*``/``evaluator.*`` key as :meth:`user_key` names it."""
+        if not self._role:
+            return text
+        return re.sub(r"(?<![\w./])(?:data|evaluator)\.[a-z_]+\b", lambda m: self.user_key(m.group(0)), text)
+
+
+def _flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in d.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            out.update(_flatten(value, name + "."))
+        else:
+            out[name] = value
+    return out
+
+
+def _model_at(path: tuple[Any, ...]) -> type[BaseModel] | None:
+    model: type[BaseModel] | None = Params
+    for part in path:
+        field = model.model_fields.get(str(part)) if model else None
+        ann = field.annotation if field else None
+        model = ann if isinstance(ann, type) and issubclass(ann, BaseModel) else None
+    return model
+
+
+def _allowed(err: dict[str, Any]) -> str:
+    ctx = err.get("ctx") or {}
+    kind = err["type"]
+    if kind == "literal_error":
+        return f"one of {ctx.get('expected')}"
+    if kind in ("greater_than_equal", "greater_than", "less_than_equal", "less_than"):
+        sym = {"greater_than_equal": "≥", "greater_than": ">", "less_than_equal": "≤", "less_than": "<"}[kind]
+        bound = next(iter(ctx.values()))
+        return f"a number {sym} {bound}"
+    if kind == "value_error":
+        return str(ctx.get("error", err["msg"]))
+    return err["msg"][0].lower() + err["msg"][1:]
+
+
+def format_validation_error(exc: ValidationError) -> str:
+    lines = []
+    for err in exc.errors():
+        loc = tuple(err["loc"])
+        key = ".".join(str(p) for p in loc)
+        if err["type"] == "extra_forbidden":
+            model = _model_at(loc[:-1])
+            names = sorted(model.model_fields) if model else []
+            hint = difflib.get_close_matches(str(loc[-1]), names, n=1)
+            did = f" (did you mean '{'.'.join([*map(str, loc[:-1]), hint[0]])}'?)" if hint else ""
+            lines.append(f"unknown key '{key}'{did}; allowed keys here: {', '.join(names)}")
+        elif isinstance(err.get("input"), dict) and err["type"] == "value_error":   # a rule across a section's keys
+            lines.append(f"{key}: {_allowed(err)}")
+        else:
+            lines.append(f"key '{key}': value {_shown(err.get('input'))} is not allowed; expected {_allowed(err)}")
+    if len(lines) == 1:
+        return f"invalid parameters: {lines[0]}"
+    return "invalid parameters:\n  " + "\n  ".join(lines)
+
+
+def _shown(value: Any) -> str:
+    """A value as the user wrote it in YAML (true, null), not as Python prints it."""
+    return yaml.safe_dump(value, default_flow_style=True).strip().removesuffix("...").strip() \
+        if isinstance(value, (bool, type(None))) else repr(value)
+
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    """``a.b=value`` → (['a', 'b'], value); the value is read as a YAML scalar (10, true, null, text)."""
+    if "=" not in text:
+        raise ParamsError(f"override {text!r} must look like key=value, e.g. neighbors.k=20")
+    key, raw = text.split("=", 1)
+    key = key.strip()
+    if not key or any(not p for p in key.split(".")):
+        raise ParamsError(f"override {text!r}: the key {key!r} is empty or malformed")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError as exc:
+        raise ParamsError(f"override {text!r}: value {raw!r} is not a YAML scalar ({exc})") from None
+    return key.split("."), value
+
+
+def apply_overrides(raw: dict[str, Any], overrides: list[str] | dict[str, Any]) -> dict[str, Any]:
+    """Return a copy of ``raw`` with ``key=value`` overrides (or a {dotted: value} dict) applied."""
+    out = yaml.safe_load(yaml.safe_dump(raw)) if raw else {}
+    items = overrides.items() if isinstance(overrides, dict) else (
+        (".".join(k), v) for k, v in map(parse_override, overrides))
+    for dotted, value in items:
+        parts = dotted.split(".")
+        node = out
+        for i, part in enumerate(parts[:-1]):
+            child = node.setdefault(part, {})
+            if not isinstance(child, dict):
+                where = ".".join(parts[: i + 1])
+                raise ParamsError(f"key '{dotted}': '{where}' is a value, not a section")
+            node = child
+        node[parts[-1]] = value
+    return out
+
+
+def validate(raw: dict[str, Any]) -> Params:
+    if not isinstance(raw, dict):
+        raise ParamsError(f"parameters must be a mapping of sections, got {type(raw).__name__}")
+    try:
+        return Params.model_validate(raw)
+    except ValidationError as exc:
+        raise ParamsError(format_validation_error(exc)) from None
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """YAML's last-one-wins on a repeated key would silently drop a value: refuse it instead."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise ParamsError(f"{self.name}: key '{key}' appears twice (lines {seen[key]} and "
+                                  f"{key_node.start_mark.line + 1}); keep one")
+            seen[key] = key_node.start_mark.line + 1
+        return super().construct_mapping(node, deep=deep)
+
+
+def read_yaml(path: str | Path, required: bool = False) -> dict[str, Any]:
+    path = Path(path)
+    if path.is_dir():
+        raise ParamsError(f"parameters file {path} is a directory; pass --params with a YAML file")
+    if not path.exists():
+        if required:
+            raise ParamsError(f"parameters file {path} does not exist; pass --params with an existing file "
+                              "(default: params.yaml in the project root)")
+        return {}
+    try:
+        with open(path) as stream:  # a file stream, so the loader's messages name the file
+            raw = yaml.load(stream, Loader=_UniqueKeyLoader) or {}
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise ParamsError(f"{path}: not valid YAML{where}: {getattr(exc, 'problem', None) or exc}") from None
+    if not isinstance(raw, dict):
+        raise ParamsError(f"{path}: must be a mapping of sections (data:, embed:, …)")
+    return raw
+
+
+def load(path: str | Path | None = "params.yaml", overrides: list[str] | dict[str, Any] = (),
+         required: bool = False, settings: dict[str, Any] | None = None) -> Params:
+    """params.yaml (a missing file is an error when ``required``, else all defaults), then ``settings``
+    ({dotted key: value} a front door sets, e.g. Dagster's resources), then the user's overrides (``--set``
+    items, Dagster's run config), validated as a whole. Only the user's overrides are kept
+    (``Params.overrides``): the commands that errors suggest repeat them."""
+    raw = read_yaml(path, required) if path else {}
+    if settings:
+        raw = apply_overrides(raw, settings)
+    if overrides:
+        raw = apply_overrides(raw, overrides)
+    p = validate(raw)
+    p._overrides = tuple(f"{k}={v}" for k, v in overrides.items()) if isinstance(overrides, dict) else tuple(overrides)
+    return p

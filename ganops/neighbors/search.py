@@ -1,0 +1,292 @@
+"""FAISS k-NN neighborhoods for IC-GAN (DESIGN.md §3): each instance's k most similar instances.
+
+Features are L2-normalised, so inner product = cosine similarity. The exact search streams query
+batches through ``faiss.knn`` (no index, so no copy of the features) into preallocated N×k outputs:
+memory stays features + outputs + one BLAS tile, never an N×N matrix (IC-GAN's original code fell
+back to an N×N sklearn matrix and ran out of memory at ImageNet scale). The instance itself is
+excluded from its own set, as in IC-GAN: we search k+1 and drop self.
+
+Diagnostics (purity, radii) and the neighbor panel PNG live in ``neighbors_diag``, which builds on
+this module (never the other way round).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import faiss
+import numpy as np
+
+from ganops.core.params import NeighborsParams
+from ganops.neighbors.validity import NORM_TOLERANCE, first, inspect_features, inspect_neighbors
+
+
+class NeighborsError(ValueError):
+    """Bad input to the neighbors stage: the message names the file or key, the value and the fix."""
+
+
+__all__ = ["NeighborsError", "KnnResult", "check_features", "knn", "load_neighbors", "validate_neighbors",
+           "exclude_self"]
+
+# FAISS computes inner products as BLAS tiles of (queries × database rows), then scans each tile
+# into per-query heaps. Its defaults (4096 × 1024) leave GEMM throughput on the table; a taller
+# database tile amortises the heap scan. Measured with benchmarks/knn_speed.py; the tile costs
+# query_bs × database_bs × 4 bytes (64 MiB here).
+BLAS_QUERY_BS = 4096
+BLAS_DATABASE_BS = 4096
+
+_MIN_POINTS_PER_LIST = 39   # FAISS k-means warns below this many training points per centroid
+_GPU_MAX_K = 2048           # FAISS GPU selection limit
+
+
+@dataclass
+class KnnResult:
+    indices: np.ndarray       # N×k int64, self excluded, most similar first
+    similarities: np.ndarray  # N×k float32 cosine similarities
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+# ---------------------------------------------------------------- input checks
+
+def check_features(features: np.ndarray, name: str = "features.npy", norm_tol: float = NORM_TOLERANCE) -> None:
+    """2-D float32, non-empty, finite and L2-normalised (``validity``: inner product must mean cosine)."""
+    if not isinstance(features, np.ndarray):
+        raise NeighborsError(f"{name}: expected a numpy array, got {type(features).__name__}")
+    if features.ndim != 2:
+        raise NeighborsError(f"{name}: expected a 2-D N×d array, got shape {features.shape}")
+    if features.dtype != np.float32:
+        raise NeighborsError(f"{name}: expected float32, got {features.dtype}; the embed stage writes float32")
+    n, d = features.shape
+    if n == 0 or d == 0:
+        raise NeighborsError(f"{name}: empty array of shape {features.shape}")
+    found = inspect_features(features, norm_tol)
+    bad, off = found.non_finite_rows, found.off_norm_rows
+    if len(bad):
+        raise NeighborsError(f"{name}: {len(bad)} of {n} rows hold non-finite values (NaN/inf), "
+                             f"first rows: {first(bad)}; re-run the embed stage or drop those images")
+    if len(off):
+        raise NeighborsError(f"{name}: {len(off)} of {n} rows are not L2-normalised (|norm - 1| > {norm_tol}), "
+                             f"first rows: {first(off)}; cosine k-NN needs unit vectors")
+
+
+def check_k(k: int, n: int) -> None:
+    if n < 2:
+        raise NeighborsError(f"neighbors.k = {k}: the dataset has N = {n} instance(s); "
+                             "k-NN with the instance excluded needs at least 2")
+    if not 1 <= k <= n - 1:
+        raise NeighborsError(f"neighbors.k = {k} is not allowed for N = {n} instances: "
+                             f"k must be in 1..{n - 1} (the instance itself is excluded)")
+
+
+# ---------------------------------------------------------------- self-exclusion
+
+def exclude_self(ids: np.ndarray, sims: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
+    """From b×(k+1) results drop each row's own index; where self is absent (ties among duplicates
+    pushed it out), drop the last, least similar column instead. Returns (ids, sims, #absent)."""
+    drop = ids == rows[:, None]
+    # A row holds its own id at most once; rows without it drop their last column.
+    missing = ~drop.any(axis=1)
+    drop[missing, -1] = True
+    keep = ~drop
+    b, k1 = ids.shape
+    # Boolean indexing walks rows in order, so each row keeps k entries in their sorted order.
+    return ids[keep].reshape(b, k1 - 1), sims[keep].reshape(b, k1 - 1), int(missing.sum())
+
+
+# ---------------------------------------------------------------- search back ends
+
+def set_threads() -> int:
+    """FAISS (OpenMP + its BLAS) uses the cores this process may run on, unless OMP_NUM_THREADS says."""
+    env = os.environ.get("OMP_NUM_THREADS", "")
+    n = int(env) if env.isdigit() and int(env) > 0 else len(os.sched_getaffinity(0))
+    faiss.omp_set_num_threads(n)
+    return n
+
+
+@contextlib.contextmanager
+def blas_blocks(query_bs: int, database_bs: int) -> Iterator[None]:
+    """FAISS's BLAS tile sizes are process globals: set them for one search, then restore."""
+    cv = faiss.cvar
+    old = cv.distance_compute_blas_query_bs, cv.distance_compute_blas_database_bs
+    cv.distance_compute_blas_query_bs, cv.distance_compute_blas_database_bs = query_bs, database_bs
+    try:
+        yield
+    finally:
+        cv.distance_compute_blas_query_bs, cv.distance_compute_blas_database_bs = old
+
+
+def _gpu_count() -> int:
+    return faiss.get_num_gpus() if hasattr(faiss, "get_num_gpus") else 0
+
+
+class _Batched:
+    """Runs ``search(xq, k+1) -> (D, I)`` over query batches into N×k outputs, self excluded."""
+
+    def __init__(self, n: int, k: int):
+        self.ids = np.empty((n, k), np.int64)
+        self.sims = np.empty((n, k), np.float32)
+        self.self_missing = 0
+
+    def run(self, x: np.ndarray, rows: np.ndarray, search, batch: int, dest: np.ndarray | None = None) -> None:
+        """Query ``rows`` (sorted) of x; results go to output rows ``dest`` (default: the same rows)."""
+        dest = rows if dest is None else dest
+        for i in range(0, len(rows), batch):
+            r = rows[i:i + batch]
+            # Contiguous row ranges are views (no copy); scattered rows (refills, samples) are gathered.
+            xq = x[r[0]:r[-1] + 1] if r[-1] - r[0] + 1 == len(r) else x[r]
+            D, I = search(xq, self.ids.shape[1] + 1)
+            I, D, miss = exclude_self(I, D, r)
+            self.ids[dest[i:i + batch]], self.sims[dest[i:i + batch]] = I, D
+            self.self_missing += miss
+
+
+def _exact_cpu(x: np.ndarray, batch: int):
+    qbs = min(BLAS_QUERY_BS, batch)
+
+    def search(xq, k1):
+        with blas_blocks(qbs, BLAS_DATABASE_BS):
+            return faiss.knn(xq, x, k1, metric=faiss.METRIC_INNER_PRODUCT)
+    return search
+
+
+def _exact_gpu(x: np.ndarray):
+    # The features go to GPU memory once (the host copy is untouched); queries stream in batches.
+    res = faiss.StandardGpuResources()
+    index = faiss.GpuIndexFlatIP(res, x.shape[1])
+    index.add(x)
+
+    def search(xq, k1):
+        return index.search(np.ascontiguousarray(xq), k1)
+    search.keep_alive = (res, index)  # the index must not outlive its resources
+    return search
+
+
+def _auto_nlist(n: int, nlist: int) -> int:
+    most = max(1, n // _MIN_POINTS_PER_LIST)
+    if nlist == 0:
+        return int(min(max(1, int(4 * np.sqrt(n))), most))
+    if nlist > most:
+        raise NeighborsError(f"neighbors.nlist = {nlist} is too many lists for N = {n}: FAISS needs "
+                             f">= {_MIN_POINTS_PER_LIST} training points per list, so nlist must be "
+                             f"in 1..{most} (0 picks 4·sqrt(N) = {int(4 * np.sqrt(n))}, clamped)")
+    return nlist
+
+
+def _build_ivf(x: np.ndarray, p: NeighborsParams, seed: int, info: dict) -> faiss.Index:
+    n, d = x.shape
+    nlist = _auto_nlist(n, p.nlist)
+    index = faiss.IndexIVFFlat(faiss.IndexFlatIP(d), d, nlist, faiss.METRIC_INNER_PRODUCT)
+    index.cp.seed = seed
+    index.cp.spherical = True  # unit-norm centroids suit cosine
+    # k-means sees at most 256 points per list anyway; a seeded sample keeps training reproducible.
+    m = min(n, 256 * nlist)
+    sample = np.sort(np.random.default_rng(seed).choice(n, m, replace=False)) if m < n else slice(None)
+    index.train(np.ascontiguousarray(x[sample]))
+    index.add(x)  # an IVF index stores its own copy of the vectors
+    index.nprobe = min(p.nprobe, nlist)
+    info.update(nlist=nlist, nprobe=int(index.nprobe), train_points=m)
+    return index
+
+
+def _build_hnsw(x: np.ndarray, p: NeighborsParams, info: dict) -> faiss.Index:
+    index = faiss.IndexHNSWFlat(x.shape[1], p.hnsw_m, faiss.METRIC_INNER_PRODUCT)
+    index.add(x)  # an HNSW index stores its own copy of the vectors
+    index.hnsw.efSearch = p.ef_search
+    info.update(hnsw_m=p.hnsw_m, ef_search=p.ef_search)
+    return index
+
+
+def _recall(x: np.ndarray, ids: np.ndarray, k: int, sample: int, batch: int, seed: int) -> float:
+    """Mean fraction of the exact k-NN set found by the approximate index on a seeded query sample."""
+    n = len(x)
+    rows = np.sort(np.random.default_rng(seed).choice(n, min(sample, n), replace=False))
+    ref = _Batched(len(rows), k)
+    ref.run(x, rows, _exact_cpu(x, batch), batch, dest=np.arange(len(rows)))
+    # Intersect per row without a sample×k×k array: tag each id with its row, intersect once.
+    tag = np.arange(len(rows), dtype=np.int64)[:, None] * n
+    hits = len(np.intersect1d(ref.ids + tag, ids[rows] + tag))
+    return float(hits / ref.ids.size)
+
+
+# ---------------------------------------------------------------- public entry point
+
+def knn(features: np.ndarray, k: int, p: NeighborsParams, seed: int = 0) -> KnnResult:
+    """Cosine k-NN of every instance among all others (IC-GAN's A_i), self excluded."""
+    check_features(features)
+    n, d = features.shape
+    check_k(k, n)
+    x = features if features.flags.c_contiguous else np.ascontiguousarray(features)
+    batch = p.query_batch
+    threads = set_threads()
+    info: dict[str, Any] = {"index": p.index, "n": n, "d": d, "k": k, "query_batch": batch,
+                            "threads": threads, "gpu": False, "faiss_version": faiss.__version__}
+    t0 = time.perf_counter()
+    out = _Batched(n, k)
+    rows = np.arange(n)
+    if p.index == "exact":
+        use_gpu = p.use_gpu and _gpu_count() > 0 and k + 1 <= _GPU_MAX_K
+        if p.use_gpu and _gpu_count() > 0 and not use_gpu:
+            info["gpu_skipped"] = f"k+1 = {k + 1} exceeds the FAISS GPU limit {_GPU_MAX_K}"
+        search = _exact_gpu(x) if use_gpu else _exact_cpu(x, batch)
+        info.update(gpu=use_gpu, build_s=time.perf_counter() - t0)
+        out.run(x, rows, search, batch)
+    else:
+        index = _build_ivf(x, p, seed, info) if p.index == "ivf" else _build_hnsw(x, p, info)
+        info["build_s"] = time.perf_counter() - t0
+        out.run(x, rows, lambda xq, k1: index.search(xq, k1), batch)
+        # IVF can find fewer than k+1 candidates in the probed lists (FAISS pads with -1):
+        # those rows are searched exactly, and counted, rather than left holding -1.
+        short = np.flatnonzero((out.ids < 0).any(axis=1))
+        if len(short):
+            out.run(x, short, _exact_cpu(x, batch), batch)
+        info["exact_refill_rows"] = int(len(short))
+        t1 = time.perf_counter()
+        info["recall_at_k"] = _recall(x, out.ids, k, p.recall_sample, batch, seed)
+        info.update(recall_queries=min(p.recall_sample, n), recall_s=time.perf_counter() - t1)
+    info["search_s"] = time.perf_counter() - t0 - info["build_s"] - info.get("recall_s", 0.0)
+    info["total_s"] = time.perf_counter() - t0
+    info["self_missing_rows"] = out.self_missing  # > 0 means duplicate features tied with self
+    return KnnResult(out.ids, out.sims, info)
+
+
+# ---------------------------------------------------------------- artifacts
+
+def validate_neighbors(indices: np.ndarray, n: int) -> None:
+    """Indices are N×k integers in [0, n), and no row lists its own instance."""
+    if indices.ndim != 2 or not np.issubdtype(indices.dtype, np.integer):
+        raise NeighborsError(f"indices.npy: expected an N×k integer array, got {indices.dtype} {indices.shape}")
+    if indices.shape[0] != n:
+        raise NeighborsError(f"indices.npy has {indices.shape[0]} rows but the dataset has N = {n} instances: "
+                             "the neighbors are stale; re-run `ganops stage neighbors`")
+    found = inspect_neighbors(indices, n)
+    if len(found.out_of_range_rows):
+        raise NeighborsError(f"indices.npy: {len(found.out_of_range_rows)} rows hold indices outside [0, {n}), "
+                             f"first rows: {first(found.out_of_range_rows)}")
+    if len(found.self_rows):
+        raise NeighborsError(f"indices.npy: {len(found.self_rows)} rows list the instance itself as a neighbor, "
+                             f"first rows: {first(found.self_rows)}; IC-GAN excludes self")
+
+
+def load_neighbors(directory: Path) -> tuple[np.ndarray, np.ndarray]:
+    """indices.npy (N×k int64) and similarities.npy (N×k float32), memory-mapped, shapes checked."""
+    from ganops.core.artifacts import load_npy
+
+    directory = Path(directory)
+    arrays = []
+    for name in ("indices.npy", "similarities.npy"):
+        arrays.append(load_npy(directory / name, "neighbors"))
+    ids, sims = arrays
+    if ids.ndim != 2 or ids.dtype != np.int64:
+        raise NeighborsError(f"{directory / 'indices.npy'}: expected N×k int64, got {ids.dtype} {ids.shape}")
+    if sims.ndim != 2 or sims.dtype != np.float32:
+        raise NeighborsError(f"{directory / 'similarities.npy'}: expected N×k float32, got {sims.dtype} {sims.shape}")
+    if ids.shape != sims.shape:
+        raise NeighborsError(f"{directory}: indices.npy is {ids.shape} but similarities.npy is {sims.shape}; "
+                             "the artifact is inconsistent, re-run `ganops stage neighbors`")
+    return ids, sims

@@ -1,0 +1,123 @@
+from pathlib import Path
+
+import pytest
+
+from ganops.core import params as P
+
+
+def test_defaults_match_the_documented_keys():
+    p = P.load(None)
+    assert p.data.dataset == "digits"
+    assert p.embed.encoder == "simclr"
+    assert p.data.resolution == 32 and p.neighbors.k == 10 and p.seed == 0
+    assert {"data.dataset", "data.root", "data.resolution", "embed.encoder", "neighbors.k", "seed"} <= set(p.flat())
+
+
+def test_repository_params_yaml_is_valid():
+    p = P.load(Path(__file__).resolve().parents[2] / "params.yaml")
+    assert p.data.dataset == "digits"
+
+
+def test_override_sets_typed_values():
+    p = P.load(None, ["neighbors.k=20", "data.dataset=mnist", "data.root=../shared/data/mnist", "data.download=false"])
+    assert p.neighbors.k == 20 and isinstance(p.neighbors.k, int)
+    assert p.data.dataset == "mnist" and p.data.root == "../shared/data/mnist" and p.data.download is False
+
+
+def test_unknown_key_is_named_with_a_suggestion(tmp_path):
+    f = tmp_path / "params.yaml"
+    f.write_text("data:\n  datset: mnist\n")
+    with pytest.raises(P.ParamsError) as e:
+        P.load(f)
+    msg = str(e.value)
+    assert "data.datset" in msg and "data.dataset" in msg and "allowed keys" in msg
+
+
+def test_unknown_dataset_names_the_allowed_values():
+    with pytest.raises(P.ParamsError) as e:
+        P.load(None, ["data.dataset=imagenet"])
+    msg = str(e.value)
+    assert "data.dataset" in msg and "'imagenet'" in msg and "digits" in msg and "cifar10" in msg
+
+
+@pytest.mark.parametrize("override,key", [("neighbors.k=0", "neighbors.k"), ("embed.lr=-0.1", "embed.lr"),
+                                          ("data.resolution=2", "data.resolution"), ("seed=-1", "seed")])
+def test_out_of_range_values_name_the_key_and_bound(override, key):
+    with pytest.raises(P.ParamsError) as e:
+        P.load(None, [override])
+    assert f"'{key}'" in str(e.value) and ("≥" in str(e.value) or ">" in str(e.value))
+
+
+def test_wrong_type_is_reported():
+    with pytest.raises(P.ParamsError) as e:
+        P.load(None, ["neighbors.k=many"])
+    assert "neighbors.k" in str(e.value) and "'many'" in str(e.value)
+
+
+def test_malformed_override_and_section_overwrite():
+    with pytest.raises(P.ParamsError, match="key=value"):
+        P.load(None, ["neighbors.k"])
+    with pytest.raises(P.ParamsError, match="not a section"):
+        P.apply_overrides({"seed": 0}, ["seed.x=1"])
+
+
+def test_bad_yaml_file_is_named(tmp_path):
+    f = tmp_path / "params.yaml"
+    f.write_text("data: [unclosed\n")
+    with pytest.raises(P.ParamsError, match="params.yaml"):
+        P.load(f)
+
+
+@pytest.mark.parametrize("override", ["neighbors.k=true", "train.lr_g=false", "data.limit=true"])
+def test_a_boolean_is_not_a_number(override):
+    with pytest.raises(P.ParamsError) as e:
+        P.load(None, [override])
+    assert f"'{override.split('=')[0]}'" in str(e.value) and "boolean" in str(e.value)
+
+
+def test_a_duplicate_key_is_refused_with_both_lines(tmp_path):
+    f = tmp_path / "params.yaml"
+    f.write_text("train:\n  steps: 600\n  loss: hinge\n  steps: 50\n")
+    with pytest.raises(P.ParamsError) as e:
+        P.load(f)
+    assert str(f) in str(e.value) and "'steps'" in str(e.value) and "lines 2 and 4" in str(e.value)
+
+
+def test_a_missing_parameters_file_is_an_error_where_one_is_required(tmp_path):
+    with pytest.raises(P.ParamsError, match="paramz.yaml"):
+        P.load(tmp_path / "paramz.yaml", required=True)
+
+
+def test_the_cli_refuses_a_mistyped_params_file(tmp_path):
+    from ganops.commands.cli import main
+
+    (tmp_path / "params.yaml").write_text("train:\n  steps: 600\n")
+    assert main(["stage", "dataset", "--root", str(tmp_path), "--params", "paramz.yaml", "-q"]) == 2
+    assert not (tmp_path / "data").exists()   # nothing ran on the schema's defaults
+
+
+def test_domains_of_two_sizes_are_refused_before_anything_is_built():
+    with pytest.raises(P.ParamsError) as e:
+        P.load(None, ["transfer.target.resolution=28"])
+    msg = str(e.value)
+    assert "transfer.source.resolution=32" in msg and "transfer.target.resolution=28" in msg and "{" not in msg
+    assert P.load(None, ["transfer.target.resolution=28", "transfer.source.resolution=28"]).transfer.target.resolution \
+        == 28
+
+
+def test_the_old_shared_transfer_evaluator_key_says_where_its_keys_went():
+    # one evaluator for both domains made the judge read translations with f's cross-domain views
+    with pytest.raises(P.ParamsError, match=r"transfer\.source_evaluator .*transfer\.target_evaluator"):
+        P.load(None, ["transfer.evaluator.epochs=1"])
+    p = P.load(None)
+    assert p.domain("source").evaluator == p.transfer.source_evaluator != p.domain("target").evaluator
+
+
+def test_a_domain_speaks_of_the_keys_the_user_sets():
+    p = P.load(None, ["transfer.target.limit=5"])
+    q = p.domain("target")
+    assert q.data.limit == 5 and q.overrides == ("transfer.target.limit=5",)
+    text = "files missing under data.root='data/raw'; set data.download=true; evaluator.pt; evaluator.epochs=1"
+    assert q.in_user_terms(text) == ("files missing under transfer.target.root='data/raw'; set "
+                                     "transfer.target.download=true; evaluator.pt; transfer.target_evaluator.epochs=1")
+    assert p.in_user_terms(text) == text           # the generator pipeline's own data keys stay as they are

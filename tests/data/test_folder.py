@@ -1,0 +1,167 @@
+"""image_folder: faithful conversion of every image mode, the channel vote, data.limit and the report.
+
+Every file is a real image written with PIL into tmp_path.
+"""
+
+import json
+import logging
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from ganops.core.params import DataParams
+from ganops.data.sources import DataSourceError, load_source
+
+
+def _load(root: Path, seed: int = 0, **kw):
+    p = DataParams(**{"dataset": "image_folder", "root": str(root), "download": False, **kw})
+    return load_source(p, root.parent, seed=seed)
+
+
+def _grey_file(path: Path, value: int = 100) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.new("L", (16, 16), value).save(path)
+
+
+def test_16_bit_png_keeps_its_grey_levels(tmp_path):
+    root = tmp_path / "imgs"
+    root.mkdir()
+    levels = (np.arange(64 * 64) % 49).reshape(64, 64) * 1337  # 49 levels spread over 0..64176
+    Image.fromarray(levels.astype(np.uint16)).save(root / "deep.png")
+    with Image.open(root / "deep.png") as im:
+        assert im.mode in ("I;16", "I")  # really a 16-bit file
+
+    raw = _load(root, resolution=64)
+    got = raw.images[0, 0].astype(int)
+    assert raw.images.shape == (1, 1, 64, 64)
+    assert len(np.unique(got)) >= 40  # PIL's convert("L") leaves {0, 255}
+    assert np.abs(got - (levels >> 8)).max() <= 1
+    assert sum(raw.report["conversions"].values()) == 1 and next(iter(raw.report["conversions"])).endswith("->L")
+
+
+@pytest.mark.parametrize("mode, values, expected", [
+    ("I", [-5, 0, 257 * 128, 70000], [0, 0, 128, 255]),     # 32-bit int: read as 16-bit, clipped to 0..65535
+    ("F", [-0.5, 0.0, 0.5, 2.0], [0, 0, 128, 255]),         # float: 0..1 intensities, clipped
+])
+def test_int_and_float_tiffs_are_scaled_and_clipped(tmp_path, mode, values, expected):
+    root = tmp_path / "imgs"
+    root.mkdir()
+    row = np.repeat(np.array(values, np.int32 if mode == "I" else np.float32), 2)  # 8 pixels: 2 per value
+    Image.fromarray(np.repeat(row[None], 8, axis=0), mode).save(root / "x.tif")
+    with Image.open(root / "x.tif") as im:
+        assert im.mode == mode
+    raw = _load(root, resolution=8)  # 8×8: no resizing, every value exactly
+    assert raw.images[0, 0, 0, ::2].tolist() == expected
+    assert raw.report["conversions"] == {f"{mode}->L": 1}
+
+
+def test_rgba_file_among_grey_files_joins_them_as_grey_with_a_warning(tmp_path, caplog):
+    root = tmp_path / "imgs"
+    for i in range(3):
+        _grey_file(root / f"g{i}.png")
+    rgba = np.zeros((16, 16, 4), np.uint8)
+    rgba[:, :8] = (255, 0, 0, 255)      # opaque red
+    rgba[:, 8:] = (0, 0, 0, 0)          # fully transparent, black underneath
+    Image.fromarray(rgba, "RGBA").save(root / "z_rgba.png")
+
+    with caplog.at_level(logging.INFO, logger="ganops.data.folder"):
+        raw = _load(root, resolution=16)
+    assert raw.images.shape == (4, 1, 16, 16)  # the majority is grey: not all RGB because of one file
+    assert raw.report["conversions"] == {"RGBA->L": 1}
+    assert raw.report["channels_by_majority"] == {"grey": 3, "colour": 1}
+    converted = raw.images[raw.sources.index("z_rgba.png"), 0]
+    assert converted[0, 0] == 76 and converted[0, -1] == 255  # red's luma; transparent → white, not black
+    warnings = [r for r in caplog.records if r.levelno == logging.WARNING and "colour files to grey" in r.message]
+    assert len(warnings) == 1 and "data.channels=3" in warnings[0].message
+
+
+def test_grey_files_join_a_colour_majority(tmp_path):
+    root = tmp_path / "imgs"
+    root.mkdir()
+    _grey_file(root / "a.png", 50)
+    for i in range(2):
+        Image.new("RGB", (16, 16), (10, 200, 30)).save(root / f"c{i}.jpg", quality=95)
+    raw = _load(root, resolution=16)
+    assert raw.images.shape == (3, 3, 16, 16)
+    assert raw.report["conversions"] == {"L->RGB": 1}
+    assert (raw.images[0] == 50).all()  # the grey file repeated over three channels
+
+
+def test_palette_with_transparency_composites_over_white(tmp_path):
+    root = tmp_path / "imgs"
+    root.mkdir()
+    im = Image.new("P", (16, 16), 0)
+    im.putpalette([0, 0, 0, 200, 30, 40] + [0, 0, 0] * 254)
+    im.paste(1, (0, 0, 16, 8))           # top half colour 1, bottom half colour 0 (transparent)
+    im.save(root / "pal.png", transparency=0)
+
+    raw = _load(root, resolution=16)
+    assert raw.images.shape == (1, 3, 16, 16)
+    assert raw.images[0, :, 0, 0].tolist() == [200, 30, 40]
+    assert raw.images[0, :, -1, 0].tolist() == [255, 255, 255]  # convert("RGB") would give black
+    assert raw.report["conversions"] == {"P->RGB": 1}
+
+
+def test_palette_of_greys_is_a_grey_image(tmp_path):
+    root = tmp_path / "imgs"
+    root.mkdir()
+    im = Image.new("P", (16, 16), 1)
+    im.putpalette([0, 0, 0, 90, 90, 90, 255, 255, 255])
+    im.save(root / "greys.png")
+    raw = _load(root, resolution=16)
+    assert raw.images.shape == (1, 1, 16, 16) and (raw.images == 90).all()
+    assert raw.report["channels_by_majority"] == {"grey": 1, "colour": 0}
+
+
+def _classes(root: Path, sizes: dict[str, int]) -> None:
+    for name, n in sizes.items():
+        for i in range(n):
+            _grey_file(root / name / f"{i:03d}.png", (7 * i) % 256)
+
+
+def test_limit_is_stratified_across_subfolder_classes(tmp_path):
+    root = tmp_path / "imgs"
+    _classes(root, {"a": 30, "b": 10, "c": 20})
+    raw = _load(root, seed=0, limit=12, resolution=16)
+    assert len(raw) == 12 and raw.class_names == ["a", "b", "c"]
+    assert np.bincount(raw.labels).tolist() == [6, 2, 4]  # the first 12 files would all be class a
+    assert raw.sources == sorted(raw.sources)  # kept in their original order
+    assert _load(root, seed=0, limit=12, resolution=16).sources == raw.sources
+    assert _load(root, seed=1, limit=12, resolution=16).sources != raw.sources
+
+
+def test_limit_samples_files_before_decoding_them(tmp_path):
+    """A broken file that the sample leaves out is never read, so it cannot fail the load."""
+    root = tmp_path / "imgs"
+    _classes(root, {"a": 10, "b": 10})
+    (root / "a" / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n not really")
+    outcomes = []
+    for seed in range(6):
+        try:
+            raw = _load(root, seed=seed, limit=4, resolution=16)
+            assert len(raw) == 4 and "a/broken.png" not in raw.sources
+            outcomes.append("ok")
+        except DataSourceError as e:
+            assert "broken.png" in str(e)  # chosen by this seed: named, not dropped silently
+            outcomes.append("broken chosen")
+    assert "ok" in outcomes
+
+
+def test_non_image_files_are_named_in_the_dataset_summary(tmp_path):
+    from ganops.core.params import load
+    from ganops.stages import run_stage
+
+    root = tmp_path / "imgs"
+    for name in ("cats", "dogs"):
+        for i in range(3):
+            _grey_file(root / name / f"{i}.png", 60 * i)
+    (root / "README.txt").write_text("about the data")
+    (root / "dogs" / "labels.csv").write_text("0,1\n")
+    p = load(None, ["data.dataset=image_folder", f"data.root={root}", "data.resolution=16",
+                    "tracking.enabled=false", "device=cpu"])
+    result = run_stage("dataset", p, tmp_path)
+    report = json.loads((result.path / "summary.json").read_text())["source_report"]
+    assert report["ignored_non_image_files"] == {"count": 2, "files": ["README.txt", "dogs/labels.csv"]}
+    assert report["channels_by_majority"] == {"grey": 6, "colour": 0}

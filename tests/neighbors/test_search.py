@@ -1,0 +1,134 @@
+"""FAISS k-NN neighborhoods: exactness against brute force, self exclusion, approximate indexes with
+their recall, diagnostics, the panel and the errors a user sees."""
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from ganops.core.params import NeighborsParams
+from ganops.neighbors import diagnostics as nd
+from ganops.neighbors import search as nb
+
+
+def _unit(x: np.ndarray) -> np.ndarray:
+    x = np.asarray(x, np.float32)
+    return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+
+def _clustered(n=1200, d=24, classes=6, seed=0):
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(size=(classes, d))
+    labels = rng.integers(0, classes, n)
+    return _unit(centres[labels] + 0.35 * rng.normal(size=(n, d))), labels
+
+
+def _brute(x: np.ndarray, k: int):
+    sims = x @ x.T
+    np.fill_diagonal(sims, -np.inf)
+    order = np.argsort(-sims, axis=1, kind="stable")[:, :k]
+    return order, np.take_along_axis(sims, order, axis=1)
+
+
+def test_exact_matches_brute_force_and_excludes_self():
+    x, _ = _clustered(n=500, d=16)
+    res = nb.knn(x, 7, NeighborsParams(query_batch=64))
+    ids, sims = _brute(x, 7)
+    assert res.indices.shape == (500, 7) and res.indices.dtype == np.int64
+    assert res.similarities.dtype == np.float32
+    np.testing.assert_allclose(res.similarities, sims, atol=1e-5)
+    # Same sets (order may differ only among exact ties).
+    assert all(set(a) == set(b) for a, b in zip(res.indices, ids))
+    assert not (res.indices == np.arange(500)[:, None]).any()
+    assert (np.diff(res.similarities, axis=1) <= 1e-6).all()
+
+
+def test_query_batch_does_not_change_the_result():
+    x, _ = _clustered(n=300)
+    a = nb.knn(x, 5, NeighborsParams(query_batch=7))
+    b = nb.knn(x, 5, NeighborsParams(query_batch=4096))
+    np.testing.assert_array_equal(a.indices, b.indices)
+
+
+def test_duplicates_never_list_self():
+    x, _ = _clustered(n=200)
+    x[10] = x[11] = x[12]  # exact ties with self
+    res = nb.knn(np.ascontiguousarray(x), 4, NeighborsParams())
+    nb.validate_neighbors(res.indices, 200)
+    assert {11, 12} <= set(res.indices[10].tolist())
+
+
+@pytest.mark.parametrize("index", ["ivf", "hnsw"])
+def test_approximate_index_reports_recall(index):
+    x, labels = _clustered(n=2000, d=32)
+    res = nb.knn(x, 10, NeighborsParams(index=index, nprobe=8, recall_sample=300), seed=1)
+    nb.validate_neighbors(res.indices, 2000)
+    assert 0.9 <= res.info["recall_at_k"] <= 1.0 and res.info["recall_queries"] == 300
+    exact = nb.knn(x, 10, NeighborsParams())
+    overlap = np.mean([len(set(a) & set(b)) / 10 for a, b in zip(res.indices, exact.indices)])
+    assert abs(overlap - res.info["recall_at_k"]) < 0.05  # the sampled recall estimates the true one
+
+
+@pytest.mark.parametrize("k, n", [(5, 5), (9, 5), (1, 1)])
+def test_k_must_be_below_n(k, n):
+    x, _ = _clustered(n=max(n, 1))
+    with pytest.raises(nb.NeighborsError, match=r"neighbors.k = %d" % k):
+        nb.knn(x[:n], k, NeighborsParams())
+
+
+def test_bad_features_are_named():
+    x, _ = _clustered(n=50)
+    bad = x.copy()
+    bad[3, 0] = np.nan
+    with pytest.raises(nb.NeighborsError, match=r"1 of 50 rows hold non-finite.*first rows: 3"):
+        nb.check_features(bad, "features.npy")
+    with pytest.raises(nb.NeighborsError, match="not L2-normalised"):
+        nb.check_features(x * 2, "features.npy")
+    with pytest.raises(nb.NeighborsError, match="float32"):
+        nb.check_features(x.astype(np.float64))
+
+
+def test_too_many_ivf_lists_is_an_error():
+    x, _ = _clustered(n=400)
+    with pytest.raises(nb.NeighborsError, match="neighbors.nlist = 100"):
+        nb.knn(x, 5, NeighborsParams(index="ivf", nlist=100))
+
+
+def test_diagnostics_purity_and_radius():
+    indices = np.array([[1, 2], [0, 2], [0, 1]])
+    sims = np.array([[0.9, 0.5], [0.9, 0.4], [0.5, 0.4]], np.float32)
+    labels = np.array([0, 0, 1])
+    d = nd.diagnostics(indices, sims, labels)
+    # row 0: 1 of 2 same; row 1: 1 of 2; row 2: 0 of 2 → 2/6
+    assert d["purity"] == pytest.approx(2 / 6) and d["purity_at_1"] == pytest.approx(2 / 3)
+    assert d["radius_k_max"] == pytest.approx(0.6) and d["similarity_max"] == pytest.approx(0.9)
+    unlabelled = nd.diagnostics(indices, sims, np.full(3, -1))
+    assert "purity" not in unlabelled
+
+
+def test_purity_on_clustered_data_is_high():
+    x, labels = _clustered()
+    res = nb.knn(x, 10, NeighborsParams())
+    assert nd.diagnostics(res.indices, res.similarities, labels)["purity"] > 0.95
+
+
+def test_panel_png(tmp_path):
+    images = np.random.default_rng(0).integers(0, 256, (30, 1, 8, 8), dtype=np.uint8)
+    indices = (np.arange(30)[:, None] + np.arange(1, 13)[None]) % 30
+    nd.save_panel(images, indices, tmp_path / "panel.png", rows=4, seed=0)
+    with Image.open(tmp_path / "panel.png") as im:
+        w, h = im.size
+        assert im.mode == "RGB"  # coloured frames mark the query column
+    assert w > h  # 4 rows of 1 + 10 images
+
+
+def test_validate_and_load_catch_broken_artifacts(tmp_path):
+    with pytest.raises(nb.NeighborsError, match="list the instance itself"):
+        nb.validate_neighbors(np.array([[1], [1]]), 2)
+    with pytest.raises(nb.NeighborsError, match="outside"):
+        nb.validate_neighbors(np.array([[1], [7]]), 2)
+    with pytest.raises(nb.NeighborsError, match="stale"):
+        nb.validate_neighbors(np.array([[1], [0]]), 3)
+    np.save(tmp_path / "indices.npy", np.zeros((4, 3), np.int64))
+    np.save(tmp_path / "similarities.npy", np.zeros((4, 2), np.float32))
+    with pytest.raises(nb.NeighborsError, match="inconsistent"):
+        nb.load_neighbors(tmp_path)

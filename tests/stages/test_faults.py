@@ -1,0 +1,244 @@
+"""Faults caused for real: a killed `dvc repro`, a twin run, a file size limit (EFBIG), a read-only
+tree, a truncated array, a killed run's MLflow record. Nothing is lost, mixed or left behind, and
+each failure is one line that names the path."""
+
+import functools
+import json
+import os
+import resource
+import shutil
+import signal
+import sqlite3
+import subprocess
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+from conftest import CLI_ENV, REPO, fast_overrides, ganops_args, run_ganops, wait_for_checkpoint
+
+from ganops.core import artifacts as A
+from ganops.core import params as P
+
+FAST = fast_overrides(**{"embed.encoder": "pixels"})
+ENV = CLI_ENV
+GENERATOR = "data/generator/digits/pixels/k5/icgan"
+
+
+_ganops = functools.partial(run_ganops, sets=FAST)
+
+
+def _one_line_error(proc: subprocess.CompletedProcess) -> str:
+    assert proc.returncode == 2, proc.stderr[-3000:]
+    assert "Traceback" not in proc.stderr, proc.stderr[-3000:]
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("ganops: error:")]
+    assert len(errors) == 1, proc.stderr
+    return errors[0]
+
+
+def _leftovers(root: Path) -> list[Path]:
+    return [p for p in (root / "data").rglob("*") if ".tmp-" in p.name or ".old-" in p.name]
+
+
+@pytest.fixture(scope="module")
+def prepared(tmp_path_factory) -> Path:
+    """dataset → embeddings → neighbors, once; tests copy it."""
+    root = tmp_path_factory.mktemp("prepared")
+    (root / "params.yaml").write_text((REPO / "params.yaml").read_text())
+    _ganops(root, "run", "--until", "neighbors")
+    return root
+
+
+@pytest.fixture
+def project(prepared, tmp_path) -> Path:
+    root = tmp_path / "p"
+    shutil.copytree(prepared, root, ignore=shutil.ignore_patterns(".locks"))
+    return root
+
+
+def _start_training(root: Path, sets: list[str]) -> subprocess.Popen:
+    return subprocess.Popen(ganops_args("stage", "train", sets=sets), cwd=root, env=ENV, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, start_new_session=True)
+
+
+def _kill(proc: subprocess.Popen) -> None:
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+
+
+def test_a_killed_dvc_repro_keeps_the_previous_model(project):
+    shutil.copy(REPO / "dvc.yaml", project / "dvc.yaml")
+    shutil.copytree(REPO / "ganops", project / "ganops", ignore=shutil.ignore_patterns("__pycache__"))
+    for cmd in (["git", "init", "-q"], ["dvc", "init", "-q"]):
+        subprocess.run(cmd, cwd=project, env=ENV, check=True)
+    long = [*FAST, "train.steps=4000", "train.checkpoint_every=20"]
+    _ganops(project, "stage", "train")                       # a model built by the CLI, not in DVC's cache
+    model = project / GENERATOR / "model.pt"
+    before = model.read_bytes()
+    raw = P.apply_overrides(P.read_yaml(project / "params.yaml"), long)
+    (project / "params.yaml").write_text(yaml.safe_dump(raw))
+    proc = subprocess.Popen(["dvc", "repro", "train_icgan"], cwd=project, env=ENV, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, start_new_session=True)
+    wait_for_checkpoint(project, "icgan", proc, timeout=300)
+    _kill(proc)                                              # dvc and the stage it runs
+    assert model.read_bytes() == before                      # the previous model is intact
+    assert json.loads((project / GENERATOR / "meta.json").read_text())["metrics"]["steps"] == 60
+
+
+def test_a_twin_run_is_refused_with_its_pid_and_a_different_run_proceeds(project):
+    long = [*FAST, "train.steps=1000000", "train.checkpoint_every=20"]   # still running when we are done
+    first = _start_training(project, long)
+    try:
+        wait_for_checkpoint(project, "icgan", first)
+        twin = _ganops(project, "stage", "train", sets=long, check=False)
+        line = _one_line_error(twin)
+        assert "already running" in line and f"pid {first.pid}" in line
+        for other in ([*FAST, "train.lr_g=0.0001"], FAST):   # other lr, other steps: other runs, they proceed
+            assert _ganops(project, "stage", "train", sets=other).returncode == 0
+        meta = json.loads((project / GENERATOR / "meta.json").read_text())
+        assert meta["params"]["train"]["steps"] == 60
+        assert len(list((project / "data/.checkpoints/train").glob("digits-icgan-*"))) == 1   # only the first's
+        assert first.poll() is None                                                        # undisturbed
+    finally:
+        _kill(first)
+
+
+def _limit_file_size(limit: int):
+    def apply() -> None:
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)   # the write fails with EFBIG instead of killing us
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+    return apply
+
+
+def test_a_failed_write_is_one_line_and_leaves_no_temporary(tmp_path):
+    root = tmp_path / "p"
+    root.mkdir()
+    (root / "params.yaml").write_text((REPO / "params.yaml").read_text())
+    sets = [*FAST, "tracking.enabled=false"]
+    # images.npy of 300 16×16 images is 77 kB: a 40 kB limit makes its write fail half way
+    proc = _ganops(root, "stage", "dataset", sets=sets, check=False, preexec_fn=_limit_file_size(40_000))
+    line = _one_line_error(proc)
+    assert "images.npy" in line and "size limit" in line
+    assert _leftovers(root) == []
+    assert not (root / "data/dataset/digits/meta.json").exists()
+    # a temporary left by a writer that died (a real, finished process) is cleaned by the next run
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    stale = root / "data/dataset/digits" / f".images.npy.tmp-{dead.pid}"
+    stale.parent.mkdir(parents=True, exist_ok=True)
+    stale.write_bytes(b"half")
+    _ganops(root, "stage", "dataset", sets=sets)
+    assert _leftovers(root) == [] and (root / "data/dataset/digits/meta.json").exists()
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="mounting a small tmpfs needs root (a mount namespace)")
+def test_a_full_disk_is_one_line_and_leaves_no_temporary(tmp_path):
+    root = tmp_path / "p"
+    (root / "data").mkdir(parents=True)
+    (root / "params.yaml").write_text((REPO / "params.yaml").read_text())
+    # data/ on a 32 kB file system: images.npy (77 kB) fills it half way through
+    mount = 'mount -t tmpfs -o size=32k tmpfs "$0" && "$@"; rc=$?; find "$0" -name "*.tmp-*"; exit $rc'
+    cmd = ["unshare", "-m", "sh", "-c", mount, str(root / "data"),
+           *ganops_args("stage", "dataset", sets=[*FAST, "tracking.enabled=false"])]
+    proc = subprocess.run(cmd, cwd=root, env=ENV, capture_output=True, text=True)
+    line = _one_line_error(proc)
+    assert "images.npy" in line and "disk is full" in line
+    assert proc.stdout.strip() == ""           # no temporary left on the full file system
+
+
+def _read_only(path: Path, cmd: list[str]) -> list[str]:
+    """Run ``cmd`` with ``path`` on a read-only mount (root), or read-only by permissions (other users)."""
+    if os.geteuid() == 0:
+        return ["unshare", "-m", "sh", "-c", 'mount --bind -o ro "$0" "$0" && exec "$@"', str(path), *cmd]
+    subprocess.run(["chmod", "-R", "a-w", str(path)], check=True)
+    return cmd
+
+
+def test_training_on_a_read_only_tree_fails_before_the_first_step(project):
+    cmd = _read_only(project / "data", ganops_args("stage", "train", sets=[*FAST, "tracking.enabled=false"]))
+    try:
+        proc = subprocess.run(cmd, cwd=project, env=ENV, capture_output=True, text=True)
+    finally:
+        subprocess.run(["chmod", "-R", "u+w", str(project / "data")])
+    line = _one_line_error(proc)
+    assert "data/generator" in line and ("read-only" in line or "permission" in line)
+    assert "step" not in proc.stderr.replace(line, "")        # no training step ran
+    assert not list((project / "data/.checkpoints").glob("train/*/train.pt"))
+
+
+def test_a_truncated_array_names_its_file_and_the_stage_to_rerun(project):
+    features = project / "data/embeddings/digits/pixels/features.npy"
+    data = features.read_bytes()
+    features.write_bytes(data[: len(data) // 2])
+    line = _one_line_error(_ganops(project, "stage", "neighbors", check=False))
+    assert "data/embeddings/digits/pixels/features.npy" in line and "ganops stage embeddings" in line
+
+
+def _runs(root: Path) -> dict[str, dict]:
+    con = sqlite3.connect(root / "mlflow.db")
+    runs = {r: {"status": s} for r, s in con.execute("select run_uuid, status from runs")}
+    for run, key, value in con.execute("select run_uuid, key, value from tags"):
+        runs[run][key] = value
+    for run, key, step in con.execute("select run_uuid, key, step from metrics"):
+        runs[run].setdefault("steps", {}).setdefault(key, set()).add(step)
+    return runs
+
+
+def test_a_killed_run_is_marked_killed_and_its_resume_continues_it(project):
+    sets = [*FAST, "train.steps=400", "train.checkpoint_every=20", "train.log_every=10"]
+    proc = _start_training(project, sets)
+    ckpt = wait_for_checkpoint(project, "icgan", proc)
+    _kill(proc)
+    killed = json.loads((ckpt.parent / "mlflow_run.json").read_text())["run_id"]
+    assert _runs(project)[killed]["status"] == "RUNNING"           # what the dead process left
+    _ganops(project, "stage", "train", sets=[*FAST, "train.lr_g=0.0001"])  # any later stage notices
+    assert _runs(project)[killed]["status"] == "KILLED"
+    import torch
+
+    at = int(torch.load(ckpt, weights_only=True)["step"])
+    _ganops(project, "stage", "train", sets=sets)
+    run = _runs(project)[killed]
+    assert run["status"] == "FINISHED" and run["ganops.resumed"] == "true"
+    steps = run["steps"]["g_loss"]
+    assert min(steps) < at < max(steps) == 400                      # one history across the kill
+    assert not [r for r in _runs(project).values() if r["status"] == "RUNNING"]
+
+
+def test_sample_refuses_a_generator_of_other_parameters_or_embeddings(project):
+    _ganops(project, "stage", "train")
+    line = _one_line_error(_ganops(project, "sample", "--set", "train.lr_g=0.001", check=False))
+    assert "train.lr_g" in line and "ganops stage train" in line
+    line = _one_line_error(_ganops(project, "sample", sets=[*FAST, "embed.encoder=classifier"], check=False))
+    assert "no icgan generator for these parameters" in line and "ganops stage train --set train.family=icgan" in line
+    # the embeddings are rebuilt (here: their rows permuted) after the generator was trained on them
+    emb = project / "data/embeddings/digits/pixels"
+    feats = np.load(emb / "features.npy")
+    A.atomic_save_npy(emb / "features.npy", feats[::-1].copy())
+    meta = json.loads((emb / "meta.json").read_text())
+    meta["content_hash"] = A.content_hash(emb)
+    A.atomic_write_json(emb / "meta.json", meta)
+    line = _one_line_error(_ganops(project, "sample", check=False))
+    assert "other embeddings" in line and "ganops stage train" in line
+
+
+def test_a_copied_project_writes_mlflow_artifacts_into_itself(project, tmp_path):
+    copy = tmp_path / "copy"
+    shutil.copytree(project, copy)
+    original = {p for p in (project / "mlartifacts").rglob("*")}
+    time.sleep(0.01)
+    _ganops(copy, "stage", "neighbors")
+    assert {p for p in (project / "mlartifacts").rglob("*")} == original     # the original is untouched
+    con = sqlite3.connect(copy / "mlflow.db")
+    locations = [r[0] for r in con.execute("select artifact_uri from runs")]
+    assert locations and all(loc.startswith((copy / "mlartifacts").as_uri()) for loc in locations)
+
+
+def test_a_failing_stage_fails_its_pipeline_run(tmp_path):
+    root = tmp_path / "p"
+    root.mkdir()
+    (root / "params.yaml").write_text((REPO / "params.yaml").read_text())
+    _one_line_error(_ganops(root, "run", sets=[*FAST, "neighbors.k=300"], check=False))   # k ≥ N: neighbors fails
+    runs = _runs(root).values()
+    by_stage = {r.get("ganops.stage", "pipeline"): r["status"] for r in runs}
+    assert by_stage == {"pipeline": "FAILED", "dataset": "FINISHED", "embeddings": "FINISHED", "neighbors": "FAILED"}
