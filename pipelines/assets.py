@@ -1,4 +1,4 @@
-"""The assets: dataset → embeddings → neighborhoods, and one generator per GAN family, reading what
+"""The assets: dataset → embeddings → neighbors, and one generator per GAN family, reading what
 that family reads; and the domain transfer: each domain's dataset and evaluator, one translator per
 family, its evaluation. Each is one call into ganops.stages.
 
@@ -27,9 +27,9 @@ TRAIN_GROUP = "training"
 EVAL_GROUP = "evaluation"
 TRANSFER_GROUP = "transfer"
 # The stage behind each asset, and the asset of each stage.
-STAGE_OF = {"dataset": "dataset", "embeddings": "embeddings", "neighborhoods": "neighbors"}
+STAGE_OF = {"dataset": "dataset", "embeddings": "embeddings", "neighbors": "neighbors"}
 KEY_OF_STAGE = {"dataset": dg.AssetKey("dataset"), "embeddings": dg.AssetKey("embeddings"),
-                "neighbors": dg.AssetKey("neighborhoods"), "evaluator": dg.AssetKey("evaluator")}
+                "neighbors": dg.AssetKey("neighbors"), "evaluator": dg.AssetKey("evaluator")}
 
 
 def generator_key(family: str) -> dg.AssetKey:
@@ -146,7 +146,7 @@ def embeddings(context: dg.AssetExecutionContext, params: GanopsParams, mlflow: 
 @dg.asset(group_name=GROUP, deps=[dataset, embeddings], kinds={"faiss", "numpy"},
           code_version=code_version("neighbors"),
           description="IC-GAN k-NN neighborhoods A_i (cosine, FAISS; the instance excluded) with diagnostics.")
-def neighborhoods(context: dg.AssetExecutionContext, params: GanopsParams, mlflow: MlflowTracking,
+def neighbors(context: dg.AssetExecutionContext, params: GanopsParams, mlflow: MlflowTracking,
                   device: ComputeDevice) -> dg.MaterializeResult:
     return _materialized(run_stage(context, "neighbors", params, mlflow, device))
 
@@ -298,4 +298,4 @@ def transfer_evaluation_asset(family: str) -> dg.AssetsDefinition:
 
 TRANSFER = [*(a for role in DOMAINS for a in domain_assets(role)), *map(translator_asset, TRANSFER_SPECS),
             *map(transfer_evaluation_asset, TRANSFER_SPECS)]
-ALL = [dataset, embeddings, neighborhoods, *GENERATORS, evaluator, *EVALUATIONS, *CHAMPIONS, leaderboard, *TRANSFER]
+ALL = [dataset, embeddings, neighbors, *GENERATORS, evaluator, *EVALUATIONS, *CHAMPIONS, leaderboard, *TRANSFER]

@@ -6,7 +6,7 @@ import dagster as dg
 from ganops.catalog.families import SPECS
 from ganops.core import artifacts as A
 from ganops.tracking import checks
-from pipelines.assets import dataset, embeddings, evaluation_key, generator_key, neighborhoods
+from pipelines.assets import dataset, embeddings, evaluation_key, generator_key, neighbors
 from pipelines.resources import ComputeDevice, GanopsParams, MlflowTracking, effective_params
 
 
@@ -27,7 +27,7 @@ def features_finite_unit_norm(params: GanopsParams, mlflow: MlflowTracking,
     return _result(checks.features_finite_unit_norm(A.embeddings_dir(params.root(), p)))
 
 
-@dg.asset_check(asset=neighborhoods, description="Neighbor indices are in range and never the instance itself.")
+@dg.asset_check(asset=neighbors, description="Neighbor indices are in range and never the instance itself.")
 def neighbors_in_range_not_self(params: GanopsParams, mlflow: MlflowTracking,
                                 device: ComputeDevice) -> dg.AssetCheckResult:
     p = effective_params(params, mlflow, device)

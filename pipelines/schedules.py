@@ -18,7 +18,7 @@ from pipelines.assets import GROUP, TRANSFER_GROUP
 from pipelines.resources import ComputeDevice, GanopsParams, MlflowTracking, effective_params
 
 data_prep_job = dg.define_asset_job("data_prep", selection=dg.AssetSelection.groups(GROUP),
-                                    description="dataset → embeddings → neighborhoods")
+                                    description="dataset → embeddings → neighbors")
 
 weekly_data_prep = dg.ScheduleDefinition(
     name="weekly_data_prep", job=data_prep_job, cron_schedule="0 3 * * 1",
@@ -27,7 +27,7 @@ weekly_data_prep = dg.ScheduleDefinition(
 
 retrain_job = dg.define_asset_job(
     "retrain", selection=dg.AssetSelection.all() - dg.AssetSelection.groups(TRANSFER_GROUP),
-    description="dataset → embeddings → neighborhoods → every family's generator → evaluation → champion decision")
+    description="dataset → embeddings → neighbors → every family's generator → evaluation → champion decision")
 
 transfer_job = dg.define_asset_job(
     "transfer", selection=dg.AssetSelection.groups(TRANSFER_GROUP),

@@ -17,12 +17,15 @@ from pathlib import Path
 
 import numpy as np
 
-from ganops.commands.sample import SampleError
 from ganops.core import artifacts as A
 from ganops.core.params import Params
 from ganops.models.transfer_model import TranslatorModel
 
 _LISTED = 20
+
+
+class TranslateError(ValueError):
+    """A translation request does not fit the folders or the trained model: the message says what to change."""
 
 
 @dataclass
@@ -52,14 +55,14 @@ def _model(p: Params, root: Path, model: str | None) -> tuple[TranslatorModel, s
         return load_model(weights, kind="transfer"), f"{registry.registered_model_name(p, 'transfer')} v{mv.version}"
     tdir = A.translator_dir(root, p)
     if not (tdir / "model.pt").exists():
-        raise SampleError(f"no {p.transfer.family} translator for these parameters ({tdir} is empty): train it with "
+        raise TranslateError(f"no {p.transfer.family} translator for these parameters ({tdir} is empty): train it with "
                           f"`ganops stage transfer --set transfer.family={p.transfer.family}` (or `ganops run "
                           "--transfer`) and the same --set options")
     try:
         check_meta(tdir, A.read_meta(tdir, produced_by="transfer"), p, "transfer", root=root)
     except A.ArtifactError as exc:
         name = registry.registered_model_name(p, "transfer")
-        raise SampleError(f"{exc} Then translate again; or translate with a registered version as it is: "
+        raise TranslateError(f"{exc} Then translate again; or translate with a registered version as it is: "
                           f"--model champion or --model N, a version of {name}.") from None
     return load_model(tdir / "model.pt", kind="transfer"), str(tdir)
 
@@ -69,7 +72,7 @@ def _encode(image: np.ndarray, suffix: str) -> bytes:
 
     fmt = Image.registered_extensions().get(suffix.lower())
     if fmt is None:
-        raise SampleError(f"cannot write images with the extension {suffix!r}")
+        raise TranslateError(f"cannot write images with the extension {suffix!r}")
     arr = image[0] if image.shape[0] == 1 else image.transpose(1, 2, 0)
     buf = io.BytesIO()
     Image.fromarray(np.ascontiguousarray(arr)).save(buf, format=fmt)
@@ -82,23 +85,23 @@ def translate_folder(p: Params, root: Path, inp: Path, out: Path, *, force: bool
 
     inp, out = Path(inp), Path(out)
     if not inp.is_dir():
-        raise SampleError(f"--in {inp}: not a directory; give the folder that holds your images")
+        raise TranslateError(f"--in {inp}: not a directory; give the folder that holds your images")
     if out.resolve() == inp.resolve() or inp.resolve() in out.resolve().parents:
-        raise SampleError(f"--out {out} is inside --in {inp}: the translations would replace or join the inputs; "
+        raise TranslateError(f"--out {out} is inside --in {inp}: the translations would replace or join the inputs; "
                           "choose a folder outside it")
     if out.resolve() in inp.resolve().parents:
-        raise SampleError(f"--in {inp} is inside --out {out}: the translations would be written among the inputs' "
+        raise TranslateError(f"--in {inp} is inside --out {out}: the translations would be written among the inputs' "
                           "folders; choose an --out that neither holds nor is inside --in")
     files, _ = _scan(inp)
     if not files:
         from ganops.data.folder import EXTENSIONS
 
-        raise SampleError(f"--in {inp}: no image files (extensions: {', '.join(sorted(EXTENSIONS))})")
+        raise TranslateError(f"--in {inp}: no image files (extensions: {', '.join(sorted(EXTENSIONS))})")
     rel = [f.relative_to(inp) for f in files]
     existing = [str(r) for r in rel if (out / r).exists()]
     if existing and not force:
         more = f" and {len(existing) - _LISTED} more" if len(existing) > _LISTED else ""
-        raise SampleError(f"--out {out}: {len(existing)} translations exist already ({', '.join(existing[:_LISTED])}"
+        raise TranslateError(f"--out {out}: {len(existing)} translations exist already ({', '.join(existing[:_LISTED])}"
                           f"{more}); pass --force to overwrite them, or choose another folder")
     trained, name = _model(p, root, model)
     side, channels = trained.frame(reverse)
@@ -113,10 +116,10 @@ def translate_folder(p: Params, root: Path, inp: Path, out: Path, *, force: bool
             report.skipped.append((str(r), f"{type(e).__name__}: {e}"))
     if report.skipped and not skip_corrupt:
         listed = "\n".join(f"  {n} ({why})" for n, why in report.skipped[:_LISTED])
-        raise SampleError(f"--in {inp}: {len(report.skipped)} of {len(files)} files cannot be read:\n{listed}\n"
+        raise TranslateError(f"--in {inp}: {len(report.skipped)} of {len(files)} files cannot be read:\n{listed}\n"
                           "Fix or remove them, or pass --skip-corrupt to translate the others. Nothing was written.")
     if not images:
-        raise SampleError(f"--in {inp}: none of the {len(files)} image files could be read")
+        raise TranslateError(f"--in {inp}: none of the {len(files)} image files could be read")
     fake = trained.translate(np.stack(images), reverse=reverse, batch_size=batch_size)
     for r, image in zip(kept, fake):
         A.atomic_write_bytes(out / r, _encode(image, r.suffix))

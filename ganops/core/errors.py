@@ -6,6 +6,7 @@ from __future__ import annotations
 def user_errors() -> tuple[type[BaseException], ...]:
     """Errors whose message says what to do: shown as one line, never as a traceback."""
     from ganops.commands.sample import SampleError
+    from ganops.commands.translate import TranslateError
     from ganops.core.artifacts import ArtifactError
     from ganops.core.locks import LockedError
     from ganops.core.params import ParamsError
@@ -16,7 +17,7 @@ def user_errors() -> tuple[type[BaseException], ...]:
     from ganops.train import TrainError
 
     return (ParamsError, ArtifactError, DataSourceError, EncoderError, NeighborsError, TrainError, SampleError,
-            LockedError, RegistryError, OSError)
+            TranslateError, LockedError, RegistryError, OSError)
 
 
 def describe(exc: BaseException) -> str:

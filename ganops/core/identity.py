@@ -36,7 +36,7 @@ TRAIN_RUN_ONLY = frozenset({"checkpoint_every", "sample_every"})
 # Train keys a resumed run may change: they shape what is logged and previewed, not the weights (the
 # trainer's checkpoint identity leaves them out). `steps` is not one of them: a killed 3,000-step run
 # and a 60-step run are different runs, and neither may block the other's checkpoint or lock.
-TRAIN_RESUMABLE = frozenset({"log_every", "n_samples"})
+TRAIN_RESUMABLE = frozenset({"log_every", "grid_size"})
 # Train keys that never change the weights at a given step: left out of the trainer's checkpoint identity.
 TRAIN_SCHEDULE = TRAIN_RUN_ONLY | TRAIN_RESUMABLE | {"steps"}
 # What the transfer evaluation reads of `evaluate`: it scores every held-out source image, so no sample count.

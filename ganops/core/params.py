@@ -7,9 +7,10 @@ the value and what is allowed.
 from __future__ import annotations
 
 import difflib
+import logging
 import re
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
@@ -29,6 +30,25 @@ class ParamsError(ValueError):
 
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    # Keys that were renamed: the old spelling still works, with a warning that names the new one.
+    RENAMED: ClassVar[dict[str, str]] = {}
+    SECTION: ClassVar[str] = ""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _renamed(cls, v: Any) -> Any:
+        if not cls.RENAMED or not isinstance(v, dict):
+            return v
+        v = dict(v)
+        for old, new in cls.RENAMED.items():
+            if old in v:
+                if new in v:
+                    raise ValueError(f"{cls.SECTION}.{old} and {cls.SECTION}.{new} are both set; {old} is the old "
+                                     f"name of {new}: keep only {cls.SECTION}.{new}")
+                logging.getLogger("ganops.params").warning("%s.%s is now %s.%s; reading it as that", cls.SECTION,
+                                                           old, cls.SECTION, new)
+                v[new] = v.pop(old)
+        return v
 
     @field_validator("*", mode="before")
     @classmethod
@@ -84,6 +104,8 @@ class NeighborsParams(_Section):
 
 
 class TrainParams(_Section):
+    RENAMED: ClassVar[dict[str, str]] = {"n_samples": "grid_size"}
+    SECTION: ClassVar[str] = "train"
     family: Literal[FAMILY_NAMES] = Field("icgan", description="the GAN family (ganops.catalog.families)")
     class_conditional: bool = Field(False, description="icgan: also condition on the sampled neighbor's label")
     loss: Literal[LOSS_NAMES] = Field("hinge", description=", ".join(f"{k}: {v.about}" for k, v in LOSSES.items()))
@@ -102,7 +124,8 @@ class TrainParams(_Section):
     ema_decay: float = Field(0.999, gt=0, lt=1)
     ema_start: int = Field(0, ge=0, description="steps before the EMA starts averaging (it copies G until then)")
     h_dim: int = Field(64, ge=1, description="size of G's learned embedding of the condition (label, instance h)")
-    n_samples: int = Field(64, ge=1, le=1024, description="images in each sample grid")
+    grid_size: int = Field(64, ge=1, le=1024, description="images in each sample grid (the progress grids and "
+                           "samples.png)")
     checkpoint_every: int = Field(200, ge=1, description="steps between atomic checkpoints")
     log_every: int = Field(50, ge=1, description="steps between loss logs")
     sample_every: int = Field(200, ge=1, description="steps between sample grids")
@@ -126,6 +149,8 @@ class EvaluatorParams(_Section):
 
 
 class TransferParams(_Section):
+    RENAMED: ClassVar[dict[str, str]] = {"n_samples": "grid_size"}
+    SECTION: ClassVar[str] = "transfer"
     """Unpaired translation from a source to a target domain (CycleGAN, DTN): two datasets, each with its
     own data parameters, built by the dataset stage; the loop keys mean what they mean in train."""
     family: Literal[TRANSFER_NAMES] = Field("dtn", description="cyclegan (Zhu et al. 2017) or dtn (Taigman et "
@@ -163,7 +188,7 @@ class TransferParams(_Section):
     ema: bool = Field(True, description="translate with an EMA of the generators' weights (neither paper does)")
     ema_decay: float = Field(0.999, gt=0, lt=1)
     ema_start: int = Field(0, ge=0)
-    n_samples: int = Field(16, ge=1, le=256, description="source images in each progress grid")
+    grid_size: int = Field(16, ge=1, le=256, description="source images in each progress grid")
     checkpoint_every: int = Field(200, ge=1)
     log_every: int = Field(50, ge=1)
     sample_every: int = Field(200, ge=1)

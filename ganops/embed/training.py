@@ -4,7 +4,7 @@ The trainer keeps the loop, the device and AMP, the checkpoints over every netwo
 and generator, exact resume and its one policy (a checkpoint made with other parameters or data is
 refused, naming what differs), the NaN stop and progress. An encoder family adds what makes an encoder's
 training: epochs of shuffled full batches (the ragged last one dropped: BN and the losses want full
-batches), AdamW with a linear warmup and a cosine decay by step, and one generator seeded with ``seed``
+batches), AdamW with a linear warmup and a cosine decay by step, and one random stream seeded with ``seed``
 for the shuffles and the augmented views. ``fit`` runs it for ``embed.epochs`` epochs, logging and
 checkpointing once an epoch.
 """
@@ -80,8 +80,8 @@ class EncoderFamily(Family):
         self.train_rows = self.rows(data)
         self.batch = min(self.e.batch_size, info.n)
         self.per_epoch = self.steps_per_epoch(self.e, info.n)
-        # the shuffles and the views: one generator seeded with `seed` (checkpointed by the trainer)
-        self.gen = ctx.gens.setdefault("views", torch.Generator().manual_seed(ctx.p.seed))
+        # the shuffles and the views: one rng seeded with `seed` (checkpointed by the trainer)
+        self.rng = ctx.rngs.setdefault("views", torch.Generator().manual_seed(ctx.p.seed))
         self.order: np.ndarray | None = None
         self.drawn = 0                           # batches drawn so far
         self.build(info)
@@ -106,7 +106,7 @@ class EncoderFamily(Family):
     def next_batch(self) -> tuple[np.ndarray, torch.Tensor]:
         i = self.drawn % self.per_epoch
         if i == 0:
-            self.order = self.train_rows[torch.randperm(len(self.train_rows), generator=self.gen).numpy()]
+            self.order = self.train_rows[torch.randperm(len(self.train_rows), generator=self.rng).numpy()]
         self.drawn += 1
         idx = np.sort(self.order[i * self.batch:(i + 1) * self.batch])   # sorted: sequential memory-map reads
         return idx, to_float(self.data.images[idx], self.ctx.device)
@@ -123,7 +123,7 @@ class EncoderFamily(Family):
 
     def views(self, x: torch.Tensor) -> torch.Tensor:
         """Augmented views of ``x`` under the family's policy, drawn from its generator."""
-        return augment(x, self.gen, self.policy)
+        return augment(x, self.rng, self.policy)
 
     def in_format(self, x: torch.Tensor) -> torch.Tensor:
         """``x`` in the trainer's memory format (channels_last on CUDA)."""

@@ -27,8 +27,8 @@ def leaderboard(root: Path, p: Params) -> list[dict[str, Any]]:
         meta = A.read_meta(directory)
         metrics = meta.get("metrics", {})
         variant = family
-        if meta.get("params", {}).get("train", {}).get("class_conditional") and family == "icgan":
-            variant = "icgan (class-conditional)"
+        if meta.get("params", {}).get("train", {}).get("class_conditional"):    # in the identity of those it shapes
+            variant = f"{family} (class-conditional)"
         rows.append({"family": variant, "steps": meta.get("params", {}).get("train", {}).get("steps"),
                      **_registry_columns(root, p, family, meta["upstream"].get("train")),
                      **{c: metrics.get(c) for c in COLUMNS if c in metrics}})

@@ -97,8 +97,8 @@ def latent_arithmetic(model, path: Path, classify: Callable[[np.ndarray], np.nda
     Fallback, when no triple exists (the classifier found fewer than 3 classes with 3 samples): a single
     row with one sample per class found, captioned "class: count", under a title saying why."""
     y, h = model.conditions_for(1, labels, features, rows=True)
-    gen = torch.Generator().manual_seed(seed)
-    z = torch.randn(n_pool, model.cfg.z_dim, generator=gen)
+    z_rng = torch.Generator().manual_seed(seed)
+    z = torch.randn(n_pool, model.cfg.z_dim, generator=z_rng)
     pool = model.render(z, _repeat(y, n_pool), _repeat(h, n_pool))
     classes = _classes(classify, pool)
     triples = pick_triples(classes, seed)
@@ -116,7 +116,7 @@ def latent_arithmetic(model, path: Path, classify: Callable[[np.ndarray], np.nda
     for a, b, c in triples:
         means = [z[np.sort(rng.choice(np.flatnonzero(classes == k), 3, replace=False))].mean(0) for k in (a, b, c)]
         v = means[0] - means[1] + means[2]
-        rows += [*means, v, *(v + NOISE * torch.randn(N_PERTURBED, model.cfg.z_dim, generator=gen))]
+        rows += [*means, v, *(v + NOISE * torch.randn(N_PERTURBED, model.cfg.z_dim, generator=z_rng))]
     ncol = 4 + N_PERTURBED
     images = model.render(torch.stack(rows), _repeat(y, len(rows)), _repeat(h, len(rows)))
     shape = images.shape[1:]

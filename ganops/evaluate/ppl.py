@@ -29,10 +29,10 @@ def path_length(model, features_of, n_pairs: int, epsilon: float, seed: int, lab
                 batch_size: int = 250) -> dict[str, float]:
     """``model``: a ``GeneratorModel``; ``features_of(uint8 images) -> N×d`` is the evaluator;
     ``labels``/``h``: one condition per pair."""
-    gen = torch.Generator().manual_seed(seed)
+    rng = torch.Generator().manual_seed(seed)
     G, z_dim, dev = model.G, model.cfg.z_dim, model.device
-    z0, z1 = torch.randn(n_pairs, z_dim, generator=gen), torch.randn(n_pairs, z_dim, generator=gen)
-    t = torch.rand(n_pairs, 1, generator=gen) * (1 - epsilon)
+    z0, z1 = torch.randn(n_pairs, z_dim, generator=rng), torch.randn(n_pairs, z_dim, generator=rng)
+    t = torch.rand(n_pairs, 1, generator=rng) * (1 - epsilon)
     dists = []
     for s in range(0, n_pairs, batch_size):
         sl = slice(s, s + batch_size)

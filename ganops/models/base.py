@@ -9,7 +9,7 @@ trainer has moved the networks), draws the data one step consumes in ``next_batc
 networks in ``train_step``. The models to learn from: mimicry's ``BaseGAN`` (subclasses override the
 step) and the CycleGAN repository (``model_names``, ``loss_names``, ``optimize_parameters``).
 
-Randomness a family draws goes through ``ctx.gens`` (checkpointed: exact resume) or, for weight
+Randomness a family draws goes through ``ctx.rngs`` (checkpointed: exact resume) or, for weight
 initialisation only, torch's global RNG (seeded by the trainer just before ``__init__``).
 """
 
@@ -42,22 +42,22 @@ class DataInfo:
 class TrainData:
     """What a family trains on: uint8 N×C×H×W images (the source domain's, for transfer families) with
     optional labels, features and neighborhoods; for transfer families also the target domain's images
-    and, for DTN, the frozen source-domain encoder f (input: float images in [0, 1]; ``.config``
-    rebuilds it through ``ganops.embed.nets.build``)."""
+    and, for DTN, f: the source domain's classifier (its evaluator stage's network, frozen; input: float
+    images in [0, 1]; ``.config`` rebuilds it through ``ganops.embed.nets.build``)."""
     images: Any
     labels: np.ndarray | None = None
     features: np.ndarray | None = None
     neighbors: np.ndarray | None = None
     target_images: Any = None
-    source_encoder: nn.Module | None = None
+    source_classifier: nn.Module | None = None
 
 
 @dataclass
 class Context:
-    """What the trainer lends a family: the parameters, the device and the checkpointed generators."""
+    """What the trainer lends a family: the parameters, the device and the checkpointed random streams."""
     p: Params
     device: torch.device
-    gens: dict[str, torch.Generator]          # "data" and "noise": their states are checkpointed
+    rngs: dict[str, torch.Generator]          # "data" and "noise" (and a family's own): checkpointed
     channels_last: bool = False
 
     @property
@@ -92,7 +92,7 @@ class Family:
         raise NotImplementedError
 
     def next_batch(self) -> Any:
-        """The data one training step consumes, drawn with ``ctx.gens['data']``."""
+        """The data one training step consumes, drawn with ``ctx.rngs['data']``."""
         raise NotImplementedError
 
     def train_step(self, batch: Any) -> Mapping[str, torch.Tensor]:

@@ -1,5 +1,5 @@
 """Training batches of the generator families (and of each domain of the transfer families), vectorised
-and driven by one seeded ``torch.Generator``.
+and driven by one seeded random stream (a ``torch.Generator``).
 
 One rule covers the three families. A draw picks instances i uniformly (with replacement); the
 image and label come from j, the conditioning feature from i:
@@ -11,7 +11,7 @@ image and label come from j, the conditioning feature from i:
   y_j when class-conditional), and the fake side uses h_i (and the sampled neighbor's label y_j).
 
 Images stay uint8 until a batch is drawn, then become float in [-1, 1] on the device. The only
-randomness is the generator passed in, whose state the trainer checkpoints (exact resume).
+randomness is the rng passed in, whose state the trainer checkpoints (exact resume).
 """
 
 from __future__ import annotations
@@ -38,9 +38,9 @@ class BatchSampler:
 
     def __init__(self, images, labels: np.ndarray | None, features: np.ndarray | None,
                  neighbors: np.ndarray | None, *, use_labels: bool, use_features: bool,
-                 device: torch.device, generator: torch.Generator):
+                 device: torch.device, rng: torch.Generator):
         self.device = device
-        self.gen = generator
+        self.rng = rng
         self.n = int(images.shape[0])
         self._np_images = None
         if isinstance(images, torch.Tensor):
@@ -57,10 +57,10 @@ class BatchSampler:
         self.neighbors = torch.as_tensor(np.array(neighbors), dtype=torch.long) if neighbors is not None else None
 
     def draw(self, n: int) -> Draw:
-        i = torch.randint(0, self.n, (n,), generator=self.gen)
+        i = torch.randint(0, self.n, (n,), generator=self.rng)
         if self.neighbors is None:
             return Draw(i, i)
-        col = torch.randint(0, self.neighbors.shape[1], (n,), generator=self.gen)
+        col = torch.randint(0, self.neighbors.shape[1], (n,), generator=self.rng)
         return Draw(i, self.neighbors[i, col])
 
     def conditions(self, d: Draw) -> tuple[torch.Tensor | None, torch.Tensor | None]:

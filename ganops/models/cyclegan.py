@@ -26,10 +26,10 @@ from ganops.models.transfer_nets import PatchConfig, PatchDiscriminator, ResnetC
 class ImagePool:
     """Shrivastava et al. 2017, as the CycleGAN repository's ImagePool: until ``size`` fakes are kept each
     new one is kept and shown; then with probability ½ a kept one is shown and replaced by the new one.
-    Its draws come from a checkpointed generator and its contents go into the checkpoint (exact resume)."""
+    Its draws come from a checkpointed rng and its contents go into the checkpoint (exact resume)."""
 
-    def __init__(self, size: int, generator: torch.Generator):
-        self.size, self.gen = size, generator
+    def __init__(self, size: int, rng: torch.Generator):
+        self.size, self.rng = size, rng
         self.images: torch.Tensor | None = None
         self.count = 0
 
@@ -43,8 +43,8 @@ class ImagePool:
             if self.count < self.size:
                 self.images[self.count] = fakes[k]
                 self.count += 1
-            elif torch.rand((), generator=self.gen).item() > 0.5:
-                i = int(torch.randint(0, self.size, (), generator=self.gen))
+            elif torch.rand((), generator=self.rng).item() > 0.5:
+                i = int(torch.randint(0, self.size, (), generator=self.rng))
                 out[k] = self.images[i]
                 self.images[i] = fakes[k]
         return out
@@ -87,9 +87,9 @@ class CycleGAN(TransferFamily):
                 "D_b": PatchConfig(in_channels=cb, filters=tp.d_filters, n_layers=layers)}
         self.networks = {n: (ResnetGenerator(c) if n.startswith("G") else PatchDiscriminator(c)) for n, c in cfgs.items()}
         self.configs = {n: c.to_dict() for n, c in cfgs.items()}
-        ctx.gens.setdefault("pool", torch.Generator().manual_seed(ctx.p.seed + 4))
-        self.pool_a = ImagePool(tp.pool_size, ctx.gens["pool"])     # fakes of domain A, for D_a
-        self.pool_b = ImagePool(tp.pool_size, ctx.gens["pool"])
+        ctx.rngs.setdefault("pool", torch.Generator().manual_seed(ctx.p.seed + 4))
+        self.pool_a = ImagePool(tp.pool_size, ctx.rngs["pool"])     # fakes of domain A, for D_a
+        self.pool_b = ImagePool(tp.pool_size, ctx.rngs["pool"])
 
     def configure_optimizers(self):
         n = self.networks

@@ -41,7 +41,7 @@ class DTN(TransferFamily):
     def check(cls, tp: TransferParams, data: TrainData) -> TransferInfo:
         info = super().check(tp, data)
         check_resolution(info.resolution, info.resolution)
-        f = data.source_encoder
+        f = data.source_classifier
         if f is None or not isinstance(getattr(f, "config", None), dict):
             raise TrainError("transfer.family=dtn needs f, a classifier trained on the source domain's labels "
                              "(the source dataset's evaluator): run `ganops stage evaluator` for transfer.source")
@@ -53,7 +53,7 @@ class DTN(TransferFamily):
     def __init__(self, ctx: Context, data: TrainData, info: TransferInfo):
         super().__init__(ctx, data, info)
         tp = self.tp
-        f = copy.deepcopy(data.source_encoder).eval().requires_grad_(False)   # frozen: never trained here
+        f = copy.deepcopy(data.source_classifier).eval().requires_grad_(False)   # frozen: never trained here
         dim = int(f.config["dim"])
         g_cfg = GConfig(resolution=info.resolution, channels=info.target_channels, filters=tp.g_filters, z_dim=dim)
         d_cfg = DConfig(resolution=info.resolution, channels=info.target_channels, filters=tp.d_filters, outputs=3)

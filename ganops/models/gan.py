@@ -87,7 +87,7 @@ class GANFamily(Family):
         icgan = self.uses_neighbors(tp)
         self.batches = BatchSampler(data.images, data.labels, data.features if icgan else None,
                                     data.neighbors if icgan else None, use_labels=info.n_classes > 0,
-                                    use_features=icgan, device=ctx.device, generator=ctx.gens["data"])
+                                    use_features=icgan, device=ctx.device, rng=ctx.rngs["data"])
         self._grid = self._grid_inputs()
 
     def configure_optimizers(self):
@@ -96,7 +96,7 @@ class GANFamily(Family):
                  "D": torch.optim.Adam(self.D.parameters(), lr=tp.lr_d, betas=(tp.beta1, tp.beta2))}, {})
 
     def noise(self, n: int) -> torch.Tensor:
-        return torch.randn(n, self.tp.z_dim, generator=self.ctx.gens["noise"]).to(self.ctx.device)
+        return torch.randn(n, self.tp.z_dim, generator=self.ctx.rngs["noise"]).to(self.ctx.device)
 
     def next_batch(self) -> GANBatch:
         B, real, fake = self.tp.batch_size, [], []
@@ -137,13 +137,13 @@ class GANFamily(Family):
     def _grid_inputs(self):
         """Fixed z and conditions of the progress grids (their own generator: training RNG untouched)."""
         tp, info, dev = self.tp, self.info, self.ctx.device
-        n = tp.n_samples
-        gen = torch.Generator().manual_seed(self.ctx.p.seed + 3)
-        z = torch.randn(n, tp.z_dim, generator=gen).to(dev)
+        n = tp.grid_size
+        rng = torch.Generator().manual_seed(self.ctx.p.seed + 3)
+        z = torch.randn(n, tp.z_dim, generator=rng).to(dev)
         y = h = None
         nrow = max(1, int(math.ceil(math.sqrt(n))))
         if self.uses_neighbors(tp):                     # a row per instance: h_i (and its own label)
-            inst = torch.randint(0, info.n, (nrow,), generator=gen)[torch.arange(n) // nrow]
+            inst = torch.randint(0, info.n, (nrow,), generator=rng)[torch.arange(n) // nrow]
             h = self.batches.features[inst.to(dev)]
             if self.batches.labels is not None:
                 y = self.batches.labels[inst.to(dev)]

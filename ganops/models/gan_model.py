@@ -144,13 +144,13 @@ class GeneratorModel(TrainedModel):
         y, h = self.conditions_for(n, labels, features)
         return self.render(self.noise(n, seed), y, h, batch_size)
 
-    def preview_grid(self, path: Path, n_samples: int, seed: int, images, features=None, labels=None) -> Path:
-        """samples.png of the generator artifact: ``n_samples // PER_ROW`` rows of PER_ROW samples, a condition
+    def preview_grid(self, path: Path, grid_size: int, seed: int, images, features=None, labels=None) -> Path:
+        """samples.png of the generator artifact: ``grid_size // PER_ROW`` rows of PER_ROW samples, a condition
         per row: seeded training instances (IC-GAN; the row starts with the real instance, and its label
         for the class-conditional variant) or consecutive labels (cGAN)."""
         from ganops.core.visual import save_grid
 
-        n_rows = max(1, n_samples // PER_ROW)
+        n_rows = max(1, grid_size // PER_ROW)
         picks = h = y = None
         if self.conditions.instance:
             picks = np.sort(np.random.default_rng(seed).choice(len(features), min(n_rows, len(features)),

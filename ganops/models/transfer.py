@@ -61,11 +61,11 @@ class TransferFamily(Family):
         self.tp: TransferParams = ctx.p.transfer
         # each domain drawn uniformly, as the generator families draw their images (held whole when they fit)
         domain = lambda images: BatchSampler(images, None, None, None, use_labels=False, use_features=False,  # noqa: E731
-                                             device=ctx.device, generator=ctx.gens["data"])
+                                             device=ctx.device, rng=ctx.rngs["data"])
         self.source, self.target = domain(data.images), domain(data.target_images)
-        pick = torch.Generator().manual_seed(ctx.p.seed + 3)      # the grid's own: training RNG untouched
-        k = min(self.tp.n_samples, info.n)
-        self._grid_source = self.source.images_at(torch.randperm(info.n, generator=pick)[:k].sort().values)
+        rng = torch.Generator().manual_seed(ctx.p.seed + 3)      # the grid's own: training RNG untouched
+        k = min(self.tp.grid_size, info.n)
+        self._grid_source = self.source.images_at(torch.randperm(info.n, generator=rng)[:k].sort().values)
 
     def next_batch(self) -> TransferBatch:
         B = self.tp.batch_size

@@ -41,7 +41,7 @@ def run(p: Params, root: Path, ctx: RunContext) -> C.StageResult:
         with A.atomic_dir(out) as tmp:
             save_weights(tmp / "model.pt", model.weights)
             A.atomic_write_json(tmp / "history.json", res.history)
-            model.preview_grid(tmp / "samples.png", p.train.n_samples, p.seed, images, features, labels)
+            model.preview_grid(tmp / "samples.png", p.train.grid_size, p.seed, images, features, labels)
             C.write_meta(tmp, p, "train", ups, metrics, extra={"device": str(device), **warm})
         run.metrics({"train_seconds": res.seconds, "resumed_from_step": res.resumed_from or 0})
         result = C.finish("train", p, root, out, run, metrics, {"preview_grid": "samples.png"}, ("history.json",))

@@ -47,7 +47,7 @@ def run(p: Params, root: Path, ctx: RunContext) -> C.StageResult:
         source, target = store.load_images(src), store.load_images(tgt)
         run.dataset(src, p.transfer.source.dataset, ups["dataset@source"], context="source")
         run.dataset(tgt, p.transfer.target.dataset, ups["dataset@target"], context="target")
-        res = T.train(p, data=TrainData(source, target_images=target, source_encoder=f), section="transfer",
+        res = T.train(p, data=TrainData(source, target_images=target, source_classifier=f), section="transfer",
                       device=device, checkpoint_path=ckpt, **C.progress_callbacks(run, ckpt), identity_extra=ups)
         model = load_model(res.weights())
         metrics = {**{f"final_{k}": v for k, v in res.final_losses.items()}, "steps": res.steps}

@@ -24,7 +24,7 @@ FORMAT = "ganops.train/2"     # /2: networks, optimisers and schedulers by name 
 
 # ---------------------------------------------------------------- RNG states
 
-def rng_state(generators: dict[str, torch.Generator]) -> dict[str, Any]:
+def rng_state(rngs: dict[str, torch.Generator]) -> dict[str, Any]:
     np_kind, np_keys, np_pos, np_has_gauss, np_gauss = np.random.get_state()
     py_version, py_state, py_gauss = random.getstate()
     return {
@@ -33,11 +33,11 @@ def rng_state(generators: dict[str, torch.Generator]) -> dict[str, Any]:
         "numpy": {"kind": np_kind, "keys": torch.from_numpy(np_keys.astype(np.int64)), "pos": int(np_pos),
                   "has_gauss": int(np_has_gauss), "gauss": float(np_gauss)},
         "python": {"version": py_version, "state": list(py_state), "gauss": py_gauss},
-        "generators": {name: g.get_state() for name, g in generators.items()},
+        "generators": {name: g.get_state() for name, g in rngs.items()},   # the file's key, kept: checkpoints resume
     }
 
 
-def set_rng_state(state: dict[str, Any], generators: dict[str, torch.Generator]) -> None:
+def set_rng_state(state: dict[str, Any], rngs: dict[str, torch.Generator]) -> None:
     torch.set_rng_state(state["torch"])
     if state["cuda"] and torch.cuda.is_available() and len(state["cuda"]) == torch.cuda.device_count():
         torch.cuda.set_rng_state_all(state["cuda"])
@@ -45,7 +45,7 @@ def set_rng_state(state: dict[str, Any], generators: dict[str, torch.Generator])
     np.random.set_state((n["kind"], n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["gauss"]))
     py = state["python"]
     random.setstate((py["version"], tuple(py["state"]), py["gauss"]))
-    for name, g in generators.items():
+    for name, g in rngs.items():
         g.set_state(state["generators"][name])
 
 

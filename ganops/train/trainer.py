@@ -114,14 +114,14 @@ class Trainer:
         self.info = cls.check(tp, data)
         self.device = devices.resolve(p.device) if device is None else torch.device(device)
         self.channels_last = self.device.type == "cuda"
-        gens = {"data": torch.Generator().manual_seed(p.seed + 1),
+        rngs = {"data": torch.Generator().manual_seed(p.seed + 1),
                 "noise": torch.Generator().manual_seed(p.seed + 2)}
         random.seed(p.seed)
         np.random.seed(p.seed)
         torch.manual_seed(p.seed)                      # weight init draws from the global RNG
-        ctx = Context(p, self.device, gens, channels_last=self.channels_last)
+        ctx = Context(p, self.device, rngs, channels_last=self.channels_last)
         self.family = fam = cls(ctx, data, self.info)
-        self.gens = gens
+        self.rngs = rngs
         fmt = ctx.memory_format
         for net in fam.networks.values():
             net.to(self.device, memory_format=fmt)
@@ -186,7 +186,7 @@ class Trainer:
                 "optimizers": {n: o.state_dict() for n, o in fam.optimizers.items()},
                 "schedulers": {n: s.state_dict() for n, s in fam.schedulers.items()},
                 "family_state": fam.extra_state(),
-                "rng": ckpt.rng_state(self.gens), "history": self.history, "window": self.window}
+                "rng": ckpt.rng_state(self.rngs), "history": self.history, "window": self.window}
 
     def load_state_dict(self, s: dict[str, Any]) -> None:
         fam = self.family
@@ -199,7 +199,7 @@ class Trainer:
         for n, sch in fam.schedulers.items():
             sch.load_state_dict(s["schedulers"][n])
         fam.load_extra_state(s["family_state"])
-        ckpt.set_rng_state(s["rng"], self.gens)
+        ckpt.set_rng_state(s["rng"], self.rngs)
         self.step = int(s["step"])
         self.history = list(s["history"])
         self.window = list(s["window"])

@@ -85,7 +85,7 @@ def test_dagster_generator_assets_depend_on_what_their_family_reads():
     graph = defs.resolve_asset_graph()
     parents = {f: {k.to_user_string() for k in graph.get(dg.AssetKey(["generator", f])).parent_keys} for f in SPECS}
     assert parents == {"dcgan": {"dataset"}, "cgan": {"dataset"},
-                       "icgan": {"dataset", "embeddings", "neighborhoods"}}
+                       "icgan": {"dataset", "embeddings", "neighbors"}}
 
 
 def test_dagster_evaluations_depend_on_their_generator_and_the_evaluator():
@@ -96,7 +96,7 @@ def test_dagster_evaluations_depend_on_their_generator_and_the_evaluator():
     graph = defs.resolve_asset_graph()
     parents = lambda key: {k.to_user_string() for k in graph.get(dg.AssetKey(key)).parent_keys}  # noqa: E731
     assert parents(["evaluation", "dcgan"]) == {"dataset", "generator/dcgan", "evaluator"}
-    assert parents(["evaluation", "icgan"]) == {"dataset", "embeddings", "neighborhoods", "generator/icgan",
+    assert parents(["evaluation", "icgan"]) == {"dataset", "embeddings", "neighbors", "generator/icgan",
                                                 "evaluator"}
     assert parents(["champion", "cgan"]) == {"evaluation/cgan"}
     assert {"evaluation/dcgan", "evaluation/cgan", "evaluation/icgan"} == parents(["leaderboard"])

@@ -121,3 +121,19 @@ def test_a_domain_speaks_of_the_keys_the_user_sets():
     assert q.in_user_terms(text) == ("files missing under transfer.target.root='data/raw'; set "
                                      "transfer.target.download=true; evaluator.pt; transfer.target_evaluator.epochs=1")
     assert p.in_user_terms(text) == text           # the generator pipeline's own data keys stay as they are
+
+
+@pytest.mark.parametrize("section,default", [("train", 64), ("transfer", 16)])
+def test_a_renamed_key_keeps_its_old_spelling_working_and_names_the_new_one(section, default, tmp_path, caplog):
+    """train.n_samples and transfer.n_samples are grid_size (as data.grid_size): evaluate.n_samples alone
+    counts scored samples."""
+    assert getattr(P.load(None), section).grid_size == default
+    with caplog.at_level("WARNING", logger="ganops.params"):
+        p = P.load(None, [f"{section}.n_samples=32"])
+    assert getattr(p, section).grid_size == 32 and f"{section}.n_samples is now {section}.grid_size" in caplog.text
+    old = tmp_path / "params.yaml"
+    old.write_text(f"{section}:\n  n_samples: 8\n")
+    assert getattr(P.load(old), section).grid_size == 8                  # an old params.yaml too
+    with pytest.raises(P.ParamsError, match=rf"{section}.n_samples and {section}.grid_size are both set"):
+        P.load(old, [f"{section}.grid_size=4"])
+    assert P.load(None, ["evaluate.n_samples=100"]).evaluate.n_samples == 100

@@ -48,7 +48,7 @@ def data():
 def params(steps: int) -> Params:
     return Params.model_validate({"seed": 1, "device": "cpu", "train": {
         "steps": steps, "batch_size": 8, "g_filters": 8, "d_filters": 8, "z_dim": 8, "h_dim": 4, "log_every": 1,
-        "checkpoint_every": 2, "n_samples": 16}})
+        "checkpoint_every": 2, "grid_size": 16}})
 
 
 def _run(steps, data, ckpt=None):

@@ -20,7 +20,7 @@ RES = 16
 
 def params(family: str, **kw) -> Params:
     base = {"family": family, "steps": 6, "batch_size": 4, "g_filters": 4, "d_filters": 4, "n_blocks": 1,
-            "pool_size": 3, "checkpoint_every": 3, "log_every": 1, "n_samples": 4, "sample_every": 3}
+            "pool_size": 3, "checkpoint_every": 3, "log_every": 1, "grid_size": 4, "sample_every": 3}
     base.update(kw)
     return Params.model_validate({"seed": 2, "device": "cpu", "transfer": base})
 
@@ -59,7 +59,7 @@ def _kill_at(step: int):
 @pytest.mark.parametrize("family", ["cyclegan", "dtn"])
 def test_transfer_resume_is_bit_exact(domains, family, tmp_path):
     source, target, f = domains
-    data = TrainData(source, target_images=target, source_encoder=f)
+    data = TrainData(source, target_images=target, source_classifier=f)
     straight = run(params(family), data, checkpoint_path=tmp_path / "a.pt")
     with pytest.raises(Killed):
         run(params(family), data, checkpoint_path=tmp_path / "b.pt", log=_kill_at(3))
@@ -96,7 +96,7 @@ def test_cyclegan_trains_all_four_networks_and_decays_the_learning_rate(domains)
 
 def test_dtn_keeps_f_frozen_and_judges_three_ways(domains):
     source, target, f = domains
-    r = run(params("dtn"), TrainData(source, target_images=target, source_encoder=f))
+    r = run(params("dtn"), TrainData(source, target_images=target, source_classifier=f))
     _same(r.states["f"], {k: v.cpu() for k, v in f.state_dict().items()})
     assert r.configs["D"]["outputs"] == 3 and r.configs["f"]["dim"] == 16
     assert {"gan", "const", "tid"} <= set(r.final_losses)
@@ -108,7 +108,7 @@ def test_dtn_translates_colour_source_into_grey_target(domains):
     colour = rng.integers(0, 256, (30, 3, RES, RES), dtype=np.uint8)
     f3 = SmallCNN(3, 16, (8, 8, 8, 8), RES).eval()
     grids = []
-    run(params("dtn", steps=2), TrainData(colour, target_images=target, source_encoder=f3),
+    run(params("dtn", steps=2), TrainData(colour, target_images=target, source_classifier=f3),
         sample_cb=lambda s, g, n: grids.append(g))
     assert grids[-1].shape == (8, 3, RES, RES)    # source (RGB) beside its grey translation, shown as RGB
 
@@ -127,12 +127,12 @@ def test_image_pool_keeps_then_swaps_fakes():
 @pytest.mark.parametrize(("kw", "data_kw", "match"), [
     ({}, {"target_images": None}, r"transfer.target"),
     ({}, {"target_images": np.zeros((5, 1, 8, 8), np.uint8)}, r"transfer.source.resolution"),
-    ({"family": "dtn"}, {"source_encoder": None}, r"source domain's labels"),
+    ({"family": "dtn"}, {"source_classifier": None}, r"source domain's labels"),
     ({"identity_weight": 0.5}, {"target_images": np.zeros((5, 3, RES, RES), np.uint8)}, r"transfer.identity_weight"),
 ])
 def test_transfer_refuses_inputs_it_cannot_use(domains, kw, data_kw, match):
     source, target, f = domains
-    data = {"target_images": target, "source_encoder": f, **data_kw}
+    data = {"target_images": target, "source_classifier": f, **data_kw}
     fam = kw.pop("family", "cyclegan")
     with pytest.raises(TrainError, match=match):
         run(params(fam, **kw), TrainData(source, **data))

@@ -27,7 +27,7 @@ TRANSFER = {"source/dataset": "domains/source/dataset/digits", "source/evaluator
             "target/dataset": "domains/target/dataset/mnist", "target/evaluator": "domains/target/evaluator/mnist",
             **{f"{kind}/{f}": f"{folder}/digits-to-mnist/{f}" for f in ("dtn", "cyclegan")
                for kind, folder in (("translator", "transfer"), ("transfer_evaluation", "evaluation"))}}
-ARTIFACT_ASSETS = {"dataset", "embeddings", "neighborhoods", "evaluator",
+ARTIFACT_ASSETS = {"dataset", "embeddings", "neighbors", "evaluator",
                    *(f"{kind}/{f}" for kind in ("generator", "evaluation") for f in GENERATORS), *TRANSFER}
 
 
@@ -237,7 +237,7 @@ def test_dagster_sees_what_dvc_built_with_the_same_versions(dvc_project):
         reported = {e.asset_key.to_user_string(): e for e in tick()}
         assert set(reported) == ARTIFACT_ASSETS
         for name, directory in _dirs(root, tuple(GENERATORS)).items():
-            key = {"neighbors": "neighborhoods"}.get(name, name)
+            key = name
             key = f"generator/{key}" if key in GENERATORS else key.replace("evaluation ", "evaluation/")
             content_hash = json.loads((directory / "meta.json").read_text())["content_hash"]
             assert reported[key].tags["dagster/data_version"] == content_hash
@@ -256,14 +256,14 @@ def test_dagster_metadata_and_checks(dagster_result):
     _, result, _ = dagster_result
     mats = {m.asset_key.to_user_string(): m for m in result.get_asset_materialization_events()}
     families = ("dcgan", "cgan", "icgan")
-    assert set(mats) == {"dataset", "embeddings", "neighborhoods", "evaluator", "leaderboard", *TRANSFER,
+    assert set(mats) == {"dataset", "embeddings", "neighbors", "evaluator", "leaderboard", *TRANSFER,
                          *(f"{kind}/{f}" for kind in ("generator", "evaluation", "champion") for f in families)}
     t_meta = mats["transfer_evaluation/dtn"].materialization.metadata
     assert 0 <= t_meta["transfer_accuracy"].value <= 1 and "baseline_accuracy" in t_meta
     assert t_meta["registered_model"].value == "ganops-digits-to-mnist-dtn" and t_meta["promoted"].value is True
     assert "data:image/png;base64," in mats["translator/cyclegan"].materialization.metadata["preview_grid"].value
     ds_meta = mats["dataset"].materialization.metadata
-    nb_meta = mats["neighborhoods"].materialization.metadata
+    nb_meta = mats["neighbors"].materialization.metadata
     assert ds_meta["n_images"].value == 300
     assert "data:image/png;base64," in ds_meta["dataset_grid"].value
     assert "data:image/png;base64," in nb_meta["neighbor_panel"].value
@@ -291,7 +291,7 @@ def test_dagster_records_data_and_code_versions_and_logs(dagster_result):
 
     mats = {m.asset_key.to_user_string(): m.materialization for m in result.get_asset_materialization_events()}
     for name, directory in _dirs(root, ()).items():
-        key = {"neighbors": "neighborhoods"}.get(name, name)
+        key = name
         assert mats[key].tags["dagster/data_version"] == json.loads((directory / "meta.json").read_text())[
             "content_hash"]
         assert mats[key].tags["dagster/code_version"] == code_version(name)
@@ -347,7 +347,7 @@ def test_dvc_exp_run_and_dagster_selection_in_one_environment(tmp_path):
     assert (root / "data/neighbors/digits/pixels/k3/indices.npy").exists()
     config = {"resources": {"params": {"config": {"overrides": ["neighbors.k=4"]}}}}
     proc = subprocess.run(["dagster", "asset", "materialize", "-m", "pipelines.definitions", "--select",
-                           "+neighborhoods", "--config-json", json.dumps(config)],
+                           "+neighbors", "--config-json", json.dumps(config)],
                           cwd=root, env=ENV, capture_output=True, text=True)
     assert proc.returncode == 0 and "RUN_SUCCESS" in proc.stderr + proc.stdout, proc.stderr[-3000:]
     assert (root / "data/neighbors/digits/pixels/k4/indices.npy").exists()

@@ -23,7 +23,7 @@ N, RES = 60, 16
 
 def params(**train_kw) -> Params:
     base = {"steps": 4, "batch_size": 8, "g_filters": 8, "d_filters": 8, "z_dim": 16, "h_dim": 8,
-            "log_every": 1, "checkpoint_every": 2, "n_samples": 16}
+            "log_every": 1, "checkpoint_every": 2, "grid_size": 16}
     base.update(train_kw)
     return Params.model_validate({"seed": 3, "device": "cpu", "train": base})
 
@@ -97,7 +97,7 @@ def test_icgan_real_side_comes_from_the_neighborhood_never_the_instance():
     rng = np.random.default_rng(1)
     neighbors = np.stack([rng.choice(np.delete(np.arange(n), i), k, replace=False) for i in range(n)])
     s = BatchSampler(images, None, feats, neighbors, use_labels=False, use_features=True,
-                device=torch.device("cpu"), generator=torch.Generator().manual_seed(0))
+                device=torch.device("cpu"), rng=torch.Generator().manual_seed(0))
     used = np.zeros((n, k), bool)
     for _ in range(50):
         x, _, h = s.real(32)
@@ -114,7 +114,7 @@ def test_class_conditional_icgan_uses_the_neighbors_label(data):
     images, _, feats, neighbors = data
     labels = np.arange(N) * 7 % 10                              # distinct from the instance's own
     s = BatchSampler(images, labels, feats, neighbors, use_labels=True, use_features=True,
-                device=torch.device("cpu"), generator=torch.Generator().manual_seed(0))
+                device=torch.device("cpu"), rng=torch.Generator().manual_seed(0))
     d = s.draw(200)
     y, h = s.conditions(d)
     assert torch.equal(y, torch.as_tensor(labels)[d.image_index])
