@@ -122,7 +122,7 @@ class EncoderFamily(Family):
         return {"loss": loss.detach()}
 
     def views(self, x: torch.Tensor) -> torch.Tensor:
-        """Augmented views of ``x`` under the family's policy, drawn from its generator."""
+        """Augmented views of ``x`` under the family's policy, drawn from its rng."""
         return augment(x, self.rng, self.policy)
 
     def in_format(self, x: torch.Tensor) -> torch.Tensor:

@@ -376,8 +376,11 @@ def test_dagster_failures_carry_the_one_line_message(tmp_path):
     root = _make_project(tmp_path / "p")
     graph = defs.resolve_asset_graph()
     assets = [defs.get_assets_def(k) for k in graph.get_all_asset_keys()]
+    # a run config's overrides are the user's: the command a failure suggests repeats those it needs
     for overrides, selection, expected in ((["neighbors.k=true"], ["dataset"], "'neighbors.k'"),
-                                           ([], ["generator/icgan"], "ganops stage dataset")):
+                                           ([], ["generator/icgan"], "ganops stage dataset"),
+                                           (["data.limit=300", "neighbors.k=4"], ["generator/dcgan"],
+                                            "ganops stage dataset --set data.limit=300 --root")):
         resources = {**defs.resources, "params": GanopsParams(project_root=str(root), overrides=overrides)}
         result = dg.materialize(assets, resources=resources, selection=selection, raise_on_error=False)
         assert not result.success
