@@ -53,7 +53,12 @@ def _check_upstream(gdir: Path, p: Params, root: Path) -> None:
     except A.ArtifactError as exc:
         raise SampleError(f"{exc} Then sample again.") from None
     if "embeddings" in meta.get("upstream", {}):
-        emb = A.read_meta(A.embeddings_dir(root, p), produced_by="embeddings")
+        edir = A.embeddings_dir(root, p)
+        emb = A.read_meta(edir, produced_by="embeddings")
+        try:       # embeddings made with other parameters: rebuilding them comes before retraining
+            check_meta(edir, emb, p, "embeddings", rerun="embeddings", root=root)
+        except A.ArtifactError as exc:
+            raise SampleError(f"{exc} Then train again (`ganops stage train`) and sample.") from None
         if emb.get("content_hash") != meta["upstream"]["embeddings"]:
             raise SampleError(f"{gdir} was trained on other embeddings than those now in {A.embeddings_dir(root, p)} "
                               f"(embed.encoder={p.embed.encoder}); run `ganops stage train` to train on them, or "

@@ -97,15 +97,17 @@ def translate_folder(p: Params, root: Path, inp: Path, out: Path, *, force: bool
         from ganops.data.folder import EXTENSIONS
 
         raise TranslateError(f"--in {inp}: no image files (extensions: {', '.join(sorted(EXTENSIONS))})")
+    trained, name = _model(p, root, model)      # what the model can do decides first: --force would not help
+    if reverse and not trained.reversible:
+        raise TranslateError(f"--reverse: {trained.describe()} translates one way only (source → target); "
+                             "transfer.family=cyclegan learns both directions")
+    side, channels = trained.frame(reverse)
     rel = [f.relative_to(inp) for f in files]
     existing = [str(r) for r in rel if (out / r).exists()]
     if existing and not force:
         more = f" and {len(existing) - _LISTED} more" if len(existing) > _LISTED else ""
         raise TranslateError(f"--out {out}: {len(existing)} translations exist already ({', '.join(existing[:_LISTED])}"
-                          f"{more}); pass --force to overwrite them, or choose another folder")
-    trained, name = _model(p, root, model)
-    side, channels = trained.frame(reverse)
-    trained.translator(reverse)      # a one-way model refuses --reverse before any image is decoded
+                             f"{more}); pass --force to overwrite them, or choose another folder")
     report = TranslateReport(out, model=name)
     images, kept = [], []
     for path, r in zip(files, rel):

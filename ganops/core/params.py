@@ -392,12 +392,29 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     return key.split("."), value
 
 
+def _current_key(dotted: str) -> str:
+    """A dotted key in its current spelling: ``train.n_samples`` is ``train.grid_size``."""
+    section, _, name = dotted.partition(".")
+    field = Params.model_fields.get(section)
+    model = field.annotation if field is not None else None
+    new = getattr(model, "RENAMED", {}).get(name) if isinstance(model, type) else None
+    return dotted if new is None else f"{section}.{new}"
+
+
 def apply_overrides(raw: dict[str, Any], overrides: list[str] | dict[str, Any]) -> dict[str, Any]:
-    """Return a copy of ``raw`` with ``key=value`` overrides (or a {dotted: value} dict) applied."""
+    """Return a copy of ``raw`` with ``key=value`` overrides (or a {dotted: value} dict) applied; an
+    override in a key's old spelling sets its new one."""
     out = yaml.safe_load(yaml.safe_dump(raw)) if raw else {}
-    items = overrides.items() if isinstance(overrides, dict) else (
-        (".".join(k), v) for k, v in map(parse_override, overrides))
-    for dotted, value in items:
+    items = list(overrides.items() if isinstance(overrides, dict) else (
+        (".".join(k), v) for k, v in map(parse_override, overrides)))
+    current = {k: _current_key(k) for k, _ in items}
+    for old, new in current.items():
+        if new != old:
+            if new in current:
+                raise ParamsError(f"{old} and {new} are both given; {old.rpartition('.')[2]} is the old name of "
+                                  f"{new.rpartition('.')[2]}: keep only {new}")
+            logging.getLogger("ganops.params").warning("%s is now %s; reading it as that", old, new)
+    for dotted, value in ((current[k], v) for k, v in items):
         parts = dotted.split(".")
         node = out
         for i, part in enumerate(parts[:-1]):

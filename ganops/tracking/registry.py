@@ -228,6 +228,8 @@ def resolve(p: Params, root: Path, ref: str, kind: str = "generator") -> Any:
     """``champion`` (the alias) or a version number → the model version, with a clear error."""
     client = _client(p, root)
     name = registered_model_name(p, kind)
+    if not ref.isdigit() and ref != ALIAS:
+        raise RegistryError(f"--model {ref}: not a model of {name}; give `{ALIAS}` (the alias) or a version number")
     try:
         if ref.isdigit():
             return client.get_model_version(name, ref)

@@ -131,6 +131,10 @@ def test_a_renamed_key_keeps_its_old_spelling_working_and_names_the_new_one(sect
     with caplog.at_level("WARNING", logger="ganops.params"):
         p = P.load(None, [f"{section}.n_samples=32"])
     assert getattr(p, section).grid_size == 32 and f"{section}.n_samples is now {section}.grid_size" in caplog.text
+    repo = Path(__file__).resolve().parents[2] / "params.yaml"      # which spells it grid_size
+    assert getattr(P.load(repo, [f"{section}.n_samples=32"]), section).grid_size == 32
+    with pytest.raises(P.ParamsError, match=rf"{section}.n_samples and {section}.grid_size are both given"):
+        P.load(repo, [f"{section}.grid_size=32", f"{section}.n_samples=8"])
     old = tmp_path / "params.yaml"
     old.write_text(f"{section}:\n  n_samples: 8\n")
     assert getattr(P.load(old), section).grid_size == 8                  # an old params.yaml too

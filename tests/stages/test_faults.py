@@ -220,6 +220,11 @@ def test_sample_refuses_a_generator_of_other_parameters_or_embeddings(project):
     A.atomic_write_json(emb / "meta.json", meta)
     line = _one_line_error(_ganops(project, "sample", check=False))
     assert "other embeddings" in line and "ganops stage train" in line
+    # embeddings rebuilt with other parameters: rebuilding them comes first, then training
+    meta["params"]["embed"]["epochs"] += 2
+    A.atomic_write_json(emb / "meta.json", meta)
+    line = _one_line_error(_ganops(project, "sample", check=False))
+    assert "embed.epochs" in line and "ganops stage embeddings" in line and "Then train again" in line
 
 
 def test_a_copied_project_writes_mlflow_artifacts_into_itself(project, tmp_path):

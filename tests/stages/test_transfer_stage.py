@@ -215,9 +215,11 @@ def test_translate_names_corrupt_files_and_writes_nothing_unless_told(project, t
     assert inside.returncode == 2 and "inside --in" in inside.stderr
     around = run_ganops(project, "translate", "--in", str(inp / "sub"), "--out", str(inp), sets=DTN, check=False)
     assert around.returncode == 2 and "is inside --out" in around.stderr
-    reverse = run_ganops(project, "translate", "--in", str(inp), "--out", str(tmp_path / "r"), "--reverse",
+    # what the model cannot do is said first, before the existing outputs (--force would not help)
+    reverse = run_ganops(project, "translate", "--in", str(inp), "--out", str(out), "--reverse",
                          "--skip-corrupt", sets=DTN, check=False)
-    assert reverse.returncode == 2 and "one way only" in reverse.stderr
+    assert reverse.returncode == 2 and "--reverse: a dtn model translates one way only" in reverse.stderr
+    assert "transfer.family=cyclegan" in reverse.stderr and "--force" not in reverse.stderr
 
 
 def test_a_killed_transfer_resumes_to_the_bytes_of_an_uninterrupted_run(project, tmp_path):

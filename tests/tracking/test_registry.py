@@ -108,6 +108,9 @@ def test_asking_for_what_is_not_registered_names_the_model_and_what_it_has(gener
         registry.resolve(p, tmp_path, "99")
     with pytest.raises(registry.RegistryError, match=r"no version was promoted yet \(v2: not decided\)"):
         registry.resolve(p, tmp_path, "champion")
+    with pytest.raises(registry.RegistryError, match=r"--model best: not a model of ganops-digits-dcgan; give "
+                                                     r"`champion` \(the alias\) or a version number"):
+        registry.resolve(p, tmp_path, "best")
     q = Params.model_validate({"transfer": {"family": "cyclegan"}})
     with pytest.raises(registry.RegistryError, match=r"ganops-digits-to-mnist-cyclegan has no alias champion.*"
                                                      r"ganops stage evaluate_transfer"):
