@@ -13,10 +13,11 @@ from pathlib import Path
 import numpy as np
 
 from ganops.core import artifacts as A
+from ganops.core.errors import UserError
 from ganops.core.params import Params
 
 
-class SampleError(ValueError):
+class SampleError(UserError, ValueError):
     """A sampling request does not fit the trained model: the message says what the model needs."""
 
 

@@ -18,13 +18,14 @@ from pathlib import Path
 import numpy as np
 
 from ganops.core import artifacts as A
+from ganops.core.errors import UserError
 from ganops.core.params import Params
 from ganops.models.transfer_model import TranslatorModel
 
 _LISTED = 20
 
 
-class TranslateError(ValueError):
+class TranslateError(UserError, ValueError):
     """A translation request does not fit the folders or the trained model: the message says what to change."""
 
 

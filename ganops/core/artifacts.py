@@ -23,13 +23,14 @@ from typing import Any
 
 import numpy as np
 
+from ganops.core.errors import UserError
 from ganops.core.params import Params
 
 META = "meta.json"
 _HASH_SKIP = {META}
 
 
-class ArtifactError(RuntimeError):
+class ArtifactError(UserError, RuntimeError):
     """An artifact is missing, stale or inconsistent: the message names the file and the fix."""
 
 

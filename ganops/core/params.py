@@ -18,13 +18,14 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError,
 from ganops.catalog.encoders import ENCODER_SPECS, ENCODERS
 from ganops.catalog.families import FAMILY_NAMES, TRANSFER_NAMES
 from ganops.catalog.losses import LOSS_NAMES, LOSSES
+from ganops.core.errors import UserError
 
 DATASETS = ("digits", "mnist", "fashion_mnist", "usps", "svhn", "cifar10", "celeba", "image_folder")
 DEVICES = ("auto", "cpu", "cuda", "mps")
 DOMAINS = ("source", "target")   # the two sides of a domain transfer (transfer.source, transfer.target)
 
 
-class ParamsError(ValueError):
+class ParamsError(UserError, ValueError):
     """A parameter is wrong: the message names the key, the value and what is allowed."""
 
 

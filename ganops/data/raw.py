@@ -12,10 +12,11 @@ from typing import Any
 
 import numpy as np
 
+from ganops.core.errors import UserError
 from ganops.core.params import DataParams
 
 
-class DataSourceError(RuntimeError):
+class DataSourceError(UserError, RuntimeError):
     """A dataset cannot be loaded: the message names the key, the value, the path and the fix."""
 
 

@@ -16,11 +16,12 @@ import torch
 from torch import nn
 
 from ganops.core.device import autocast
+from ganops.core.errors import UserError
 
 MetricLog = Callable[[str, float, int], None]
 
 
-class EncoderError(RuntimeError):
+class EncoderError(UserError, RuntimeError):
     """An encoder cannot run: the message names the key, file or value and says how to fix it."""
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from ganops.core.errors import UserError
 
-class TrainError(RuntimeError):
+
+class TrainError(UserError, RuntimeError):
     """Training cannot start or cannot go on; the message says why and what to do."""

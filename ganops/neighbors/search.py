@@ -23,11 +23,12 @@ from typing import Any
 import faiss
 import numpy as np
 
+from ganops.core.errors import UserError
 from ganops.core.params import NeighborsParams
 from ganops.neighbors.validity import NORM_TOLERANCE, first, inspect_features, inspect_neighbors
 
 
-class NeighborsError(ValueError):
+class NeighborsError(UserError, ValueError):
     """Bad input to the neighbors stage: the message names the file or key, the value and the fix."""
 
 

@@ -20,6 +20,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from ganops.core.errors import UserError
 from ganops.core.params import Params
 from ganops.tracking.runs import GENERATOR_TAG, registered_model_name, tracking_uri
 
@@ -34,7 +35,7 @@ SAMPLES_TAG = "ganops.n_samples"
 RUN_TAG = "ganops.evaluation_run"
 
 
-class RegistryError(RuntimeError):
+class RegistryError(UserError, RuntimeError):
     """The registry cannot serve a request: the message names the model, the version or alias, and the fix."""
 
 
