@@ -39,6 +39,9 @@ class GANFamily(Family):
     ema_names: ClassVar[tuple[str, ...]] = ("G",)
     model = GeneratorModel
     cbn: ClassVar[bool] = False                 # conditional batch norm in G
+    # what asks for labels and the way out without them, as the user sets it (None: train.family=<name>)
+    labels_key: ClassVar[str | None] = None
+    without_labels: ClassVar[str] = "use train.family=dcgan or icgan"
     divergence_hint: ClassVar[str] = ("Lower train.lr_g / train.lr_d, or try train.loss=hinge or "
                                       "train.spectral_norm=true.")
 
@@ -58,9 +61,9 @@ class GANFamily(Family):
         res = check_resolution(h, w)
         n_classes = feat_dim = 0
         if cls.uses_labels(tp):
-            n_classes = _check_labels(tp, data.labels, n, cls.name)
+            n_classes = _check_labels(data.labels, n, cls.labels_key or f"train.family={cls.name}", cls.without_labels)
         if cls.uses_neighbors(tp):
-            feat_dim = _check_neighbors(data.features, data.neighbors, n)
+            feat_dim = _check_neighbors(data.features, data.neighbors, n, f"train.family={cls.name}")
         if n < 2:
             raise TrainError(f"the dataset has {n} image(s); training needs at least 2")
         return DataInfo(n=n, channels=c, resolution=res, n_classes=n_classes, feat_dim=feat_dim)
@@ -159,10 +162,8 @@ class GANFamily(Family):
         return to_uint8(out), nrow
 
 
-def _check_labels(tp: TrainParams, labels, n: int, family: str) -> int:
-    key = "train.class_conditional=true" if family == "icgan" else f"train.family={family}"
+def _check_labels(labels, n: int, key: str, other: str) -> int:
     if labels is None or len(labels) == 0 or bool(np.all(np.asarray(labels) < 0)):
-        other = "set train.class_conditional=false" if family == "icgan" else "use train.family=dcgan or icgan"
         raise TrainError(f"{key} needs class labels, but the dataset is unlabelled (every label is -1). "
                          f"Use a labelled dataset (data.dataset), or {other}.")
     labels = np.asarray(labels)
@@ -175,29 +176,29 @@ def _check_labels(tp: TrainParams, labels, n: int, family: str) -> int:
     return int(labels.max()) + 1
 
 
-def _check_neighbors(features, neighbors, n: int) -> int:
+def _check_neighbors(features, neighbors, n: int, key: str) -> int:
     if features is None or neighbors is None:
         what = "instance embeddings (features.npy)" if features is None else "k-NN neighborhoods (indices.npy)"
         raise TrainError(
-            f"train.family=icgan needs {what}, and none were given. Run `ganops stage embeddings` and then "
+            f"{key} needs {what}, and none were given. Run `ganops stage embeddings` and then "
             f"`ganops stage neighbors` (or materialize the neighbors asset) first, or set train.family "
             f"to dcgan or cgan.")
     features, neighbors = np.asarray(features), np.asarray(neighbors)   # memory maps stay memory maps
     if features.ndim != 2 or features.shape[0] != n:
-        raise TrainError(f"train.family=icgan: features.npy has shape {features.shape} but the dataset has {n} "
+        raise TrainError(f"{key}: features.npy has shape {features.shape} but the dataset has {n} "
                          f"images; the embeddings are stale. Run `ganops stage embeddings` and "
                          f"`ganops stage neighbors` again.")
     if neighbors.ndim != 2 or neighbors.shape[0] != n or neighbors.shape[1] < 1:
-        raise TrainError(f"train.family=icgan: indices.npy has shape {neighbors.shape} but the dataset has {n} "
+        raise TrainError(f"{key}: indices.npy has shape {neighbors.shape} but the dataset has {n} "
                          f"images; the neighborhoods are stale. Run `ganops stage neighbors` again.")
     found = inspect_neighbors(neighbors, n)
     if len(found.out_of_range_rows):
-        raise TrainError(f"train.family=icgan: indices.npy holds indices outside 0..{n - 1} (rows "
+        raise TrainError(f"{key}: indices.npy holds indices outside 0..{n - 1} (rows "
                          f"{first(found.out_of_range_rows)}); run `ganops stage neighbors` again.")
     if len(found.self_rows):
-        raise TrainError(f"train.family=icgan: indices.npy lists instances among their own neighbors (rows "
+        raise TrainError(f"{key}: indices.npy lists instances among their own neighbors (rows "
                          f"{first(found.self_rows)}); IC-GAN's neighborhoods exclude the instance itself. Run "
                          "`ganops stage neighbors` again.")
     if len(inspect_features(features).non_finite_rows):
-        raise TrainError("train.family=icgan: features.npy holds NaN or inf; run `ganops stage embeddings` again.")
+        raise TrainError(f"{key}: features.npy holds NaN or inf; run `ganops stage embeddings` again.")
     return int(features.shape[1])

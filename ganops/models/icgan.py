@@ -15,6 +15,8 @@ from ganops.models.gan import GANFamily
 class ICGAN(GANFamily):
     name = "icgan"
     cbn = True
+    labels_key = "train.class_conditional=true"
+    without_labels = "set train.class_conditional=false"
 
     @classmethod
     def uses_labels(cls, tp: TrainParams) -> bool:
