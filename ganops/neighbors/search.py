@@ -6,7 +6,8 @@ memory stays features + outputs + one BLAS tile, never an N×N matrix (IC-GAN's 
 back to an N×N sklearn matrix and ran out of memory at ImageNet scale). The instance itself is
 excluded from its own set, as in IC-GAN: we search k+1 and drop self.
 
-Diagnostics (purity, radii) and the neighbor panel PNG live in ``neighbors_diag``, which builds on
+Diagnostics (purity, radii) and the neighbor panel PNG live in ``diagnostics``, and what valid features
+and neighborhoods are in ``validity``; diagnostics builds on
 this module (never the other way round).
 """
 

@@ -3,7 +3,7 @@ a version per evaluated generator, and the ``champion`` alias on the best one. T
 transfer) have theirs per domain pair and family (``ganops-<source>-to-<target>-<family>``), ranked by
 transfer accuracy.
 
-A training run logs its generator (``tracking.log_generator``); the evaluation registers it as a new
+A training run logs its generator (``tracking.runs.log_generator``); the evaluation registers it as a new
 version whose tags hold its metrics, the feature space they were measured in and the sample count.
 ``decide`` compares a version with the champion on the primary metric (FID in the evaluator's space),
 only when both were measured in the same space with the same sample count; ``promote`` moves the
