@@ -43,11 +43,7 @@ class _Section(BaseModel):
         v = dict(v)
         for old, new in cls.RENAMED.items():
             if old in v:
-                if new in v:
-                    raise ValueError(f"{cls.SECTION}.{old} and {cls.SECTION}.{new} are both set; {old} is the old "
-                                     f"name of {new}: keep only {cls.SECTION}.{new}")
-                logging.getLogger("ganops.params").warning("%s.%s is now %s.%s; reading it as that", cls.SECTION,
-                                                           old, cls.SECTION, new)
+                _renamed_read(f"{cls.SECTION}.{old}", f"{cls.SECTION}.{new}", both=new in v)
                 v[new] = v.pop(old)
         return v
 
@@ -393,6 +389,14 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     return key.split("."), value
 
 
+def _renamed_read(old: str, new: str, both: bool) -> None:
+    """An old key spelling read as its new one (``_Section.RENAMED``), with a warning; both at once is refused."""
+    if both:
+        raise ParamsError(f"{old} and {new} are both set; {old.rpartition('.')[2]} is the old name of "
+                          f"{new.rpartition('.')[2]}: keep only {new}")
+    logging.getLogger("ganops.params").warning("%s is now %s; reading it as that", old, new)
+
+
 def _current_key(dotted: str) -> str:
     """A dotted key in its current spelling: ``train.n_samples`` is ``train.grid_size``."""
     section, _, name = dotted.partition(".")
@@ -411,10 +415,7 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str] | dict[str, Any]) 
     current = {k: _current_key(k) for k, _ in items}
     for old, new in current.items():
         if new != old:
-            if new in current:
-                raise ParamsError(f"{old} and {new} are both given; {old.rpartition('.')[2]} is the old name of "
-                                  f"{new.rpartition('.')[2]}: keep only {new}")
-            logging.getLogger("ganops.params").warning("%s is now %s; reading it as that", old, new)
+            _renamed_read(old, new, both=new in current)
     for dotted, value in ((current[k], v) for k, v in items):
         parts = dotted.split(".")
         node = out

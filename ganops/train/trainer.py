@@ -59,13 +59,13 @@ class Schedule:
     ema: bool = False
     ema_decay: float = 0.999
     ema_start: int = 0
-    keys: str | None = None        # the section the user sets these with, named in hints (None: not the user's)
+    section: str | None = None     # whose keys set these (train, transfer), named in hints; None: not the user's
     epoch_steps: int = 0           # > 0: the training counts epochs of this many steps (progress, resume lines)
 
     @classmethod
     def of(cls, section: str, tp: Any) -> Schedule:
-        own = {f.name for f in fields(cls)} - {"keys", "epoch_steps"}
-        return cls(**{name: getattr(tp, name) for name in own}, keys=section)
+        own = {f.name for f in fields(cls)} - {"section", "epoch_steps"}
+        return cls(**{name: getattr(tp, name) for name in own}, section=section)
 
     def where(self, step: int) -> str:
         """``step 120 of 500``, or ``epoch 3 of 10`` for a training that counts epochs."""
@@ -76,7 +76,7 @@ class Schedule:
     def key(self, name: str) -> str:
         """``train.steps=500`` as the user would set it, or ``steps 500`` when the user sets no such key."""
         value = getattr(self, name)
-        return f"{self.keys}.{name}={value}" if self.keys else f"{name} {value}"
+        return f"{self.section}.{name}={value}" if self.section else f"{name} {value}"
 
 
 @dataclass

@@ -133,7 +133,7 @@ def test_a_renamed_key_keeps_its_old_spelling_working_and_names_the_new_one(sect
     assert getattr(p, section).grid_size == 32 and f"{section}.n_samples is now {section}.grid_size" in caplog.text
     repo = Path(__file__).resolve().parents[2] / "params.yaml"      # which spells it grid_size
     assert getattr(P.load(repo, [f"{section}.n_samples=32"]), section).grid_size == 32
-    with pytest.raises(P.ParamsError, match=rf"{section}.n_samples and {section}.grid_size are both given"):
+    with pytest.raises(P.ParamsError, match=rf"{section}.n_samples and {section}.grid_size are both set"):
         P.load(repo, [f"{section}.grid_size=32", f"{section}.n_samples=8"])
     old = tmp_path / "params.yaml"
     old.write_text(f"{section}:\n  n_samples: 8\n")
