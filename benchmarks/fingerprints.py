@@ -24,6 +24,7 @@ from pathlib import Path
 
 import torch
 
+from ganops.core.identity import split_name, transfer_chain
 from ganops.core.params import load
 from ganops.stages import run_stage
 
@@ -35,6 +36,7 @@ GENERATORS = {"dcgan": ["train.family=dcgan"], "cgan": ["train.family=cgan"], "i
               "icgan_cc": ["train.family=icgan", "train.class_conditional=true"]}
 TRANSFER = ["transfer.steps=20", "transfer.log_every=10", "transfer.checkpoint_every=10", "transfer.sample_every=10",
             "transfer.source_evaluator.epochs=2", "transfer.target_evaluator.epochs=2", "transfer.g_filters=16",
+            "transfer.source_classifier.epochs=2",
             "transfer.d_filters=16", "transfer.n_blocks=2", "transfer.batch_size=16",
             "transfer.target.dataset=mnist", "transfer.target.download=false", "transfer.target.limit=600"]
 
@@ -109,9 +111,7 @@ def main() -> None:
     mnist = str(Path(args.mnist).resolve())
     for family in ("dtn", "cyclegan"):
         p = load(None, [*SMALL, *TRANSFER, f"transfer.target.root={mnist}", f"transfer.family={family}"])
-        chain = [("dataset", "source"), ("dataset", "target"), ("evaluator", "source"), ("evaluator", "target"),
-                 ("transfer", None), ("evaluate_transfer", None)]
-        for stage, role in chain:
+        for stage, role in map(split_name, transfer_chain(family)):
             print(f"[{time.perf_counter() - t0:6.0f}s] {family}: {stage} {role or ''}", file=sys.stderr)
             run_stage(stage, p, root, domain=role)
     table.update(artifacts(root, "transfer:"))

@@ -16,7 +16,7 @@ import dagster as dg
 from ganops import stages
 from ganops.catalog.families import SPECS, TRANSFER_SPECS
 from ganops.core.errors import describe, user_errors
-from ganops.core.identity import split_name, upstream_stages
+from ganops.core.identity import roles, split_name, upstream_stages
 from ganops.core.lineage import code_version
 from ganops.core.params import DOMAINS, ParamsError
 from ganops.tracking.runs import RunContext
@@ -251,13 +251,24 @@ def domain_assets(role: str) -> list[dg.AssetsDefinition]:
 
     @dg.asset(key=stage_key(f"evaluator@{role}"), group_name=TRANSFER_GROUP, kinds={"pytorch", "numpy"},
               deps=[stage_key(f"dataset@{role}")], code_version=code_version("evaluator"),
-              description=f"The {role} domain's evaluator: a classifier of its labels"
-                          + (" (the DTN's frozen f)." if role == "source" else " (judges translations)."))
+              description=f"The {role} domain's evaluator, the judge of translations into it"
+                          + (" (CycleGAN's B → A)." if role == "source" else " (transfer accuracy, FID/KID)."))
     def domain_evaluator(context: dg.AssetExecutionContext, params: GanopsParams, mlflow: MlflowTracking,
                          device: ComputeDevice) -> dg.MaterializeResult:
         return _materialized(run_stage(context, "evaluator", params, mlflow, device, domain=role))
 
-    return [domain_dataset, domain_evaluator]
+    if role not in roles("classifier"):
+        return [domain_dataset, domain_evaluator]
+
+    @dg.asset(key=stage_key(f"classifier@{role}"), group_name=TRANSFER_GROUP, kinds={"pytorch"},
+              deps=[stage_key(f"dataset@{role}")], code_version=code_version("classifier"),
+              description="DTN's f: a classifier of the source's labels (`transfer.source_classifier`), frozen "
+                          "while the DTN trains.")
+    def domain_classifier(context: dg.AssetExecutionContext, params: GanopsParams, mlflow: MlflowTracking,
+                          device: ComputeDevice) -> dg.MaterializeResult:
+        return _materialized(run_stage(context, "classifier", params, mlflow, device, domain=role))
+
+    return [domain_dataset, domain_evaluator, domain_classifier]
 
 
 def translator_asset(family: str) -> dg.AssetsDefinition:

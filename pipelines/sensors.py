@@ -11,7 +11,7 @@ import dagster as dg
 
 from ganops.catalog.families import SPECS, TRANSFER_SPECS
 from ganops.core import artifacts as A
-from ganops.core.params import DOMAINS
+from ganops.core.identity import DOMAIN_STAGES, roles
 from pipelines.assets import KEY_OF_STAGE, evaluation_key, generator_key, stage_key
 from pipelines.resources import ComputeDevice, GanopsParams, MlflowTracking, effective_params
 
@@ -37,8 +37,8 @@ def _on_disk(params: GanopsParams, mlflow: MlflowTracking, device: ComputeDevice
         q = effective_params(params, mlflow, device, (f"train.family={family}",))
         yield generator_key(family), A.generator_dir(root, q), family, None
         yield evaluation_key(family), A.evaluation_dir(root, q), family, None
-    for role in DOMAINS:
-        for stage in ("dataset", "evaluator"):
+    for stage in DOMAIN_STAGES:
+        for role in roles(stage):
             yield stage_key(f"{stage}@{role}"), A.stage_dir(root, p.domain(role), stage), None, role
     for family in TRANSFER_SPECS:
         q = effective_params(params, mlflow, device, (f"transfer.family={family}",))

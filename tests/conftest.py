@@ -42,6 +42,7 @@ def fast_overrides(**extra: object) -> list[str]:
             "transfer.n_blocks": 1, "transfer.pool_size": 5, "transfer.checkpoint_every": 4,
             "transfer.sample_every": 4, "transfer.grid_size": 4, "transfer.source_evaluator.epochs": 1,
             "transfer.source_evaluator.batch_size": 64,
+            "transfer.source_classifier.epochs": 1, "transfer.source_classifier.batch_size": 64,
             "transfer.target_evaluator.epochs": 10,     # a judge under 80% may not crown a translator: ~0.97
             "transfer.target_evaluator.batch_size": 64}
     base.update(extra)

@@ -14,7 +14,8 @@ class FamilySpec:
     impl: str                          # "module:Class" of its networks and step (ganops.models)
     kind: str = "generator"            # generator: samples a dataset (train.*); transfer: translates (transfer.*)
     needs_neighbors: bool = False      # reads the embeddings and k-NN neighborhoods (IC-GAN)
-    needs_source_classifier: bool = False   # reads the source domain's evaluator as its frozen f (DTN)
+    needs_source_classifier: bool = False   # reads the source's classifier (stage classifier) as its frozen f (DTN)
+    reversible: bool = False           # also learns target → source (its evaluation judges that way too)
     # keys of its section (train.* or transfer.*) that cannot change this family's model: left out of its
     # artifact identity
     unused_keys: frozenset[str] = frozenset()
@@ -26,12 +27,12 @@ ALL: dict[str, FamilySpec] = {s.name: s for s in (
     FamilySpec("cgan", "Mirza & Osindero 2014", "ganops.models.cgan:CGAN",
                unused_keys=frozenset({"class_conditional"})),
     FamilySpec("icgan", "Casanova et al. 2021", "ganops.models.icgan:ICGAN", needs_neighbors=True),
-    FamilySpec("cyclegan", "Zhu et al. 2017", "ganops.models.cyclegan:CycleGAN", kind="transfer",
+    FamilySpec("cyclegan", "Zhu et al. 2017", "ganops.models.cyclegan:CycleGAN", kind="transfer", reversible=True,
                unused_keys=frozenset({"const_weight", "tid_weight", "tv_weight", "source_evaluator",
-                                         "target_evaluator"})),
+                                         "target_evaluator", "source_classifier"})),
     FamilySpec("dtn", "Taigman et al. 2016", "ganops.models.dtn:DTN", kind="transfer", needs_source_classifier=True,
                unused_keys=frozenset({"n_blocks", "cycle_weight", "identity_weight", "pool_size",
-                                         "target_evaluator"})),
+                                         "source_evaluator", "target_evaluator"})),
 )}
 TRANSFER_SPECS = {name: s for name, s in ALL.items() if s.kind == "transfer"}
 SPECS = {name: s for name, s in ALL.items() if s.kind == "generator"}   # the generator families

@@ -32,13 +32,13 @@ def build_parser() -> argparse.ArgumentParser:
     stage.add_argument("name", choices=ALL_STAGES)
     stage.add_argument("--domain", choices=DOMAINS, default=None,
                        help="dataset / evaluator: build it for this side of the domain transfer (transfer.source "
-                            "or transfer.target's data keys)")
+                            "or transfer.target's data keys); classifier (DTN's f) runs on the source")
     _common(stage)
     run = sub.add_parser("run", help="run the chain of stages in order")
     run.add_argument("--until", choices=STAGES, default=None, help="stop after this stage")
     run.add_argument("--transfer", action="store_true",
-                     help="run the domain-transfer chain of transfer.family instead: both domains' datasets and "
-                          "evaluators, the translator, its evaluation")
+                     help="run the domain-transfer chain of transfer.family instead: both domains' datasets, "
+                          "DTN's f, the judges, the translator, its evaluation")
     _common(run)
     tr = sub.add_parser("translate", help="translate your own images (a folder) with the trained domain-transfer model")
     tr.add_argument("--in", dest="inp", required=True, type=Path, help="folder of source-domain images (searched "

@@ -67,6 +67,11 @@ def evaluator_dir(root: Path, p: Params) -> Path:
     return _data(root, p) / "evaluator" / p.data.dataset
 
 
+def classifier_dir(root: Path, p: Params) -> Path:
+    """DTN's f, on the source domain (``p`` its domain view)."""
+    return _data(root, p) / "classifier" / p.data.dataset
+
+
 def evaluation_dir(root: Path, p: Params, family: str | None = None) -> Path:
     """Beside its generator's key: data/evaluation/<the generator's path below data/generator>."""
     gen = generator_dir(root, p, family)
@@ -88,7 +93,7 @@ def transfer_evaluation_dir(root: Path, p: Params, family: str | None = None) ->
 
 def stage_dir(root: Path, p: Params, stage: str) -> Path:
     return {"dataset": dataset_dir, "embeddings": embeddings_dir, "neighbors": neighbors_dir,
-            "train": generator_dir, "evaluator": evaluator_dir, "evaluate": evaluation_dir,
+            "train": generator_dir, "evaluator": evaluator_dir, "classifier": classifier_dir, "evaluate": evaluation_dir,
             "transfer": translator_dir, "evaluate_transfer": transfer_evaluation_dir}[stage](root, p)
 
 

@@ -19,7 +19,11 @@ STAGES = ("dataset", "embeddings", "neighbors", "train", "evaluator", "evaluate"
 # Domain transfer: the dataset and evaluator stages run once per domain (``Params.domain``; an upstream
 # named ``stage@role``), then the translator is trained and evaluated.
 TRANSFER_STAGES = ("transfer", "evaluate_transfer")
-DOMAIN_STAGES = ("dataset", "evaluator")
+DOMAIN_STAGES = ("dataset", "evaluator", "classifier")
+# The domains each domain stage runs on: DTN's f (the classifier) is trained on the source alone.
+_ROLES = {"classifier": ("source",)}
+# Stages whose artifact is one family's (train.* or transfer.* identity carries the family's name).
+FAMILY_STAGES = ("train", "evaluate", *TRANSFER_STAGES)
 
 # Sections each data stage reads as a whole.
 _SECTIONS = {
@@ -43,6 +47,11 @@ TRAIN_SCHEDULE = TRAIN_RUN_ONLY | TRAIN_RESUMABLE | {"steps"}
 TRANSFER_EVALUATE_KEYS = ("seed", "batch_size", "kid_subsets", "kid_subset_size")
 
 
+def roles(stage: str) -> tuple[str, ...]:
+    """The domains a domain stage runs on."""
+    return _ROLES.get(stage, DOMAINS) if stage in DOMAIN_STAGES else ()
+
+
 def uses_neighbors(family: str) -> bool:
     return family in SPECS and SPECS[family].needs_neighbors
 
@@ -61,10 +70,13 @@ def split_name(name: str) -> tuple[str, str | None]:
 def upstream_stages(stage: str, family: str | None = None) -> tuple[str, ...]:
     """The artifacts a stage reads, in chain order (``stage@role`` for a transfer domain's)."""
     if stage == "transfer":
-        f = ("evaluator@source",) if TRANSFER_SPECS[family or "dtn"].needs_source_classifier else ()
+        f = ("classifier@source",) if TRANSFER_SPECS[family or "dtn"].needs_source_classifier else ()
         return ("dataset@source", "dataset@target", *f)
-    if stage == "evaluate_transfer":
-        return ("dataset@source", "dataset@target", "evaluator@source", "evaluator@target", "transfer")
+    if stage == "evaluate_transfer":   # the source's judge reads translations back, where a family makes them
+        back = ("evaluator@source",) if TRANSFER_SPECS[family or "dtn"].reversible else ()
+        return ("dataset@source", "dataset@target", *back, "evaluator@target", "transfer")
+    if stage == "classifier":
+        return ("dataset",)
     if stage == "train":
         return ("dataset", "embeddings", "neighbors") if uses_neighbors(family or "") else ("dataset",)
     if stage == "evaluator":
@@ -72,6 +84,13 @@ def upstream_stages(stage: str, family: str | None = None) -> tuple[str, ...]:
     if stage == "evaluate":
         return (*upstream_stages("train", family), "train", "evaluator")
     return STAGES[: STAGES.index(stage)]
+
+
+def transfer_chain(family: str) -> tuple[str, ...]:
+    """Every stage a translator's evaluation needs, in order (``stage@role`` for a domain's), and itself."""
+    names = [*upstream_stages("transfer", family), *upstream_stages("evaluate_transfer", family),
+             "evaluate_transfer"]
+    return tuple(dict.fromkeys(names))   # the translator's inputs first, then its judges
 
 
 def train_keys(family: str) -> list[str]:
@@ -90,11 +109,12 @@ def keys(stage: str, family: str | None = None) -> list[str]:
     """Dotted parameter keys (whole sections where the stage reads all of one) of a stage's identity."""
     if stage == "transfer":       # the domains' keys are transfer.source/target and transfer.<role>_evaluator
         return ["seed", *(f"transfer.{k}" for k in transfer_keys(family or "dtn"))]
-    if stage == "evaluate_transfer":   # the translator's identity, both evaluators', and how it is scored
-        base = keys("transfer", family)
-        evaluators = [f"transfer.{role}_evaluator" for role in DOMAINS]
-        return [*base, *(k for k in evaluators if k not in base),
-                *(f"evaluate.{k}" for k in TRANSFER_EVALUATE_KEYS)]
+    if stage == "evaluate_transfer":   # the translator's identity, its judges', and how it is scored
+        evaluators = [f"transfer.{split_name(n)[1]}_evaluator" for n in upstream_stages(stage, family)
+                      if n.startswith("evaluator@")]
+        return [*keys("transfer", family), *evaluators, *(f"evaluate.{k}" for k in TRANSFER_EVALUATE_KEYS)]
+    if stage == "classifier":   # DTN's f on the source domain (data is transfer.source there)
+        return ["seed", "data", "transfer.source_classifier"]
     if stage == "evaluate":   # the generator's identity, the evaluator's, and how it is scored
         evaluate = [f"evaluate.{k}" for k in EvaluateParams.model_fields if k not in EVALUATE_RUN_ONLY]
         return [*keys("train", family), "evaluator", *evaluate]
@@ -112,8 +132,8 @@ def identity(p: Params, stage: str) -> dict[str, Any]:
     for key in keys(stage, family):
         section, _, name = key.partition(".")
         if name:
-            out.setdefault(section, {"family": family} if section in ("train", "transfer") else {})[name] = \
-                dump[section][name]
+            named = section in ("train", "transfer") and stage in FAMILY_STAGES
+            out.setdefault(section, {"family": family} if named else {})[name] = dump[section][name]
         else:
             out[section] = dump[section]
     return out

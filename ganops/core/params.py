@@ -38,13 +38,20 @@ class _Section(BaseModel):
     @model_validator(mode="before")
     @classmethod
     def _renamed(cls, v: Any) -> Any:
-        if not cls.RENAMED or not isinstance(v, dict):
+        if not isinstance(v, dict):
             return v
         v = dict(v)
         for old, new in cls.RENAMED.items():
             if old in v:
                 _renamed_read(f"{cls.SECTION}.{old}", f"{cls.SECTION}.{new}", both=new in v)
                 v[new] = v.pop(old)
+        # A subsection given in part keeps its field's own defaults for the rest: `--set
+        # transfer.target.limit=5` without a params file must not turn the target (mnist) into the class
+        # default (digits), nor `transfer.source_evaluator.lr` reset its 30 epochs to 8.
+        for name, field in cls.model_fields.items():
+            default = field.default
+            if isinstance(default, BaseModel) and isinstance(v.get(name), dict):
+                v[name] = {**default.model_dump(exclude_unset=True), **v[name]}
         return v
 
     @field_validator("*", mode="before")
@@ -145,6 +152,22 @@ class EvaluatorParams(_Section):
         "a classifier that must read another domain's images (the transfer's f and judge)")
 
 
+class SourceClassifierParams(_Section):
+    """DTN's f: a classifier of the source's labels, frozen while the translator trains. It must also read
+    the target's images (f(G(x)) against f(x)), so its views are cross_domain by default."""
+    dim: int = Field(128, ge=2, le=4096, description="feature size (the space L_CONST compares in)")
+    epochs: int = Field(30, ge=1, description="training epochs")
+    batch_size: int = Field(256, ge=2)
+    lr: float = Field(2e-3, gt=0)
+    augment: Literal["mild", "cross_domain"] = Field(
+        "cross_domain", description="training views: cross_domain (also zoomed out, stronger warps, so f reads "
+        "the other domain's images too) or mild")
+
+    def as_evaluator(self) -> EvaluatorParams:
+        """The same network and training as an evaluator classifier (one trainer for both)."""
+        return EvaluatorParams(kind="classifier", **self.model_dump())
+
+
 class TransferParams(_Section):
     RENAMED: ClassVar[dict[str, str]] = {"n_samples": "grid_size"}
     SECTION: ClassVar[str] = "transfer"
@@ -154,14 +177,18 @@ class TransferParams(_Section):
                                             "al. 2016)")
     source: DataParams = Field(DataParams(dataset="digits"), description="the source domain's data.* keys")
     target: DataParams = Field(DataParams(dataset="mnist"), description="the target domain's data.* keys")
-    # Two evaluators with different jobs: f must read the *other* domain's images (cross_domain views), while
-    # the judge is a plain classifier of the target, as the papers score translations (mild views).
+    # Each domain's evaluator judges translations into it, as the papers score them (plain classifiers, mild
+    # views). DTN's f is not an evaluator but part of its training: a network of its own (source_classifier),
+    # as IC-GAN's encoder is not the generators' evaluator.
     source_evaluator: EvaluatorParams = Field(
-        EvaluatorParams(epochs=30, augment="cross_domain"),
-        description="the source domain's evaluator (DTN's f; CycleGAN's label check of B→A): evaluator.* keys")
+        EvaluatorParams(epochs=30), description="the source domain's evaluator, the judge of translations back to "
+        "the source (CycleGAN's label check of B→A): evaluator.* keys")
     target_evaluator: EvaluatorParams = Field(
         EvaluatorParams(), description="the target domain's evaluator, the judge of translations (transfer "
         "accuracy, FID/KID space): evaluator.* keys")
+    source_classifier: SourceClassifierParams = Field(
+        SourceClassifierParams(), description="dtn: f, the frozen classifier of the source's labels that L_CONST "
+        "compares in (stage classifier --domain source)")
     steps: int = Field(2000, ge=1, description="training steps (one G and one D update each)")
     batch_size: int = Field(64, ge=1)
     g_filters: int = Field(64, ge=4, description="base width of the generators (CycleGAN ngf; DTN's decoder g)")
@@ -194,9 +221,17 @@ class TransferParams(_Section):
     @classmethod
     def _split_evaluator(cls, v: Any) -> Any:
         if isinstance(v, dict) and "evaluator" in v:
-            raise ValueError("transfer.evaluator is now two sections: transfer.source_evaluator (DTN's f, "
-                             "cross_domain views) and transfer.target_evaluator (the judge of translations, mild "
-                             "views); move its keys to the one you meant")
+            raise ValueError("transfer.evaluator is now three sections: transfer.source_classifier (DTN's f, "
+                             "cross_domain views), transfer.target_evaluator (the judge of translations) and "
+                             "transfer.source_evaluator (the judge of CycleGAN's translations back); move its keys "
+                             "to the one you meant")
+        if (isinstance(v, dict) and isinstance(v.get("source_evaluator"), dict) and "source_classifier" not in v
+                and v.get("family", "dtn") == "dtn"):
+            # a file from before f had keys of its own: its source_evaluator keys no longer reach f
+            logging.getLogger("ganops.params").warning(
+                "transfer.source_evaluator no longer sets DTN's f: f's keys are transfer.source_classifier.* "
+                "(defaults: cross_domain views, 30 epochs); transfer.source_evaluator only judges CycleGAN's "
+                "translations back to the source")
         return v
 
     @model_validator(mode="after")

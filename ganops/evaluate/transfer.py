@@ -43,7 +43,7 @@ class TransferInputs:
     target_labels: np.ndarray
     target_features: np.ndarray       # the target evaluator's features of the target's training images
     target_evaluator: Evaluator
-    source_evaluator: Evaluator
+    source_evaluator: Evaluator | None   # judges translations back (a reversible family's); None otherwise
     history: list[dict[str, float]] = field(default_factory=list)
 
 
@@ -121,7 +121,7 @@ def evaluate_transfer(x: TransferInputs, p: Params, out: Path) -> TransferReport
         rec_t = model.translate(back, batch_size=bs)
         m["cycle_error_source"] = _cycle_error(rec, x.source)
         m["cycle_error_target"] = _cycle_error(rec_t, x.target)
-        if x.source_evaluator.head is not None:
+        if x.source_evaluator is not None and x.source_evaluator.head is not None:
             m["label_preservation_target_to_source"], details["label_preservation_target_to_source_per_class"] = \
                 accuracy(x.source_evaluator, back, x.target_labels, bs)
         if "transfer_accuracy" in m:

@@ -64,7 +64,6 @@ class CycleGAN(TransferFamily):
     loss_names: ClassVar[tuple[str, ...]] = ("d_loss", "g_loss", "g_ab", "g_ba", "cycle_a", "cycle_b",
                                              "idt_a", "idt_b", "d_a", "d_b")
     ema_names: ClassVar[tuple[str, ...]] = ("G_ab", "G_ba")
-    reversible = True
 
     @classmethod
     def check(cls, tp: TransferParams, data: TrainData) -> TransferInfo:

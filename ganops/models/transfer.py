@@ -37,7 +37,6 @@ class TransferFamily(Family):
     side_multiple: ClassVar[int] = 4
     divergence_hint: ClassVar[str] = "Lower transfer.lr."
     model = TranslatorModel
-    reversible: ClassVar[bool] = False     # also learns target → source (translator(reverse=True))
 
     @classmethod
     def check(cls, tp: TransferParams, data: TrainData) -> TransferInfo:
@@ -89,7 +88,7 @@ class TransferFamily(Family):
     @classmethod
     def translator(cls, configs: Mapping[str, dict], states: Mapping[str, dict], reverse: bool = False) -> nn.Module:
         """The trained model as one module from source images to target images (both in [-1, 1]); with
-        ``reverse`` (asked only of a ``reversible`` family), target to source."""
+        ``reverse`` (asked only of a family its spec declares ``reversible``), target to source."""
         raise NotImplementedError
 
     def grid(self, nets: Mapping[str, nn.Module]) -> tuple[np.ndarray, int]:

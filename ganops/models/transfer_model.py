@@ -1,5 +1,5 @@
 """What a trained domain-transfer model (CycleGAN, DTN) can do: translate source-domain images to the
-target domain, and back where its family learns that direction (``TransferFamily.reversible``), with
+target domain, and back where its family learns that direction (its spec's ``reversible``), with
 the frame (side, channels) each direction reads, and its preview grid.
 
 ``TransferFamily.model`` is this class: the transfer stages, the evaluation and ``ganops translate`` ask
@@ -32,7 +32,9 @@ class TranslatorModel(TrainedModel):
     @property
     def reversible(self) -> bool:
         """Whether it also translates target → source (CycleGAN's G_ba)."""
-        return self.family_class.reversible
+        from ganops.catalog.families import TRANSFER_SPECS
+
+        return TRANSFER_SPECS[self.family].reversible
 
     def frame(self, reverse: bool = False) -> tuple[int, int]:
         """(side, channels) of the images the model reads: the source's (the target's with ``reverse``), from

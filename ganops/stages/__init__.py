@@ -11,25 +11,32 @@ from __future__ import annotations
 import importlib
 from pathlib import Path
 
-from ganops.core.identity import DOMAIN_STAGES, STAGES, TRANSFER_STAGES, split_name, upstream_stages
+from ganops.core.identity import DOMAIN_STAGES, STAGES, TRANSFER_STAGES, roles, split_name, transfer_chain
 from ganops.core.params import Params, ParamsError
 from ganops.stages.common import StageResult
 from ganops.tracking.runs import RunContext, pipeline_run
 
-ALL_STAGES = (*STAGES, *TRANSFER_STAGES)
+ALL_STAGES = (*STAGES, "classifier", *TRANSFER_STAGES)
 __all__ = ["ALL_STAGES", "STAGES", "StageResult", "run_all", "run_stage", "run_transfer"]
 
 
 def run_stage(name: str, p: Params, root: Path | str = ".", ctx: RunContext | None = None,
               domain: str | None = None) -> StageResult:
     """One stage; ``domain`` (source or target) runs the dataset or evaluator stage for that side of the
-    domain transfer, on ``transfer.<domain>``'s data keys."""
+    domain transfer, on ``transfer.<domain>``'s data keys (the classifier, DTN's f, on the source only)."""
     if name not in ALL_STAGES:
         raise ParamsError(f"unknown stage {name!r}; stages are: {', '.join(ALL_STAGES)}")
+    if domain is None and name not in STAGES:
+        if name in DOMAIN_STAGES:
+            raise ParamsError(f"the {name} stage runs on a domain of the transfer: add --domain "
+                              f"{' or --domain '.join(roles(name))}")
     if domain is not None:
         if name not in DOMAIN_STAGES:
-            raise ParamsError(f"--domain {domain}: only the {' and '.join(DOMAIN_STAGES)} stages run per domain, "
+            raise ParamsError(f"--domain {domain}: only the {', '.join(DOMAIN_STAGES)} stages run per domain, "
                               f"not {name}")
+        if domain not in roles(name):
+            raise ParamsError(f"--domain {domain}: the {name} stage (DTN's f) runs on the "
+                              f"{' and '.join(roles(name))} domain only")
         p = p.domain(domain)
     try:
         return importlib.import_module(f"ganops.stages.{name}").run(p, Path(root), ctx or RunContext())
@@ -41,12 +48,11 @@ def run_stage(name: str, p: Params, root: Path | str = ".", ctx: RunContext | No
 
 
 def run_transfer(p: Params, root: Path | str = ".", ctx: RunContext | None = None) -> list[StageResult]:
-    """The domain-transfer chain of `transfer.family` as one pipeline run: both domains' datasets and
-    evaluators, the translator, its evaluation."""
+    """The domain-transfer chain of `transfer.family` as one pipeline run: both domains' datasets, what the
+    family trains from (DTN's f) and the judges, the translator, its evaluation."""
     ctx = ctx or RunContext()
     with pipeline_run(p, Path(root), ctx) as ctx:
-        steps = [split_name(n) for n in upstream_stages("evaluate_transfer", p.transfer.family)]
-        return [run_stage(stage, p, root, ctx, role) for stage, role in (*steps, ("evaluate_transfer", None))]
+        return [run_stage(stage, p, root, ctx, role) for stage, role in map(split_name, transfer_chain(p.transfer.family))]
 
 
 def chain(p: Params, until: str | None = None) -> list[str]:

@@ -9,6 +9,7 @@ import json
 import time
 from pathlib import Path
 
+from ganops.catalog.families import TRANSFER_SPECS
 from ganops.core import artifacts as A
 from ganops.core.device import resolve
 from ganops.core.params import Params
@@ -38,7 +39,8 @@ def _inputs(p: Params, root: Path, device) -> TransferInputs:
                           target=target, target_labels=target_labels,
                           target_features=A.load_npy(edir_t / "features.npy", "evaluator", mmap=False),
                           target_evaluator=E.Evaluator.load(edir_t / "evaluator.pt", device),
-                          source_evaluator=E.Evaluator.load(A.evaluator_dir(root, ps) / "evaluator.pt", device),
+                          source_evaluator=(E.Evaluator.load(A.evaluator_dir(root, ps) / "evaluator.pt", device)
+                                            if TRANSFER_SPECS[p.transfer.family].reversible else None),
                           history=history)
 
 

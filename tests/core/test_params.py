@@ -1,6 +1,7 @@
 from pathlib import Path
 
 import pytest
+from conftest import REPO
 
 from ganops.core import params as P
 
@@ -107,10 +108,26 @@ def test_domains_of_two_sizes_are_refused_before_anything_is_built():
 
 def test_the_old_shared_transfer_evaluator_key_says_where_its_keys_went():
     # one evaluator for both domains made the judge read translations with f's cross-domain views
-    with pytest.raises(P.ParamsError, match=r"transfer\.source_evaluator .*transfer\.target_evaluator"):
+    with pytest.raises(P.ParamsError) as e:
         P.load(None, ["transfer.evaluator.epochs=1"])
+    assert all(f"transfer.{k} (" in str(e.value) for k in ("source_classifier", "target_evaluator", "source_evaluator"))
     p = P.load(None)
     assert p.domain("source").evaluator == p.transfer.source_evaluator != p.domain("target").evaluator
+
+
+def test_a_file_from_before_f_had_its_own_keys_is_told_where_they_went(tmp_path, caplog):
+    # DTN's f used to be the source's evaluator: such a file's f settings would now go unread, silently
+    old = tmp_path / "params.yaml"
+    old.write_text("transfer:\n  source_evaluator:\n    epochs: 50\n    augment: cross_domain\n")
+    with caplog.at_level("WARNING", logger="ganops.params"):
+        p = P.load(old)
+    assert "transfer.source_evaluator no longer sets DTN's f" in caplog.text
+    assert "transfer.source_classifier" in caplog.text and p.transfer.source_classifier.epochs == 30
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="ganops.params"):
+        P.load(REPO / "params.yaml")      # a current file names both: no word
+        P.load(old, ["transfer.family=cyclegan"])   # a CycleGAN's judge is what that key sets
+    assert "no longer" not in caplog.text
 
 
 def test_a_domain_speaks_of_the_keys_the_user_sets():
@@ -141,3 +158,11 @@ def test_a_renamed_key_keeps_its_old_spelling_working_and_names_the_new_one(sect
     with pytest.raises(P.ParamsError, match=rf"{section}.n_samples and {section}.grid_size are both set"):
         P.load(old, [f"{section}.grid_size=4"])
     assert P.load(None, ["evaluate.n_samples=100"]).evaluate.n_samples == 100
+
+
+def test_a_subsection_set_in_part_keeps_its_own_defaults_for_the_rest():
+    # without a params file, `--set transfer.target.limit=5` once made the target the class default (digits)
+    p = P.load(None, ["transfer.target.limit=5", "transfer.source_evaluator.lr=0.001"])
+    assert p.transfer.target.dataset == "mnist" and p.transfer.target.limit == 5
+    assert p.transfer.source_evaluator.epochs == P.TransferParams().source_evaluator.epochs == 30
+    assert p.transfer.source_evaluator.lr == 0.001

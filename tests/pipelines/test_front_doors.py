@@ -24,6 +24,7 @@ GENERATORS = {"dcgan": "generator/digits/dcgan", "cgan": "generator/digits/cgan"
               "icgan": "generator/digits/pixels/k5/icgan"}
 # the domain transfer's artifacts (digits → the shared MNIST split in the tests' parameters)
 TRANSFER = {"source/dataset": "domains/source/dataset/digits", "source/evaluator": "domains/source/evaluator/digits",
+            "source/classifier": "domains/source/classifier/digits",
             "target/dataset": "domains/target/dataset/mnist", "target/evaluator": "domains/target/evaluator/mnist",
             **{f"{kind}/{f}": f"{folder}/digits-to-mnist/{f}" for f in ("dtn", "cyclegan")
                for kind, folder in (("translator", "transfer"), ("transfer_evaluation", "evaluation"))}}

@@ -40,9 +40,14 @@ def test_the_chain_builds_both_domains_and_scores_the_dtn_against_the_resize_bas
     target = json.loads((project / "data/domains/target/dataset/mnist/meta.json").read_text())
     assert target["params"]["data"]["dataset"] == "mnist" and target["metrics"]["n_holdout"] == 30
     model = json.loads((project / "data/transfer/digits-to-mnist/dtn/meta.json").read_text())
-    assert set(model["upstream"]) == {"dataset@source", "dataset@target", "evaluator@source"}
-    assert model["upstream"]["evaluator@source"] == json.loads(
-        (project / "data/domains/source/evaluator/digits/meta.json").read_text())["content_hash"]
+    # f is the source's classifier, an artifact of its own; a DTN is judged on the target alone
+    assert set(model["upstream"]) == {"dataset@source", "dataset@target", "classifier@source"}
+    f = json.loads((project / "data/domains/source/classifier/digits/meta.json").read_text())
+    assert model["upstream"]["classifier@source"] == f["content_hash"]
+    assert f["params"]["transfer"] == {"source_classifier": P.load(None, DTN).transfer.source_classifier.model_dump()}
+    assert 0 <= f["metrics"]["holdout_accuracy"] <= 1
+    judged = json.loads((project / "data/evaluation/digits-to-mnist/dtn/meta.json").read_text())
+    assert set(judged["upstream"]) == {"dataset@source", "dataset@target", "evaluator@target", "transfer"}
     assert "train" not in model["params"] and "neighbors" not in model["params"]
     assert "cycle_weight" not in model["params"]["transfer"]        # a DTN has no cycle loss
     m = _report(project, "dtn")["metrics"]
@@ -59,7 +64,7 @@ def test_the_chain_builds_both_domains_and_scores_the_dtn_against_the_resize_bas
     assert ("warning" in report) == (m["target_holdout_accuracy"] < 0.8)
     with Image.open(project / "data/evaluation/digits-to-mnist/dtn/translations.png") as im:
         assert im.size[0] > im.size[1] / 4
-    for name in ("dataset_source", "dataset_target", "evaluator_source", "evaluator_target", "transfer_dtn",
+    for name in ("dataset_source", "dataset_target", "classifier_source", "evaluator_target", "transfer_dtn",
                  "evaluate_transfer_dtn"):
         assert (project / "metrics" / f"{name}.json").exists(), name
 
@@ -96,7 +101,28 @@ def test_a_changed_domain_names_the_stage_to_rerun(project):
     hint = proc.stderr.split("`ganops stage dataset --domain source")[1].split("`")[0]
     assert "--set transfer.source.limit=200" in hint and hint.endswith(f"--root {project}")
     proc = run_ganops(project, "stage", "train", "--domain", "source", sets=DTN, check=False)
-    assert proc.returncode == 2 and "only the dataset and evaluator stages run per domain" in proc.stderr
+    assert proc.returncode == 2 and "only the dataset, evaluator, classifier stages run per domain" in proc.stderr
+    # DTN's f is trained on the source: the stage says which domain it needs
+    for args, says in ((("classifier",), "add --domain source"),
+                       (("classifier", "--domain", "target"), "runs on the source domain only")):
+        proc = run_ganops(project, "stage", *args, sets=DTN, check=False)
+        assert proc.returncode == 2 and "Traceback" not in proc.stderr and says in proc.stderr, proc.stderr
+
+
+def test_a_dtn_refuses_a_source_without_labels_before_training_f(tmp_path):
+    # f is a classifier of the source's labels: a folder of unlabelled images cannot give one
+    folder = tmp_path / "mine"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(12):
+        Image.fromarray(rng.integers(0, 255, (16, 16), dtype=np.uint8)).save(folder / f"{i}.png")
+    (tmp_path / "params.yaml").write_text((REPO / "params.yaml").read_text())
+    sets = [*DTN, "transfer.source.dataset=image_folder", f"transfer.source.root={folder}", "transfer.source.limit=null"]
+    run_ganops(tmp_path, "stage", "dataset", "--domain", "source", sets=sets)
+    proc = run_ganops(tmp_path, "stage", "classifier", "--domain", "source", sets=sets, check=False)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert "f is a classifier of the source's labels" in proc.stderr and "transfer.family=cyclegan" in proc.stderr
+    assert not (tmp_path / "data/domains/source/classifier").exists()
 
 
 def test_a_domain_without_its_files_names_the_domains_keys(tmp_path):
@@ -124,20 +150,29 @@ def test_a_translators_identity_holds_only_what_its_family_reads():
     assert ident("dtn") == ident("dtn", "neighbors.k=3", "train.steps=7", "transfer.cycle_weight=1",
                                  "data.dataset=mnist", "transfer.checkpoint_every=9", "evaluator.epochs=1")
     assert ident("dtn") != ident("dtn", "transfer.const_weight=1")
-    assert ident("dtn") != ident("dtn", "transfer.source_evaluator.epochs=1")       # f is the source's evaluator
-    assert ident("dtn") == ident("dtn", "transfer.target_evaluator.epochs=1")       # the judge only scores it
+    assert ident("dtn") != ident("dtn", "transfer.source_classifier.epochs=1")      # f is the source's classifier
+    assert ident("dtn") == ident("dtn", "transfer.target_evaluator.epochs=1",       # the judges only score it
+                                 "transfer.source_evaluator.epochs=1")
     assert ident("cyclegan") == ident("cyclegan", "transfer.source_evaluator.epochs=1",
-                                      "transfer.target_evaluator.epochs=1", "transfer.tid_weight=0")
+                                      "transfer.target_evaluator.epochs=1", "transfer.tid_weight=0",
+                                      "transfer.source_classifier.epochs=1")
     assert ident("cyclegan") != ident("cyclegan", "transfer.target.limit=500")
     assert I.identity(base.domain("target"), "dataset")["data"] == base.transfer.target.model_dump()
     for role in ("source", "target"):
         assert (I.identity(base.domain(role), "evaluator")["evaluator"]
                 == getattr(base.transfer, f"{role}_evaluator").model_dump())
-    assert base.transfer.source_evaluator.augment == "cross_domain" and base.transfer.target_evaluator.augment == "mild"
+    assert I.identity(base.domain("source"), "classifier")["transfer"] == {
+        "source_classifier": base.transfer.source_classifier.model_dump()}
+    assert base.transfer.source_classifier.augment == "cross_domain"
+    assert base.transfer.source_evaluator.augment == base.transfer.target_evaluator.augment == "mild"
 
 
 def test_cyclegan_reports_cycle_error_and_label_preservation_both_ways(project):
     run_ganops(project, "stage", "transfer", sets=CYCLEGAN)
+    # its translations back are judged by the source's evaluator, which a DTN's chain does not build
+    proc = run_ganops(project, "stage", "evaluate_transfer", sets=CYCLEGAN, check=False)
+    assert proc.returncode == 2 and "ganops stage evaluator --domain source" in proc.stderr
+    run_ganops(project, "stage", "evaluator", "--domain", "source", sets=CYCLEGAN)
     run_ganops(project, "stage", "evaluate_transfer", sets=CYCLEGAN)
     report = _report(project, "cyclegan")
     m = report["metrics"]
@@ -245,7 +280,7 @@ def test_a_killed_transfer_resumes_to_the_bytes_of_an_uninterrupted_run(project,
     (fresh / "params.yaml").write_text((project / "params.yaml").read_text())
     run_ganops(fresh, "stage", "dataset", "--domain", "source", sets=sets)
     run_ganops(fresh, "stage", "dataset", "--domain", "target", sets=sets)
-    run_ganops(fresh, "stage", "evaluator", "--domain", "source", sets=sets)
+    run_ganops(fresh, "stage", "classifier", "--domain", "source", sets=sets)
     run_ganops(fresh, "stage", "transfer", sets=sets)
     straight = json.loads((fresh / "data/transfer/digits-to-mnist/dtn/meta.json").read_text())
     assert straight["content_hash"] == resumed["content_hash"]
