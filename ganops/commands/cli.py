@@ -134,6 +134,9 @@ def main(argv: list[str] | None = None) -> int:
     except user_errors() as exc:  # bad input, read-only tree, full disk, …: one line, not a traceback
         print(f"ganops: error: {describe(exc)}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt as exc:   # Ctrl-C: one line, the MLflow run KILLED, the checkpoint kept
+        print(f"ganops: {str(exc) or 'interrupted; rerun the same command to continue'}", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

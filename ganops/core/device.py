@@ -4,6 +4,12 @@ from __future__ import annotations
 
 import torch
 
+from ganops.core.errors import UserError
+
+
+class DeviceError(UserError, ValueError):
+    """The `device` key asks for a device this machine does not have."""
+
 
 def resolve(name: str = "auto") -> torch.device:
     if name == "auto":
@@ -13,11 +19,12 @@ def resolve(name: str = "auto") -> torch.device:
             return torch.device("mps")
         return torch.device("cpu")
     if name == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("device 'cuda' was asked for (key 'device') but torch sees no CUDA GPU; use auto or cpu")
+        raise DeviceError("device=cuda: torch sees no CUDA GPU on this machine (torch.cuda.is_available() is false); "
+                          "set device=auto or device=cpu")
     if name == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
-        raise RuntimeError("device 'mps' was asked for (key 'device') but MPS is not available; use auto or cpu")
+        raise DeviceError("device=mps: MPS is not available on this machine; set device=auto or device=cpu")
     if name not in ("cpu", "cuda", "mps"):
-        raise RuntimeError(f"key 'device': value {name!r} is not allowed; expected one of auto, cpu, cuda, mps")
+        raise DeviceError(f"device={name!r} is not allowed; expected one of auto, cpu, cuda, mps")
     return torch.device(name)
 
 

@@ -12,6 +12,10 @@ class UserError(Exception):
     """Bad input or a state the user can fix: the message says what and how."""
 
 
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C, with where the work stopped and what a rerun does (the trainer names the step)."""
+
+
 def user_errors() -> tuple[type[BaseException], ...]:
     """Errors whose message says what to do: shown as one line, never as a traceback (an OS failure too:
     a read-only tree, a full disk)."""

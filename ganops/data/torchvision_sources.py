@@ -154,6 +154,30 @@ class Svhn(SplitSource):
 
 # ---------------------------------------------------------------- CIFAR-10 (pickled batches)
 
+# What CIFAR-10's batches are made of: dicts, lists, strings and numpy arrays. pickle.load of anything else
+# could run code a planted file chose; numpy moved its reconstructor to numpy._core in 2.0.
+_CIFAR_GLOBALS = frozenset({("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
+                            ("numpy", "ndarray"), ("numpy", "dtype"), ("numpy.core.multiarray", "scalar"),
+                            ("numpy._core.multiarray", "scalar")})
+
+
+def _load_cifar_pickle(path: Path):
+    """One CIFAR-10 batch file, unpickled with only the real format's objects allowed."""
+    class Restricted(pickle.Unpickler):
+        def find_class(self, module: str, name: str):
+            if (module, name) in _CIFAR_GLOBALS:
+                return super().find_class(module, name)
+            raise DataSourceError(f"{path}: not a CIFAR-10 batch file: it asks to load {module}.{name}, which "
+                                  "the real batches never hold (a pickle could run code, so it was not loaded); "
+                                  "replace it with the file from cifar-10-python.tar.gz")
+
+    with open(path, "rb") as f:
+        try:
+            return Restricted(f, encoding="latin1").load()
+        except (pickle.UnpicklingError, EOFError, ValueError) as exc:
+            raise DataSourceError(f"{path}: not a readable CIFAR-10 batch file ({exc}); replace it with the file "
+                                  "from cifar-10-python.tar.gz") from None
+
 class Cifar10(SplitSource):
     name = "cifar10"
     layout = "the extracted cifar-10-python.tar.gz"
@@ -174,12 +198,10 @@ class Cifar10(SplitSource):
         folder = self.directory(root, split)
         images, labels = [], []
         for name, _ in self.files(split)[:-1]:
-            with open(folder / name, "rb") as f:
-                batch = pickle.load(f, encoding="latin1")
+            batch = _load_cifar_pickle(folder / name)
             images.append(np.asarray(batch["data"], np.uint8).reshape(-1, 3, 32, 32))
             labels.append(np.asarray(batch["labels"], np.int64))
-        with open(folder / "batches.meta", "rb") as f:
-            names = pickle.load(f, encoding="latin1")["label_names"]
+        names = _load_cifar_pickle(folder / "batches.meta")["label_names"]
         return Part(np.concatenate(images), np.concatenate(labels), None, list(names))
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib
 from pathlib import Path
 
+from ganops.core.device import resolve
 from ganops.core.identity import DOMAIN_STAGES, STAGES, TRANSFER_STAGES, roles, split_name, transfer_chain
 from ganops.core.params import Params, ParamsError
 from ganops.stages.common import StageResult
@@ -38,6 +39,7 @@ def run_stage(name: str, p: Params, root: Path | str = ".", ctx: RunContext | No
             raise ParamsError(f"--domain {domain}: the {name} stage (DTN's f) runs on the "
                               f"{' and '.join(roles(name))} domain only")
         p = p.domain(domain)
+    resolve(p.device)   # a device this machine lacks is refused before any work, in every stage
     try:
         return importlib.import_module(f"ganops.stages.{name}").run(p, Path(root), ctx or RunContext())
     except Exception as exc:   # noqa: BLE001 (re-raised as it is; only its wording changes)

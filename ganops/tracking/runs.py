@@ -285,6 +285,10 @@ def stage_run(p: Params, root: Path, stage: str, ctx: RunContext | None = None, 
         try:
             yield run
             outcome = "FINISHED"
+        except KeyboardInterrupt:   # Ctrl-C: the user stopped it, nothing failed
+            outcome = "KILLED"
+            mlflow.end_run(status="KILLED")
+            raise
         finally:
             if parent:
                 client.set_terminated(parent, status=outcome, end_time=int(time.time() * 1000))

@@ -35,6 +35,7 @@ import torch
 from torch import nn
 
 from ganops.core import device as devices
+from ganops.core.errors import Interrupted
 from ganops.core.identity import TRAIN_SCHEDULE
 from ganops.core.params import Params
 from ganops.core.progress import Progress
@@ -292,6 +293,11 @@ class Trainer:
                     log(tr.step, metrics)
                 if sample_cb is not None and (tr.step % s.sample_every == 0 or final):
                     sample_cb(tr.step, *tr.progress_grid())
+        except KeyboardInterrupt:
+            # no checkpoint here: the step under way may be half applied; the last one is whole
+            kept = (f"rerun the same command to resume from step {last_ckpt} ({path})" if last_ckpt is not None
+                    else "no checkpoint was written yet, so a rerun starts over")
+            raise Interrupted(f"interrupted at step {tr.step} of {s.steps}; {kept}") from None
         finally:
             bar.close()
         return tr.result(resumed_from=resumed, seconds=time.perf_counter() - t0, checkpoint=path)

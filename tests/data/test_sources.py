@@ -182,6 +182,34 @@ def test_cifar10_pickled_batches(tmp_path):
     assert raw.class_names[3] == "cat"
 
 
+class _Planted:
+    """A pickle that runs a command when loaded, as a planted file in data.root could."""
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        import os
+
+        return (os.system, (f"touch {self.marker}",))
+
+
+def test_cifar10_refuses_a_planted_pickle_without_running_it(tmp_path):
+    folder = tmp_path / "cifar-10-batches-py"
+    folder.mkdir()
+    marker = tmp_path / "ran"
+    with open(folder / "test_batch", "wb") as f:
+        pickle.dump({"data": _Planted(marker), "labels": [1]}, f)
+    with open(folder / "batches.meta", "wb") as f:
+        pickle.dump({"label_names": ["cat"]}, f)
+    with pytest.raises(DataSourceError, match=r"test_batch: not a CIFAR-10 batch file: it asks to load "
+                                              r"(posix|os|nt)\.system"):
+        load_source(_params(dataset="cifar10", root=str(tmp_path)), tmp_path)
+    assert not marker.exists()
+    (folder / "test_batch").write_bytes(b"\x80\x02}q")          # truncated
+    with pytest.raises(DataSourceError, match="not a readable CIFAR-10 batch file"):
+        load_source(_params(dataset="cifar10", root=str(tmp_path)), tmp_path)
+
+
 def test_celeba_aligned_jpegs(tmp_path):
     folder = tmp_path / "celeba"
     (folder / "img_align_celeba").mkdir(parents=True)

@@ -247,3 +247,45 @@ def test_a_failing_stage_fails_its_pipeline_run(tmp_path):
     runs = _runs(root).values()
     by_stage = {r.get("ganops.stage", "pipeline"): r["status"] for r in runs}
     assert by_stage == {"pipeline": "FAILED", "dataset": "FINISHED", "embeddings": "FINISHED", "neighbors": "FAILED"}
+
+
+def test_ctrl_c_is_one_line_the_run_killed_and_the_rerun_resumes(project):
+    sets = [*FAST, "train.steps=400", "train.checkpoint_every=20", "train.log_every=10"]
+    proc = _start_training(project, sets)
+    ckpt = wait_for_checkpoint(project, "icgan", proc)
+    os.kill(proc.pid, signal.SIGINT)                                  # what Ctrl-C sends
+    _, err = proc.communicate(timeout=120)
+    err = err.decode()
+    assert proc.returncode == 130 and "Traceback" not in err, err[-3000:]
+    line = [x for x in err.splitlines() if x.startswith("ganops: interrupted at step")]
+    assert len(line) == 1 and "rerun the same command to resume from step" in line[0], err[-3000:]
+    run_id = json.loads((ckpt.parent / "mlflow_run.json").read_text())["run_id"]
+    assert _runs(project)[run_id]["status"] == "KILLED"              # stopped by the user, not failed
+    import torch
+
+    at = int(torch.load(ckpt, weights_only=True)["step"])
+    assert f"resume from step {at} " in line[0]
+    done = _ganops(project, "stage", "train", sets=sets, quiet=False)
+    assert f"resuming from step {at}" in done.stderr
+
+
+@pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="this machine has the CUDA device it asks for")
+def test_a_device_this_machine_lacks_is_refused_before_any_work(tmp_path):
+    (tmp_path / "params.yaml").write_text((REPO / "params.yaml").read_text())
+    for stage in ("dataset", "train"):
+        line = _one_line_error(run_ganops(tmp_path, "stage", stage, sets=[*FAST, "device=cuda"], check=False))
+        assert "device=cuda" in line and "device=auto or device=cpu" in line
+    assert not (tmp_path / "data").exists()                           # the dataset stage did nothing either
+
+
+def test_a_truncated_model_names_its_file_and_the_stage_that_rebuilds_it(project):
+    _ganops(project, "stage", "train")
+    model = project / GENERATOR / "model.pt"
+    data = model.read_bytes()
+    model.write_bytes(data[: len(data) // 3])
+    line = _one_line_error(_ganops(project, "sample", "--out", str(project / "s.png"), check=False))
+    assert f"{GENERATOR}/model.pt cannot be read (truncated or corrupt" in line and "ganops stage train" in line
+    assert not (project / "s.png").exists()
+    _ganops(project, "stage", "train")                                # the hint works: rebuilt, then sampled
+    _ganops(project, "sample", "--out", str(project / "s.png"))
+    assert (project / "s.png").exists()
