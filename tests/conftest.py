@@ -78,3 +78,12 @@ def run_ganops(root: Path, *args: str, sets: list[str], check: bool = True, quie
     if check:
         assert proc.returncode == 0, f"{cmd}:\n{proc.stderr[-3000:]}"
     return proc
+
+
+def one_line_error(proc: subprocess.CompletedProcess) -> str:
+    """The one ``ganops: error:`` line a failed command printed (exit 2, no traceback)."""
+    assert proc.returncode == 2, proc.stderr[-3000:]
+    assert "Traceback" not in proc.stderr, proc.stderr[-3000:]
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("ganops: error:")]
+    assert len(errors) == 1, proc.stderr
+    return errors[0]

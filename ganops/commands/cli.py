@@ -134,6 +134,13 @@ def main(argv: list[str] | None = None) -> int:
     except user_errors() as exc:  # bad input, read-only tree, full disk, …: one line, not a traceback
         print(f"ganops: error: {describe(exc)}", file=sys.stderr)
         return 2
+    except Exception as exc:
+        from ganops.tracking.store import is_store_failure, store_failure
+
+        if not is_store_failure(exc):   # a bug: the traceback is what a report needs
+            raise
+        print(f"ganops: error: {store_failure(p, Path(args.root), exc)}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt as exc:   # Ctrl-C: one line, the MLflow run KILLED, the checkpoint kept
         print(f"ganops: {str(exc) or 'interrupted; rerun the same command to continue'}", file=sys.stderr)
         return 130

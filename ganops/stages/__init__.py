@@ -16,6 +16,7 @@ from ganops.core.identity import DOMAIN_STAGES, STAGES, TRANSFER_STAGES, roles, 
 from ganops.core.params import Params, ParamsError
 from ganops.stages.common import StageResult
 from ganops.tracking.runs import RunContext, pipeline_run
+from ganops.tracking.store import check_store
 
 ALL_STAGES = (*STAGES, "classifier", *TRANSFER_STAGES)
 __all__ = ["ALL_STAGES", "STAGES", "StageResult", "run_all", "run_stage", "run_transfer"]
@@ -39,7 +40,8 @@ def run_stage(name: str, p: Params, root: Path | str = ".", ctx: RunContext | No
             raise ParamsError(f"--domain {domain}: the {name} stage (DTN's f) runs on the "
                               f"{' and '.join(roles(name))} domain only")
         p = p.domain(domain)
-    resolve(p.device)   # a device this machine lacks is refused before any work, in every stage
+    resolve(p.device)          # a device this machine lacks is refused before any work, in every stage
+    check_store(p, Path(root))  # so is an MLflow store that cannot be used (before the stage's lock)
     try:
         return importlib.import_module(f"ganops.stages.{name}").run(p, Path(root), ctx or RunContext())
     except Exception as exc:   # noqa: BLE001 (re-raised as it is; only its wording changes)

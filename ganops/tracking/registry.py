@@ -22,7 +22,8 @@ from typing import Any
 
 from ganops.core.errors import UserError
 from ganops.core.params import Params
-from ganops.tracking.runs import GENERATOR_TAG, registered_model_name, tracking_uri
+from ganops.tracking.runs import GENERATOR_TAG, registered_model_name
+from ganops.tracking.store import check_store, tracking_uri
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +63,7 @@ def _client(p: Params, root: Path):
     import mlflow
     from mlflow.tracking import MlflowClient
 
+    check_store(p, root)
     mlflow.set_tracking_uri(tracking_uri(p, root))
     return MlflowClient()
 

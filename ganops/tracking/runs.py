@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from ganops.core.params import Params
+from ganops.tracking.store import is_store_failure, store_failure, tracking_uri
 
 log = logging.getLogger(__name__)
 
@@ -72,10 +73,6 @@ def _this_process() -> tuple[int, int]:
     import psutil
 
     return os.getpid(), int(psutil.Process().create_time())
-
-
-def tracking_uri(p: Params, root: Path) -> str:
-    return p.tracking.uri or f"sqlite:///{(Path(root).resolve() / 'mlflow.db')}"
 
 
 class Run:
@@ -245,7 +242,20 @@ def _resumable_run(client: Any, resume: Path | None) -> str | None:
 def stage_run(p: Params, root: Path, stage: str, ctx: RunContext | None = None, resume: Path | None = None,
               scratch: Path | None = None) -> Iterator[Run]:
     """One MLflow run for one stage execution. ``resume``: the checkpoint folder of a killed run of the
-    same stage, whose MLflow run this one continues; ``scratch``: where to note this run's id for that."""
+    same stage, whose MLflow run this one continues; ``scratch``: where to note this run's id for that.
+    A failure of the store (a full disk under mlflow.db, a server gone) is a one-line TrackingError."""
+    try:
+        with _stage_run(p, root, stage, ctx, resume, scratch) as run:
+            yield run
+    except Exception as exc:
+        if is_store_failure(exc):
+            raise store_failure(p, root, exc) from None
+        raise
+
+
+@contextlib.contextmanager
+def _stage_run(p: Params, root: Path, stage: str, ctx: RunContext | None, resume: Path | None,
+               scratch: Path | None) -> Iterator[Run]:
     ctx = ctx or RunContext()
     if not p.tracking.enabled:
         yield Run(None)

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
-from conftest import CLI_ENV, REPO, fast_overrides, ganops_args, run_ganops, wait_for_checkpoint
+from conftest import CLI_ENV, REPO, fast_overrides, ganops_args, one_line_error, run_ganops, wait_for_checkpoint
 
 from ganops.core import artifacts as A
 from ganops.core import params as P
@@ -27,14 +27,6 @@ GENERATOR = "data/generator/digits/pixels/k5/icgan"
 
 
 _ganops = functools.partial(run_ganops, sets=FAST)
-
-
-def _one_line_error(proc: subprocess.CompletedProcess) -> str:
-    assert proc.returncode == 2, proc.stderr[-3000:]
-    assert "Traceback" not in proc.stderr, proc.stderr[-3000:]
-    errors = [line for line in proc.stderr.splitlines() if line.startswith("ganops: error:")]
-    assert len(errors) == 1, proc.stderr
-    return errors[0]
 
 
 def _leftovers(root: Path) -> list[Path]:
@@ -92,7 +84,7 @@ def test_a_twin_run_is_refused_with_its_pid_and_a_different_run_proceeds(project
     try:
         wait_for_checkpoint(project, "icgan", first)
         twin = _ganops(project, "stage", "train", sets=long, check=False)
-        line = _one_line_error(twin)
+        line = one_line_error(twin)
         assert "already running" in line and f"pid {first.pid}" in line
         for other in ([*FAST, "train.lr_g=0.0001"], FAST):   # other lr, other steps: other runs, they proceed
             assert _ganops(project, "stage", "train", sets=other).returncode == 0
@@ -118,7 +110,7 @@ def test_a_failed_write_is_one_line_and_leaves_no_temporary(tmp_path):
     sets = [*FAST, "tracking.enabled=false"]
     # images.npy of 300 16×16 images is 77 kB: a 40 kB limit makes its write fail half way
     proc = _ganops(root, "stage", "dataset", sets=sets, check=False, preexec_fn=_limit_file_size(40_000))
-    line = _one_line_error(proc)
+    line = one_line_error(proc)
     assert "images.npy" in line and "size limit" in line
     assert _leftovers(root) == []
     assert not (root / "data/dataset/digits/meta.json").exists()
@@ -142,7 +134,7 @@ def test_a_full_disk_is_one_line_and_leaves_no_temporary(tmp_path):
     cmd = ["unshare", "-m", "sh", "-c", mount, str(root / "data"),
            *ganops_args("stage", "dataset", sets=[*FAST, "tracking.enabled=false"])]
     proc = subprocess.run(cmd, cwd=root, env=ENV, capture_output=True, text=True)
-    line = _one_line_error(proc)
+    line = one_line_error(proc)
     assert "images.npy" in line and "disk is full" in line
     assert proc.stdout.strip() == ""           # no temporary left on the full file system
 
@@ -161,7 +153,7 @@ def test_training_on_a_read_only_tree_fails_before_the_first_step(project):
         proc = subprocess.run(cmd, cwd=project, env=ENV, capture_output=True, text=True)
     finally:
         subprocess.run(["chmod", "-R", "u+w", str(project / "data")])
-    line = _one_line_error(proc)
+    line = one_line_error(proc)
     assert "data/generator" in line and ("read-only" in line or "permission" in line)
     assert "step" not in proc.stderr.replace(line, "")        # no training step ran
     assert not list((project / "data/.checkpoints").glob("train/*/train.pt"))
@@ -171,7 +163,7 @@ def test_a_truncated_array_names_its_file_and_the_stage_to_rerun(project):
     features = project / "data/embeddings/digits/pixels/features.npy"
     data = features.read_bytes()
     features.write_bytes(data[: len(data) // 2])
-    line = _one_line_error(_ganops(project, "stage", "neighbors", check=False))
+    line = one_line_error(_ganops(project, "stage", "neighbors", check=False))
     assert "data/embeddings/digits/pixels/features.npy" in line and "ganops stage embeddings" in line
 
 
@@ -207,9 +199,9 @@ def test_a_killed_run_is_marked_killed_and_its_resume_continues_it(project):
 
 def test_sample_refuses_a_generator_of_other_parameters_or_embeddings(project):
     _ganops(project, "stage", "train")
-    line = _one_line_error(_ganops(project, "sample", "--set", "train.lr_g=0.001", check=False))
+    line = one_line_error(_ganops(project, "sample", "--set", "train.lr_g=0.001", check=False))
     assert "train.lr_g" in line and "ganops stage train" in line
-    line = _one_line_error(_ganops(project, "sample", sets=[*FAST, "embed.encoder=classifier"], check=False))
+    line = one_line_error(_ganops(project, "sample", sets=[*FAST, "embed.encoder=classifier"], check=False))
     assert "no icgan generator for these parameters" in line and "ganops stage train --set train.family=icgan" in line
     # the embeddings are rebuilt (here: their rows permuted) after the generator was trained on them
     emb = project / "data/embeddings/digits/pixels"
@@ -218,12 +210,12 @@ def test_sample_refuses_a_generator_of_other_parameters_or_embeddings(project):
     meta = json.loads((emb / "meta.json").read_text())
     meta["content_hash"] = A.content_hash(emb)
     A.atomic_write_json(emb / "meta.json", meta)
-    line = _one_line_error(_ganops(project, "sample", check=False))
+    line = one_line_error(_ganops(project, "sample", check=False))
     assert "other embeddings" in line and "ganops stage train" in line
     # embeddings rebuilt with other parameters: rebuilding them comes first, then training
     meta["params"]["embed"]["epochs"] += 2
     A.atomic_write_json(emb / "meta.json", meta)
-    line = _one_line_error(_ganops(project, "sample", check=False))
+    line = one_line_error(_ganops(project, "sample", check=False))
     assert "embed.epochs" in line and "ganops stage embeddings" in line and "Then train again" in line
 
 
@@ -243,7 +235,7 @@ def test_a_failing_stage_fails_its_pipeline_run(tmp_path):
     root = tmp_path / "p"
     root.mkdir()
     (root / "params.yaml").write_text((REPO / "params.yaml").read_text())
-    _one_line_error(_ganops(root, "run", sets=[*FAST, "neighbors.k=300"], check=False))   # k ≥ N: neighbors fails
+    one_line_error(_ganops(root, "run", sets=[*FAST, "neighbors.k=300"], check=False))   # k ≥ N: neighbors fails
     runs = _runs(root).values()
     by_stage = {r.get("ganops.stage", "pipeline"): r["status"] for r in runs}
     assert by_stage == {"pipeline": "FAILED", "dataset": "FINISHED", "embeddings": "FINISHED", "neighbors": "FAILED"}
@@ -273,7 +265,7 @@ def test_ctrl_c_is_one_line_the_run_killed_and_the_rerun_resumes(project):
 def test_a_device_this_machine_lacks_is_refused_before_any_work(tmp_path):
     (tmp_path / "params.yaml").write_text((REPO / "params.yaml").read_text())
     for stage in ("dataset", "train"):
-        line = _one_line_error(run_ganops(tmp_path, "stage", stage, sets=[*FAST, "device=cuda"], check=False))
+        line = one_line_error(run_ganops(tmp_path, "stage", stage, sets=[*FAST, "device=cuda"], check=False))
         assert "device=cuda" in line and "device=auto or device=cpu" in line
     assert not (tmp_path / "data").exists()                           # the dataset stage did nothing either
 
@@ -283,9 +275,28 @@ def test_a_truncated_model_names_its_file_and_the_stage_that_rebuilds_it(project
     model = project / GENERATOR / "model.pt"
     data = model.read_bytes()
     model.write_bytes(data[: len(data) // 3])
-    line = _one_line_error(_ganops(project, "sample", "--out", str(project / "s.png"), check=False))
+    line = one_line_error(_ganops(project, "sample", "--out", str(project / "s.png"), check=False))
     assert f"{GENERATOR}/model.pt cannot be read (truncated or corrupt" in line and "ganops stage train" in line
     assert not (project / "s.png").exists()
     _ganops(project, "stage", "train")                                # the hint works: rebuilt, then sampled
     _ganops(project, "sample", "--out", str(project / "s.png"))
     assert (project / "s.png").exists()
+
+
+def test_a_file_size_limit_under_mlflow_db_is_one_line_and_leaves_a_working_store(tmp_path):
+    root = tmp_path / "p"
+    root.mkdir()
+    (root / "params.yaml").write_text((REPO / "params.yaml").read_text())
+    # a new store cut short by the limit: one line, and no half-migrated mlflow.db that every later run trips on
+    line = one_line_error(_ganops(root, "stage", "dataset", check=False, preexec_fn=_limit_file_size(200_000)))
+    assert "cannot create the MLflow store" in line and "ulimit -f" in line
+    assert sorted(p.name for p in root.iterdir()) == ["params.yaml"]
+    _ganops(root, "stage", "dataset")
+    db = root / "mlflow.db"
+    # the limit reached while a stage logs into the store that exists: one line, the store rolled back
+    line = one_line_error(_ganops(root, "stage", "dataset", check=False, preexec_fn=_limit_file_size(db.stat().st_size)))
+    assert f"MLflow store sqlite:///{db} failed" in line and "disk I/O error" in line and "ulimit -f" in line
+    assert not (root / "mlflow.db-journal").exists()
+    with sqlite3.connect(db) as con:
+        assert con.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+    _ganops(root, "stage", "dataset")                                 # the same command works once the limit is gone

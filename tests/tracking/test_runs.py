@@ -10,7 +10,8 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from ganops.core.params import Params
-from ganops.tracking.runs import RunContext, mark_dead_runs, pipeline_run, stage_run, tracking_uri
+from ganops.tracking.runs import RunContext, mark_dead_runs, pipeline_run, stage_run
+from ganops.tracking.store import tracking_uri
 
 
 def params(**tracking) -> Params:
