@@ -498,11 +498,15 @@ def read_yaml(path: str | Path, required: bool = False) -> dict[str, Any]:
         return {}
     try:
         with open(path) as stream:  # a file stream, so the loader's messages name the file
-            raw = yaml.load(stream, Loader=_UniqueKeyLoader) or {}
+            raw = yaml.load(stream, Loader=_UniqueKeyLoader)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         raise ParamsError(f"{path}: not valid YAML{where}: {getattr(exc, 'problem', None) or exc}") from None
+    if raw is None:   # an empty file (or only comments): legal, but rarely what the user meant
+        logging.getLogger("ganops.params").warning(
+            "%s is empty: every parameter takes the schema's default (`ganops params` prints them)", path)
+        return {}
     if not isinstance(raw, dict):
         raise ParamsError(f"{path}: must be a mapping of sections (data:, embed:, …)")
     return raw

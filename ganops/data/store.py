@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,8 @@ from ganops.core.params import DataParams
 from ganops.core.visual import save_grid
 from ganops.data.raw import RawImages, sample_indices
 from ganops.data.resize import resize_square, to_channels
+
+log = logging.getLogger(__name__)
 
 IMAGES, MANIFEST, SUMMARY, GRID = "images.npy", "manifest.parquet", "summary.json", "grid.png"
 HOLDOUT_IMAGES, HOLDOUT_MANIFEST = "holdout_images.npy", "holdout_manifest.parquet"
@@ -129,8 +132,29 @@ def write_dataset(out: Path, ds: Dataset, p: DataParams, seed: int = 0) -> dict[
         "pixel_mean": float(ds.images.mean(dtype=np.float64) / 255.0) if len(ds.images) else 0.0,
         "source_report": ds.report,
     }
+    warnings = too_small(metrics["n_images"], metrics["n_holdout"], p)
+    if warnings:   # only then: a healthy dataset's summary keeps its bytes
+        summary["warnings"] = warnings
+    for warning in warnings:
+        log.warning("%s", warning)
     atomic_write_json(out / SUMMARY, summary)
     return summary
+
+
+FEW_IMAGES = 100   # below this a GAN memorises its data and FID/precision/recall say little
+
+
+def too_small(n: int, n_holdout: int, p: DataParams) -> list[str]:
+    """What a dataset this small will cost the user, in words (written to summary.json and the log)."""
+    out = []
+    if n < FEW_IMAGES:
+        out.append(f"only {n} images: a GAN trained on fewer than {FEW_IMAGES} memorises them, and the evaluation's "
+                   "figures say little; add images (data.root) or lift data.limit")
+    if p.holdout > 0 and n_holdout == 0:
+        out.append(f"data.holdout={p.holdout} of {n} images holds none out: the evaluation has no unseen real "
+                   "images (held-out FID, IC-GAN's unseen instances, the near-copy test); add images or raise "
+                   "data.holdout")
+    return out
 
 
 def load_images(directory: Path) -> np.ndarray:

@@ -231,17 +231,20 @@ def resolve(p: Params, root: Path, ref: str, kind: str = "generator") -> Any:
     """``champion`` (the alias) or a version number → the model version, with a clear error."""
     client = _client(p, root)
     name = registered_model_name(p, kind)
+    versions, aliases = [], {}
+    with contextlib.suppress(Exception):   # MLflow raises its own exception types for a missing model
+        versions = sorted(int(v.version) for v in client.search_model_versions(f"name = '{name}'"))
+        aliases = client.get_registered_model(name).aliases
+    have = (f"versions: {', '.join(map(str, versions))}" if versions else "no versions yet") + "".join(
+        f"; {a} is v{v}" for a, v in sorted(aliases.items()))
     if not ref.isdigit() and ref != ALIAS:
-        raise RegistryError(f"--model {ref}: not a model of {name}; give `{ALIAS}` (the alias) or a version number")
+        raise RegistryError(f"--model {ref}: not an alias or a version of {name}; give `{ALIAS}` (the alias) or a "
+                            f"version number ({have})")
     try:
         if ref.isdigit():
             return client.get_model_version(name, ref)
         return client.get_model_version_by_alias(name, ref)
     except Exception as exc:   # MLflow raises its own exception types for a missing model/alias/version
-        versions = []
-        with contextlib.suppress(Exception):
-            versions = sorted(int(v.version) for v in client.search_model_versions(f"name = '{name}'"))
-        have = f"versions: {', '.join(map(str, versions))}" if versions else "no versions yet"
         hint = ("run `ganops stage evaluate_transfer` to register and rank translators" if kind == "transfer"
                 else "run `ganops stage evaluate` to register and rank generators")
         if versions and not ref.isdigit():

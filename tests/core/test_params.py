@@ -166,3 +166,17 @@ def test_a_subsection_set_in_part_keeps_its_own_defaults_for_the_rest():
     assert p.transfer.target.dataset == "mnist" and p.transfer.target.limit == 5
     assert p.transfer.source_evaluator.epochs == P.TransferParams().source_evaluator.epochs == 30
     assert p.transfer.source_evaluator.lr == 0.001
+
+
+@pytest.mark.parametrize("text", ["", "# only a comment\n"])
+def test_an_empty_params_file_runs_on_the_defaults_with_a_word(tmp_path, caplog, text):
+    path = tmp_path / "params.yaml"
+    path.write_text(text)
+    with caplog.at_level("WARNING", logger="ganops.params"):
+        p = P.load(path, required=True)
+    assert p == P.Params()
+    assert f"{path} is empty: every parameter takes the schema's default" in caplog.text
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="ganops.params"):
+        P.load(REPO / "params.yaml", required=True)
+    assert "is empty" not in caplog.text

@@ -165,3 +165,24 @@ def test_non_image_files_are_named_in_the_dataset_summary(tmp_path):
     report = json.loads((result.path / "summary.json").read_text())["source_report"]
     assert report["ignored_non_image_files"] == {"count": 2, "files": ["README.txt", "dogs/labels.csv"]}
     assert report["channels_by_majority"] == {"grey": 6, "colour": 0}
+
+
+def test_a_three_image_folder_is_built_with_its_warnings(tmp_path, caplog):
+    from ganops.core.params import load
+    from ganops.stages import run_stage
+
+    root = tmp_path / "imgs"
+    for i in range(3):
+        _grey_file(root / f"{i}.png", 60 * i)
+    p = load(None, ["data.dataset=image_folder", f"data.root={root}", "data.resolution=16",
+                    "tracking.enabled=false", "device=cpu"])
+    with caplog.at_level(logging.WARNING, logger="ganops.data.store"):
+        result = run_stage("dataset", p, tmp_path)
+    summary = json.loads((result.path / "summary.json").read_text())
+    assert summary["metrics"]["n_holdout"] == 0
+    said = summary["warnings"]
+    assert len(said) == 2 and said[0].startswith("only 3 images") and "data.holdout=0.1 of 3 images holds none out" in said[1]
+    assert all(w in caplog.text for w in said)
+    for i in range(3, 120):                      # enough images: no warning, and no warnings key at all
+        _grey_file(root / f"{i}.png", i)
+    assert "warnings" not in json.loads((run_stage("dataset", p, tmp_path).path / "summary.json").read_text())

@@ -108,9 +108,14 @@ def test_asking_for_what_is_not_registered_names_the_model_and_what_it_has(gener
         registry.resolve(p, tmp_path, "99")
     with pytest.raises(registry.RegistryError, match=r"no version was promoted yet \(v2: not decided\)"):
         registry.resolve(p, tmp_path, "champion")
-    with pytest.raises(registry.RegistryError, match=r"--model best: not a model of ganops-digits-dcgan; give "
-                                                     r"`champion` \(the alias\) or a version number"):
+    with pytest.raises(registry.RegistryError, match=r"--model best: not an alias or a version of ganops-digits-dcgan; "
+                                                     r"give `champion` \(the alias\) or a version number \(versions: 1, "
+                                                     r"2\)$"):
         registry.resolve(p, tmp_path, "best")
+    registry._client(p, tmp_path).set_registered_model_alias("ganops-digits-dcgan", "champion", "1")
+    with pytest.raises(registry.RegistryError, match=r"--model \.\./\.\./x: not an alias or a version .*\(versions: 1, "
+                                                     r"2; champion is v1\)$"):
+        registry.resolve(p, tmp_path, "../../x")
     q = Params.model_validate({"transfer": {"family": "cyclegan"}})
     with pytest.raises(registry.RegistryError, match=r"ganops-digits-to-mnist-cyclegan has no alias champion.*"
                                                      r"ganops stage evaluate_transfer"):
