@@ -34,4 +34,5 @@ ui: setup
 	DAGSTER_HOME=$(abspath .dagster_home) dagster dev
 
 mlflow-ui: setup
+	@echo "MLflow UI: http://localhost:5000/#/?workflowType=machine_learning (the model-training view)"
 	mlflow ui --backend-store-uri sqlite:///mlflow.db

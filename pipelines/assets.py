@@ -74,7 +74,8 @@ def _image_md(path: Path, alt: str) -> dg.MetadataValue:
     return dg.MetadataValue.md(f"![{alt}](data:image/png;base64,{data})")
 
 
-def _metadata(result: stages.StageResult) -> dict[str, object]:
+def metadata(result: stages.StageResult) -> dict[str, object]:
+    """What an asset shows of a stage's result, whichever door built it (the sensor reports the same)."""
     meta: dict[str, object] = {
         "path": dg.MetadataValue.path(str(result.path)),
         "content_hash": result.meta.get("content_hash", ""),
@@ -89,6 +90,13 @@ def _metadata(result: stages.StageResult) -> dict[str, object]:
         meta["mlflow_run_id"] = result.run_id
     if result.url:
         meta["mlflow_run"] = dg.MetadataValue.url(result.url)
+    if result.logged_model:
+        meta["logged_model"] = result.logged_model
+    if result.model_version:
+        meta.update(registered_model=result.registered_model, model_version=result.model_version)
+        if result.stage == "evaluate_transfer":   # the transfer's evaluation moves its champion itself
+            meta.update(promoted=bool(result.decision and result.decision["promote"]),
+                        decision=(result.decision or {}).get("reason", ""))
     return meta
 
 
@@ -124,9 +132,8 @@ def run_stage(context: dg.AssetExecutionContext, stage: str, params: GanopsParam
         library.setLevel(level)
 
 
-def _materialized(result: stages.StageResult, extra: dict[str, object] | None = None) -> dg.MaterializeResult:
-    return dg.MaterializeResult(metadata={**_metadata(result), **(extra or {})},
-                                data_version=dg.DataVersion(result.meta["content_hash"]))
+def _materialized(result: stages.StageResult) -> dg.MaterializeResult:
+    return dg.MaterializeResult(metadata=metadata(result), data_version=dg.DataVersion(result.meta["content_hash"]))
 
 
 @dg.asset(group_name=GROUP, kinds={"python", "numpy"}, code_version=code_version("dataset"),
@@ -162,8 +169,7 @@ def generator_asset(family: str) -> dg.AssetsDefinition:
                           f"it as `ganops-<dataset>-{family}`); metadata holds the final losses and a sample grid.")
     def generator(context: dg.AssetExecutionContext, params: GanopsParams, mlflow: MlflowTracking,
                   device: ComputeDevice) -> dg.MaterializeResult:
-        result = run_stage(context, "train", params, mlflow, device, (f"train.family={family}",))
-        return _materialized(result, {"logged_model": result.logged_model} if result.logged_model else {})
+        return _materialized(run_stage(context, "train", params, mlflow, device, (f"train.family={family}",)))
 
     return generator
 
@@ -191,12 +197,8 @@ def evaluation_asset(family: str) -> dg.AssetsDefinition:
                           "density/coverage, memorisation, path length, probes; pictures; a registry version.")
     def evaluation(context: dg.AssetExecutionContext, params: GanopsParams, mlflow: MlflowTracking,
                    device: ComputeDevice) -> dg.MaterializeResult:
-        result = run_stage(context, "evaluate", params, mlflow, device,
-                           (f"train.family={family}", "evaluate.promote=false"))
-        extra: dict[str, object] = {}
-        if result.model_version:
-            extra = {"registered_model": result.registered_model, "model_version": result.model_version}
-        return _materialized(result, extra)
+        return _materialized(run_stage(context, "evaluate", params, mlflow, device,
+                                       (f"train.family={family}", "evaluate.promote=false")))
 
     return evaluation
 
@@ -232,12 +234,16 @@ CHAMPIONS = [champion_asset(family) for family in SPECS]
           description="Every family evaluated on the dataset in one table, best FID (evaluator space) first.")
 def leaderboard(params: GanopsParams, mlflow: MlflowTracking, device: ComputeDevice) -> dg.MaterializeResult:
     from ganops.evaluate.leaderboard import leaderboard as board
+
+    return dg.MaterializeResult(metadata=leaderboard_metadata(board(params.root(),
+                                                                    effective_params(params, mlflow, device))))
+
+
+def leaderboard_metadata(rows: list[dict]) -> dict[str, object]:
     from ganops.evaluate.leaderboard import markdown
 
-    rows = board(params.root(), effective_params(params, mlflow, device))
-    return dg.MaterializeResult(metadata={"leaderboard": dg.MetadataValue.md(markdown(rows)),
-                                          "families": len(rows),
-                                          "best": rows[0]["family"] if rows else ""})
+    return {"leaderboard": dg.MetadataValue.md(markdown(rows)), "families": len(rows),
+            "best": rows[0]["family"] if rows else ""}
 
 
 def domain_assets(role: str) -> list[dg.AssetsDefinition]:
@@ -281,8 +287,7 @@ def translator_asset(family: str) -> dg.AssetsDefinition:
                           "pairs.")
     def translator(context: dg.AssetExecutionContext, params: GanopsParams, mlflow: MlflowTracking,
                    device: ComputeDevice) -> dg.MaterializeResult:
-        result = run_stage(context, "transfer", params, mlflow, device, (f"transfer.family={family}",))
-        return _materialized(result, {"logged_model": result.logged_model} if result.logged_model else {})
+        return _materialized(run_stage(context, "transfer", params, mlflow, device, (f"transfer.family={family}",)))
 
     return translator
 
@@ -296,13 +301,8 @@ def transfer_evaluation_asset(family: str) -> dg.AssetsDefinition:
                           f"`ganops-<source>-to-<target>-{family}`, `champion` moved on a higher transfer accuracy.")
     def transfer_evaluation(context: dg.AssetExecutionContext, params: GanopsParams, mlflow: MlflowTracking,
                             device: ComputeDevice) -> dg.MaterializeResult:
-        result = run_stage(context, "evaluate_transfer", params, mlflow, device, (f"transfer.family={family}",))
-        extra: dict[str, object] = {}
-        if result.model_version:
-            extra = {"registered_model": result.registered_model, "model_version": result.model_version,
-                     "promoted": bool(result.decision and result.decision["promote"]),
-                     "decision": (result.decision or {}).get("reason", "")}
-        return _materialized(result, extra)
+        return _materialized(run_stage(context, "evaluate_transfer", params, mlflow, device,
+                                       (f"transfer.family={family}",)))
 
     return transfer_evaluation
 

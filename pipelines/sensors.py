@@ -1,9 +1,12 @@
 """What the other doors built, shown in Dagster: after `dvc repro` or `ganops stage`, the artifact on
 disk has a content hash Dagster has not seen, and this sensor reports it as a (runless)
 materialization with the same data version, code version and input versions a Dagster run would
-have recorded, so the UI's lineage and staleness describe what is on disk."""
+have recorded, so the UI's lineage and staleness describe what is on disk; with the metadata a Dagster run
+shows (pictures, the MLflow run, the logged or registered model) and the asset's checks evaluated on it. The
+registry's champions and the leaderboard are reported when they change."""
 
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -12,7 +15,17 @@ import dagster as dg
 from ganops.catalog.families import SPECS, TRANSFER_SPECS
 from ganops.core import artifacts as A
 from ganops.core.identity import DOMAIN_STAGES, roles
-from pipelines.assets import KEY_OF_STAGE, evaluation_key, generator_key, stage_key
+from ganops.stages.on_disk import result_on_disk
+from pipelines.assets import (
+    KEY_OF_STAGE,
+    champion_key,
+    evaluation_key,
+    generator_key,
+    leaderboard_metadata,
+    metadata,
+    stage_key,
+)
+from pipelines.checks import ON_DISK
 from pipelines.resources import ComputeDevice, GanopsParams, MlflowTracking, effective_params
 
 # Dagster has no public constructor for a reported materialization's versions: they travel as these tags
@@ -28,22 +41,21 @@ NULL_EVENT_POINTER = "NULL"            # the upstream's materialization is not r
 
 
 def _on_disk(params: GanopsParams, mlflow: MlflowTracking, device: ComputeDevice):
-    """(asset key, artifact directory, family, domain) for every asset (the artifact may not exist)."""
-    root = params.root()
+    """(asset key, stage, its parameters, family, domain) for every artifact asset (the artifact may not exist)."""
     p = effective_params(params, mlflow, device)
     for stage, key in KEY_OF_STAGE.items():
-        yield key, A.stage_dir(root, p, stage), None, None
+        yield key, stage, p, None, None
     for family in SPECS:
         q = effective_params(params, mlflow, device, (f"train.family={family}",))
-        yield generator_key(family), A.generator_dir(root, q), family, None
-        yield evaluation_key(family), A.evaluation_dir(root, q), family, None
+        yield generator_key(family), "train", q, family, None
+        yield evaluation_key(family), "evaluate", q, family, None
     for stage in DOMAIN_STAGES:
         for role in roles(stage):
-            yield stage_key(f"{stage}@{role}"), A.stage_dir(root, p.domain(role), stage), None, role
+            yield stage_key(f"{stage}@{role}"), stage, p.domain(role), None, role
     for family in TRANSFER_SPECS:
         q = effective_params(params, mlflow, device, (f"transfer.family={family}",))
         for stage in ("transfer", "evaluate_transfer"):
-            yield stage_key(stage, family), A.stage_dir(root, q, stage), family, None
+            yield stage_key(stage, family), stage, q, family, None
 
 
 def _recorded(instance: dg.DagsterInstance, key: dg.AssetKey) -> tuple[str | None, str | None]:
@@ -59,11 +71,60 @@ def _event_pointer(instance: dg.DagsterInstance, key: dg.AssetKey) -> str:
     return str(record.storage_id) if record else NULL_EVENT_POINTER
 
 
-def reported_events(instance: dg.DagsterInstance, params: GanopsParams, mlflow: MlflowTracking,
-                    device: ComputeDevice) -> list[dg.AssetMaterialization]:
+def _checks(key: dg.AssetKey, stage: str, p, root: Path) -> list[dg.AssetCheckEvaluation]:
+    """The asset's checks on the artifact just reported, as a Dagster run would have evaluated them."""
+    out = []
+    for name, _, check in ON_DISK.get(stage, []) if p.role is None else []:
+        outcome = check(p, root)
+        out.append(dg.AssetCheckEvaluation(asset_key=key, check_name=name, passed=outcome.passed,
+                                           description=outcome.description, metadata=outcome.metadata))
+    return out
+
+
+def _versioned(key: dg.AssetKey, data_version: str, metadata: dict) -> dg.AssetMaterialization:
+    return dg.AssetMaterialization(asset_key=key, metadata=metadata,
+                                   tags={DATA_VERSION_TAG: data_version, DATA_VERSION_IS_USER_PROVIDED_TAG: "true"})
+
+
+def _registry_events(instance: dg.DagsterInstance, params: GanopsParams, mlflow: MlflowTracking,
+                     device: ComputeDevice) -> list[dg.AssetMaterialization]:
+    """The champion of each family and the leaderboard, when the registry or the evaluations changed: the
+    alias a `ganops stage evaluate` or `dvc repro` moved shows in Dagster as the champion asset it is."""
+    from ganops.evaluate.leaderboard import leaderboard
+    from ganops.tracking import registry
+
     events = []
-    for key, directory, family, role in _on_disk(params, mlflow, device):
-        meta_file = Path(directory) / A.META
+    root = params.root()
+    for family in SPECS:
+        q = effective_params(params, mlflow, device, (f"train.family={family}",))
+        if not q.tracking.enabled:
+            break
+        try:
+            mv = registry.champion(q, root)
+        except Exception:   # noqa: BLE001 (a store that cannot answer now: the next tick asks again)
+            mv = None
+        if mv is None or _recorded(instance, champion_key(family))[0] == f"v{mv.version}":
+            continue
+        events.append(_versioned(champion_key(family), f"v{mv.version}", {
+            "registered_model": mv.name, "champion_version": str(mv.version),
+            "reason": mv.tags.get("ganops.decision_reason", ""),
+            "champion_fid": registry.score(mv),
+            "reported_from": "the MLflow registry (moved by dvc repro or the CLI)"}))
+    rows = leaderboard(root, effective_params(params, mlflow, device))
+    digest = hashlib.sha256(json.dumps(rows, sort_keys=True, default=str).encode()).hexdigest()[:20]
+    if rows and _recorded(instance, dg.AssetKey("leaderboard"))[0] != digest:
+        events.append(_versioned(dg.AssetKey("leaderboard"), digest, leaderboard_metadata(rows)))
+    return events
+
+
+def reported_events(instance: dg.DagsterInstance, params: GanopsParams, mlflow: MlflowTracking,
+                    device: ComputeDevice) -> list[dg.AssetMaterialization | dg.AssetCheckEvaluation]:
+    """Materializations of what is on disk and Dagster has not seen, with the metadata a Dagster run shows and
+    their checks evaluated; then the registry's champions and the leaderboard."""
+    events: list[dg.AssetMaterialization | dg.AssetCheckEvaluation] = []
+    root = params.root()
+    for key, stage, q, family, role in _on_disk(params, mlflow, device):
+        meta_file = A.stage_dir(root, q, stage) / A.META
         if not meta_file.exists():
             continue
         try:
@@ -73,17 +134,19 @@ def reported_events(instance: dg.DagsterInstance, params: GanopsParams, mlflow: 
         # same bytes rebuilt by newer code is news too: Dagster would otherwise call it stale
         if _recorded(instance, key) == (meta["content_hash"], meta.get("code_version", "")):
             continue
+        result = result_on_disk(stage, q, root)
+        if result is None:
+            continue
         tags = {DATA_VERSION_TAG: meta["content_hash"], DATA_VERSION_IS_USER_PROVIDED_TAG: "true",
                 CODE_VERSION_TAG: meta.get("code_version", "")}
-        for stage, up_hash in meta.get("upstream", {}).items():   # a domain's artifacts name their domain's
-            up = stage_key(f"{stage}@{role}" if role and "@" not in stage else stage, family)
+        for up_stage, up_hash in meta.get("upstream", {}).items():   # a domain's artifacts name their domain's
+            up = stage_key(f"{up_stage}@{role}" if role and "@" not in up_stage else up_stage, family)
             tags[f"{INPUT_DATA_VERSION_TAG_PREFIX}/{up.to_user_string()}"] = up_hash
             tags[f"{INPUT_EVENT_POINTER_TAG_PREFIX}/{up.to_user_string()}"] = _event_pointer(instance, up)
-        metadata = {"path": dg.MetadataValue.path(str(directory)), "content_hash": meta["content_hash"],
-                    "reported_from": "disk (built by dvc repro or the ganops CLI)",
-                    **{k: v for k, v in meta.get("metrics", {}).items() if isinstance(v, (int, float))}}
-        events.append(dg.AssetMaterialization(asset_key=key, metadata=metadata, tags=tags))
-    return events
+        shown = {**metadata(result), "reported_from": "disk (built by dvc repro or the ganops CLI)"}
+        events.append(dg.AssetMaterialization(asset_key=key, metadata=shown, tags=tags))
+        events.extend(_checks(key, stage, q, root))
+    return [*events, *_registry_events(instance, params, mlflow, device)]
 
 
 @dg.sensor(name="artifacts_on_disk", minimum_interval_seconds=30, default_status=dg.DefaultSensorStatus.RUNNING,

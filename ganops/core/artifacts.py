@@ -102,6 +102,11 @@ def metrics_file(root: Path, stage: str) -> Path:
     return Path(root) / "metrics" / f"{stage}.json"
 
 
+def leaderboard_file(root: Path, name: str) -> Path:
+    """An evaluation's headline figures, one row of `dvc metrics show` (dvc.yaml's top-level metrics)."""
+    return Path(root) / "metrics" / "leaderboard" / f"{name}.json"
+
+
 def checkpoint_dir(root: Path, *parts: str) -> Path:
     """Scratch for resumable work (not a DVC output, so `dvc repro` does not delete it)."""
     return Path(root) / "data" / ".checkpoints" / Path(*parts)

@@ -28,6 +28,15 @@ def resolve(name: str = "auto") -> torch.device:
     return torch.device(name)
 
 
+def free_memory(device: torch.device) -> int:
+    """Bytes a new allocation can take on ``device``: the GPU's free memory, or the host's available RAM."""
+    if device.type == "cuda":
+        return int(torch.cuda.mem_get_info(device)[0])
+    import psutil
+
+    return int(psutil.virtual_memory().available)
+
+
 def cpu_state_dict(module: torch.nn.Module) -> dict[str, torch.Tensor]:
     """A detached CPU copy of a module's state (what checkpoints and weight files hold)."""
     return {k: v.detach().to("cpu", copy=True).contiguous() for k, v in module.state_dict().items()}

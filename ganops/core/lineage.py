@@ -17,7 +17,8 @@ from pathlib import Path
 PACKAGE = Path(__file__).resolve().parents[1]
 # Modules that shape how a run is observed, not what it writes: following them would make every
 # artifact stale when a log line changes.
-RUN_ONLY = frozenset({"ganops/tracking/runs.py", "ganops/core/locks.py", "ganops/core/progress.py",
+RUN_ONLY = frozenset({"ganops/tracking/runs.py", "ganops/tracking/store.py", "ganops/core/locks.py",
+                      "ganops/core/progress.py",
                       "ganops/commands/cli.py", "ganops/__main__.py",
                       # the registry's decision and the promotion gate act on MLflow, not on any artifact
                       "ganops/tracking/registry.py", "ganops/tracking/checks.py"})

@@ -5,8 +5,8 @@ and generator, exact resume and its one policy (a checkpoint made with other par
 refused, naming what differs), the NaN stop and progress. An encoder family adds what makes an encoder's
 training: epochs of shuffled full batches (the ragged last one dropped: BN and the losses want full
 batches), AdamW with a linear warmup and a cosine decay by step, and one random stream seeded with ``seed``
-for the shuffles and the augmented views. ``fit`` runs it for ``embed.epochs`` epochs, logging and
-checkpointing once an epoch.
+for the shuffles and the augmented views. ``fit`` runs it for ``embed.epochs`` epochs (more where that is
+fewer than ``embed.min_steps`` updates), logging and checkpointing once an epoch.
 """
 
 from __future__ import annotations
@@ -74,6 +74,12 @@ class EncoderFamily(Family):
     def steps_per_epoch(cls, e: EmbedParams, n: int) -> int:
         return max(1, n // min(e.batch_size, n))
 
+    @classmethod
+    def epochs(cls, e: EmbedParams, n: int) -> int:
+        """``embed.epochs``, raised to reach ``embed.min_steps`` updates: the budget scales with the data, so
+        300 images (one batch an epoch) are not ten updates in all."""
+        return max(e.epochs, -(-e.min_steps // cls.steps_per_epoch(e, n)))
+
     def __init__(self, ctx: Context, data: TrainData, info: DataInfo):
         super().__init__(ctx, data, info)
         self.e: EmbedParams = ctx.p.embed
@@ -95,7 +101,7 @@ class EncoderFamily(Family):
         raise NotImplementedError
 
     def configure_optimizers(self):
-        total = self.e.epochs * self.per_epoch
+        total = self.epochs(self.e, self.info.n) * self.per_epoch
         warmup = min(total, max(self.per_epoch, int(WARMUP_FRACTION * total)))
         params = [q for net in self.networks.values() for q in net.parameters()]
         # fused: one kernel for all parameters instead of ~10 small ops per tensor (a tenth of a CPU step)
@@ -144,19 +150,23 @@ class EncoderFamily(Family):
 def fit(family: type[EncoderFamily], data: TrainData, p: Params, device: torch.device,
         checkpoint: Path | None = None, log: MetricLog | None = None,
         on_epoch: Callable[[int, nn.Module], None] | None = None) -> tuple[EncoderFamily, dict[str, Any]]:
-    """Train an encoder family for ``embed.epochs`` epochs on the one trainer: a log line, a metric
+    """Train an encoder family for ``embed.epochs`` epochs (at least ``embed.min_steps`` updates) on the one
+    trainer: a log line, a metric
     (``<name>_loss`` at the epoch) and a checkpoint every epoch; ``on_epoch(epoch, encoder)`` after each
     (benchmarks). Returns the trained family (networks in eval mode) and its metrics."""
     from ganops.train.trainer import Schedule, Trainer
 
     e = p.embed
     info = family.check(e, data)
-    per_epoch = family.steps_per_epoch(e, info.n)
-    total = e.epochs * per_epoch
+    per_epoch, epochs = family.steps_per_epoch(e, info.n), family.epochs(e, info.n)
+    total = epochs * per_epoch
+    if epochs > e.epochs:
+        logger.info("%s: %d epochs instead of embed.epochs=%d, to make embed.min_steps=%d updates (%d an epoch)",
+                    family.name, epochs, e.epochs, e.min_steps, per_epoch)
 
     def each_epoch(step: int, metrics: dict[str, float]) -> None:
         epoch = step // per_epoch
-        logger.info("%s epoch %d/%d: loss %.4f", family.name, epoch, e.epochs, metrics["loss"])
+        logger.info("%s epoch %d/%d: loss %.4f", family.name, epoch, epochs, metrics["loss"])
         if log is not None:
             log(f"{family.name}_loss", metrics["loss"], epoch)
         if on_epoch is not None:
@@ -172,8 +182,8 @@ def fit(family: type[EncoderFamily], data: TrainData, p: Params, device: torch.d
         net.eval()
     history = [{"epoch": h["step"] // per_epoch, "loss": h["loss"]} for h in res.history]
     resumed = (res.resumed_from or 0) // per_epoch
-    metrics = {"train_seconds": res.seconds, "epochs": e.epochs, "final_loss": history[-1]["loss"],
-               "seconds_per_epoch": res.seconds / max(1, e.epochs - resumed), "resumed_from_epoch": resumed,
+    metrics = {"train_seconds": res.seconds, "epochs": epochs, "final_loss": history[-1]["loss"],
+               "seconds_per_epoch": res.seconds / max(1, epochs - resumed), "resumed_from_epoch": resumed,
                "steps": total, "history": history}
     return fam, metrics
 

@@ -37,7 +37,7 @@ def resolve_kind(p: Params, labels: np.ndarray) -> str:
 def _as_embed_params(p: Params, kind: str) -> Params:
     """The encoders' trainers read ``p.embed``: give them the evaluator's settings instead."""
     ev = p.evaluator
-    embed = EmbedParams(encoder=kind, dim=ev.dim, epochs=ev.epochs, batch_size=ev.batch_size, lr=ev.lr)
+    embed = EmbedParams(encoder=kind, dim=ev.dim, epochs=ev.epochs, min_steps=0, batch_size=ev.batch_size, lr=ev.lr)
     return p.model_copy(update={"embed": embed})
 
 

@@ -136,5 +136,5 @@ def evaluate_transfer(x: TransferInputs, p: Params, out: Path) -> TransferReport
         from ganops.evaluate.pictures import loss_plot
 
         loss_plot(x.history, out / "losses.png")
-        pictures["loss_plot"] = "losses.png"
+        pictures["losses"] = "losses.png"
     return TransferReport(m, details, pictures)

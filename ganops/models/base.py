@@ -99,6 +99,11 @@ class Family:
         """Update the networks on ``batch``; return each of ``loss_names`` as a detached scalar tensor."""
         raise NotImplementedError
 
+    def activation_bytes(self) -> int | None:
+        """Bytes one training step keeps for its backward passes at its batch size, where the family can tell
+        (the trainer adds the weights, gradients, optimiser states and EMAs); None: not estimated."""
+        return None
+
     def extra_state(self) -> dict[str, Any]:
         """Training state beyond networks, optimisers and RNGs (CycleGAN's pool of fakes), for the checkpoint."""
         return {}

@@ -79,10 +79,24 @@ class GConfig(_Config):
     cbn: bool = False         # conditional batch norm from the condition vector
 
 
+    def activations(self) -> int:
+        """Floats one image's forward keeps for the backward pass: each layer's conv, norm and ReLU outputs,
+        then the image and its tanh (what the memory estimate of a training reads)."""
+        widths = [self.filters * 2 ** (self.n_up - 1 - i) for i in range(self.n_up)]
+        return sum(3 * w * (4 * 2 ** i) ** 2 for i, w in enumerate(widths)) + 2 * self.channels * self.resolution ** 2
+
+
 @dataclass(frozen=True)
 class DConfig(_Config):
     spectral_norm: bool = False   # spectral norm on every layer; it replaces D's batch norm (SNGAN)
     outputs: int = 1              # logits per image (DTN's discriminator tells three classes apart)
+
+    def activations(self) -> int:
+        """Floats one image's forward keeps for the backward pass: the image, then each layer's conv, norm
+        (none under spectral norm) and LeakyReLU outputs."""
+        per_layer = 2 if self.spectral_norm else 3
+        return self.channels * self.resolution ** 2 + sum(
+            per_layer * self.filters * 2 ** i * (self.resolution // 2 ** (i + 1)) ** 2 for i in range(self.n_up))
 
 
 def init_weights(module: nn.Module) -> None:

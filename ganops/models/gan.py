@@ -98,6 +98,11 @@ class GANFamily(Family):
         return ({"G": torch.optim.Adam(self.G.parameters(), lr=tp.lr_g, betas=(tp.beta1, tp.beta2)),
                  "D": torch.optim.Adam(self.D.parameters(), lr=tp.lr_d, betas=(tp.beta1, tp.beta2))}, {})
 
+    def activation_bytes(self) -> int:
+        """D's step holds G's graph of the batch (G steps from it) and D's of the real and the fake batch."""
+        g, d = (cls.from_dict(self.configs[n]) for cls, n in ((GConfig, "G"), (DConfig, "D")))
+        return 4 * self.tp.batch_size * (g.activations() + 2 * d.activations())
+
     def noise(self, n: int) -> torch.Tensor:
         return torch.randn(n, self.tp.z_dim, generator=self.ctx.rngs["noise"]).to(self.ctx.device)
 

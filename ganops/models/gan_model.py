@@ -14,11 +14,12 @@ from typing import Any
 
 import numpy as np
 import torch
+from torch import nn
 
 from ganops.core import device as devices
 from ganops.core.pixels import to_uint8
 from ganops.models.blocks import DConfig, Discriminator, GConfig, Generator
-from ganops.models.trained import TrainedModel
+from ganops.models.trained import Port, TrainedModel
 
 PER_ROW = 8          # samples per row of a generator's grids (the preview and the evaluation's)
 
@@ -134,6 +135,16 @@ class GeneratorModel(TrainedModel):
         cfg = self.cfg
         return np.concatenate(out) if out else np.zeros((0, cfg.channels, cfg.resolution, cfg.resolution), np.uint8)
 
+    def served(self) -> tuple[nn.Module, list[Port], Port]:
+        """G(z[, y][, h]) → images in [-1, 1]: z, then the label y and the instance features h it takes."""
+        cfg, c = self.cfg, self.conditions
+        G = Generator(cfg)
+        G.load_state_dict(self.state("G"))
+        inputs = [Port("z", "float32", (-1, cfg.z_dim)), *([Port("y", "int64", (-1,))] if c.label else []),
+                  *([Port("h", "float32", (-1, cfg.feat_dim))] if c.instance else [])]
+        out = Port("images", "float32", (-1, cfg.channels, cfg.resolution, cfg.resolution))
+        return _Sampler(G, c).eval(), inputs, out
+
     def noise(self, n: int, seed: int) -> torch.Tensor:
         return torch.randn(n, self.cfg.z_dim, generator=torch.Generator().manual_seed(seed))
 
@@ -167,6 +178,20 @@ class GeneratorModel(TrainedModel):
         real = np.asarray(images[picks])
         rows = np.concatenate([real[:, None], fake.reshape(n_rows, PER_ROW, *fake.shape[1:])], axis=1)
         return save_grid(rows.reshape(-1, *fake.shape[1:]), Path(path), nrow=PER_ROW + 1)
+
+
+class _Sampler(nn.Module):
+    """G with exactly the inputs it takes, in order (an exported program has no optional inputs)."""
+
+    def __init__(self, G: Generator, conditions: Conditions):
+        super().__init__()
+        self.G, self.label, self.instance = G, conditions.label, conditions.instance
+
+    def forward(self, z: torch.Tensor, first: torch.Tensor | None = None,
+                second: torch.Tensor | None = None) -> torch.Tensor:
+        y = first if self.label else None
+        h = (second if self.label else first) if self.instance else None
+        return self.G(z, y, h)
 
 
 def _each(a: np.ndarray, n: int, name: str, item_ndim: int, what: str) -> np.ndarray:

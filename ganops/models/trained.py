@@ -9,13 +9,23 @@ nanoGPT's users call ``GPT.generate``.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
+from torch import nn
 
 from ganops.models.errors import TrainError
 from ganops.models.weights import load_weights, network_config, network_state, non_finite_count
+
+
+@dataclass(frozen=True)
+class Port:
+    """One named tensor a served model takes or gives; -1 in ``shape`` is any size (the batch)."""
+    name: str
+    dtype: str
+    shape: tuple[int, ...]
 
 
 class TrainedModel:
@@ -51,6 +61,12 @@ class TrainedModel:
     def non_finite_weights(self) -> int:
         """NaN or inf values in the weights the model runs with (every network's)."""
         return sum(non_finite_count(self.weights, n) for n in self.network_names)
+
+    def served(self) -> tuple[nn.Module, list[Port], Port]:
+        """The network a serving system runs, on CPU in eval mode, with the tensors it takes (positionally)
+        and gives: what the registry logs as a torch.export program, which loads without ganops and without
+        unpickling anything."""
+        raise NotImplementedError
 
     def describe(self) -> str:
         """``a dcgan model`` / ``an icgan model``: how messages name it."""

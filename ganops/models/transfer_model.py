@@ -18,7 +18,7 @@ from torch import nn
 from ganops.core import device as devices
 from ganops.core.pixels import to_float, to_uint8
 from ganops.models.errors import TrainError
-from ganops.models.trained import TrainedModel
+from ganops.models.trained import Port, TrainedModel
 
 
 class TranslatorModel(TrainedModel):
@@ -54,6 +54,15 @@ class TranslatorModel(TrainedModel):
                                                reverse=reverse)
             self._translators[reverse] = net.to(self.device).eval().requires_grad_(False)
         return self._translators[reverse]
+
+    def served(self) -> tuple[nn.Module, list[Port], Port]:
+        """The source → target network on images in [-1, 1] (the CPU copy, whatever device this model is on)."""
+        names = self.network_names
+        net = self.family_class.translator({n: self.config(n) for n in names}, {n: self.state(n) for n in names})
+        side, channels = self.frame()
+        out_channels = int(self.weights.get("identity", {}).get("data target_channels", channels))
+        return (net.eval(), [Port("images", "float32", (-1, channels, side, side))],
+                Port("translations", "float32", (-1, out_channels, side, side)))
 
     @torch.inference_mode()
     def translate(self, images: np.ndarray, reverse: bool = False, batch_size: int = 256) -> np.ndarray:

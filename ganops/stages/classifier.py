@@ -50,7 +50,7 @@ def run(p: Params, root: Path, ctx: RunContext) -> C.StageResult:
             A.atomic_torch_save(tmp / FILE, state)
             C.write_meta(tmp, p, "classifier", ups, metrics, extra={"device": str(device)})
         run.metrics({"total_seconds": time.perf_counter() - t0})
-        result = C.finish("classifier", p, root, out, run, metrics, {}, ())
+        result = C.finish("classifier", p, root, out, run, metrics)
     return result
 
 

@@ -183,13 +183,41 @@ def write_meta(tmp: Path, p: Params, stage: str, ups: dict[str, str], metrics: d
                         metrics=A.artifact_metrics(metrics), code_version=code_version(stage), extra=extra)
 
 
-def finish(stage: str, p: Params, root: Path, out: Path, run, metrics: dict[str, Any], images: dict[str, str],
+# The pictures of each stage's artifact, by the name every door shows them under; an evaluation shows each
+# picture it drew, named by its file.
+PICTURES = {"dataset": {"dataset_grid": "grid.png"}, "neighbors": {"neighbor_panel": "panel.png"},
+            "train": {"preview_grid": "samples.png"}, "transfer": {"preview_grid": "samples.png"}}
+CONTENT_TAG = "ganops.content_hash"
+# What `dvc metrics show` prints of an evaluation (short names, so the table fits a terminal): all in the
+# evaluator's space; every figure stays in metrics/<stage>.json and report.json.
+HEADLINE = {"evaluate": {"fid": "fid_evaluator", "precision": "precision_evaluator", "recall": "recall_evaluator",
+                         "label_accuracy": "label_accuracy"},
+            "evaluate_transfer": {"fid": "fid_target", "transfer_accuracy": "transfer_accuracy"}}   # on a stage's MLflow run: the artifact it wrote
+
+
+def pictures(stage: str, directory: Path) -> dict[str, Path]:
+    """The pictures a finished artifact holds, by name."""
+    directory = Path(directory)
+    if stage in ("evaluate", "evaluate_transfer"):
+        return {png.stem: png for png in sorted(directory.glob("*.png"))}
+    return {name: directory / file for name, file in PICTURES.get(stage, {}).items() if (directory / file).exists()}
+
+
+def finish(stage: str, p: Params, root: Path, out: Path, run, metrics: dict[str, Any],
            extra_files: tuple[str, ...] = ()) -> StageResult:
-    """After the atomic rename: the DVC metrics file (only what the artifact determines), MLflow."""
+    """After the atomic rename: the DVC metrics file (only what the artifact determines), MLflow (the run
+    tagged with the artifact's content hash, so a door that did not build it finds its run)."""
     meta = A.read_meta(out)
-    A.atomic_write_json(A.metrics_file(root, metrics_name(stage, p)), A.artifact_metrics(metrics))
+    figures = A.artifact_metrics(metrics)
+    A.atomic_write_json(A.metrics_file(root, metrics_name(stage, p)), figures)
+    if stage in HEADLINE:
+        name = metrics_name(stage, p).replace("evaluate_transfer_", "transfer_").replace("evaluate_", "")
+        A.atomic_write_json(A.leaderboard_file(root, name),
+                            {short: figures[key] for short, key in HEADLINE[stage].items() if key in figures})
     run.metrics(metrics)
-    for name in (*images.values(), *extra_files, A.META):
-        run.artifact(out / name)
+    run.tags({CONTENT_TAG: meta["content_hash"]})
+    images = pictures(stage, out)
+    for path in (*images.values(), *(out / name for name in (*extra_files, A.META))):
+        run.artifact(path)
     log.info("%s: wrote %s (%s)", stage, out, ", ".join(f"{k}={v}" for k, v in list(metrics.items())[:6]))
-    return StageResult(stage, out, metrics, meta, {k: out / v for k, v in images.items()}, run.run_id, run.url)
+    return StageResult(stage, out, metrics, meta, images, run.run_id, run.url)

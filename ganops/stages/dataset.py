@@ -25,6 +25,6 @@ def run(p: Params, root: Path, ctx: RunContext) -> C.StageResult:
             metrics = summary["metrics"]
             C.write_meta(tmp, p, "dataset", {}, metrics)
         run.metrics({"load_seconds": t1 - t0, "total_seconds": time.perf_counter() - t0})
-        result = C.finish("dataset", p, root, out, run, metrics, {"dataset_grid": "grid.png"}, ("summary.json",))
+        result = C.finish("dataset", p, root, out, run, metrics, ("summary.json",))
         run.dataset(out, p.data.dataset, result.meta["content_hash"], context="dataset")
         return result

@@ -42,5 +42,5 @@ def run(p: Params, root: Path, ctx: RunContext) -> C.StageResult:
                 A.atomic_write_json(tmp / "history.json", history)
             C.write_meta(tmp, p, "embeddings", ups, metrics, extra={"device": str(device)})
         run.metrics({"total_seconds": time.perf_counter() - t0})
-        result_ = C.finish("embeddings", p, root, out, run, metrics, {}, files)
+        result_ = C.finish("embeddings", p, root, out, run, metrics, files)
     return result_

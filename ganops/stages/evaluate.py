@@ -64,7 +64,7 @@ def run(p: Params, root: Path, ctx: RunContext) -> C.StageResult:
             C.write_meta(tmp, p, "evaluate", ups, report.metrics,
                          extra={"feature_space": report.details["feature_space"], "evaluator_kind": x.evaluator.kind})
         run.metrics({"evaluate_seconds": time.perf_counter() - t0})
-        result = C.finish("evaluate", p, root, out, run, report.metrics, report.pictures, ("report.json",))
+        result = C.finish("evaluate", p, root, out, run, report.metrics, ("report.json",))
         board = leaderboard(root, p)
         run.table(board, "leaderboard.json")
         result.registered_model = registry.registered_model_name(p) if run.enabled else None

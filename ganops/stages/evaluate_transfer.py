@@ -57,7 +57,7 @@ def run(p: Params, root: Path, ctx: RunContext) -> C.StageResult:
             C.write_meta(tmp, p, "evaluate_transfer", ups, report.metrics,
                          extra={"feature_space": report.details["feature_space"]})
         run.metrics({"evaluate_seconds": time.perf_counter() - t0})
-        result = C.finish("evaluate_transfer", p, root, out, run, report.metrics, report.pictures, ("report.json",))
+        result = C.finish("evaluate_transfer", p, root, out, run, report.metrics, ("report.json",))
         result.registered_model = registry.registered_model_name(p, KIND) if run.enabled else None
         result.model_version = registry.register(p, root, run, A.translator_dir(root, p), ups["transfer"],
                                                  ups["evaluator@target"], report.metrics, kind=KIND,

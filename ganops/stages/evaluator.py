@@ -44,5 +44,5 @@ def run(p: Params, root: Path, ctx: RunContext) -> C.StageResult:
             A.atomic_save_npy(tmp / "holdout_features.npy", held_features.astype(np.float32, copy=False))
             C.write_meta(tmp, p, "evaluator", ups, metrics, extra={"kind": ev.kind, "device": str(device)})
         run.metrics({"total_seconds": time.perf_counter() - t0})
-        result = C.finish("evaluator", p, root, out, run, metrics, {}, ())
+        result = C.finish("evaluator", p, root, out, run, metrics)
     return result

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from pathlib import Path
 
@@ -12,6 +13,8 @@ from ganops.neighbors import diagnostics as nd
 from ganops.neighbors import search as nb
 from ganops.stages import common as C
 from ganops.tracking.runs import RunContext, stage_run
+
+log = logging.getLogger(__name__)
 
 
 def run(p: Params, root: Path, ctx: RunContext) -> C.StageResult:
@@ -28,17 +31,21 @@ def run(p: Params, root: Path, ctx: RunContext) -> C.StageResult:
                 f"{src_emb / 'features.npy'} has {features.shape[0]} rows but {src_data} has {len(labels)} images."
                 " Run `ganops stage embeddings` again.")
         res = nb.knn(features, p.neighbors.k, p.neighbors, seed=p.seed)
-        diag = nd.diagnostics(res.indices, res.similarities, labels)
+        diag = nd.diagnostics(res.indices, res.similarities, labels, features, seed=p.seed)
+        collapsed = nd.collapse(diag)
+        if collapsed:
+            log.warning("neighbors: %s", collapsed)
         numbers = {k: v for k, v in res.info.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
         metrics = {**diag, **numbers}
         search = {k: v for k, v in res.info.items() if not A.is_run_varying(k)}
         with A.atomic_dir(out) as tmp:
             A.atomic_save_npy(tmp / "indices.npy", res.indices)
             A.atomic_save_npy(tmp / "similarities.npy", res.similarities)
-            A.atomic_write_json(tmp / "diagnostics.json", {**diag, "search": search})
+            A.atomic_write_json(tmp / "diagnostics.json", {**diag, "search": search,
+                                                           **({"warnings": [collapsed]} if collapsed else {})})
             nd.save_panel(store.load_images(src_data), res.indices, tmp / "panel.png",
                           rows=p.neighbors.panel_instances, seed=p.seed, labels=labels,
                           similarities=res.similarities)
             C.write_meta(tmp, p, "neighbors", ups, metrics, extra={"search": search})
         run.metrics({"total_seconds": time.perf_counter() - t0})
-        return C.finish("neighbors", p, root, out, run, metrics, {"neighbor_panel": "panel.png"}, ("diagnostics.json",))
+        return C.finish("neighbors", p, root, out, run, metrics, ("diagnostics.json",))

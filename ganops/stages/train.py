@@ -44,9 +44,8 @@ def run(p: Params, root: Path, ctx: RunContext) -> C.StageResult:
             model.preview_grid(tmp / "samples.png", p.train.grid_size, p.seed, images, features, labels)
             C.write_meta(tmp, p, "train", ups, metrics, extra={"device": str(device), **warm})
         run.metrics({"train_seconds": res.seconds, "resumed_from_step": res.resumed_from or 0})
-        result = C.finish("train", p, root, out, run, metrics, {"preview_grid": "samples.png"}, ("history.json",))
-        result.logged_model = log_generator(run, model.G, out / "model.pt",
-                                            result.meta["content_hash"])
+        result = C.finish("train", p, root, out, run, metrics, ("history.json",))
+        result.logged_model = log_generator(run, model, out / "model.pt", result.meta["content_hash"])
     return result
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -51,6 +52,24 @@ def neighbors_valid(directory: Path) -> Outcome:
     return Outcome(found.valid, f"{out} rows with indices out of [0, {found.n}), {selfs} instances listed as their "
                                 f"own neighbor", {"out_of_range_rows": out, "self_neighbor_rows": selfs, "n": found.n,
                                                   "k": found.k})
+
+
+def neighbors_distinct(directory: Path) -> Outcome:
+    """Neighbors are closer than random pairs by a margin (a collapsed encoder makes every pair look alike)."""
+    from ganops.neighbors.diagnostics import MIN_MARGIN, collapse
+
+    path = Path(directory) / "diagnostics.json"
+    if not path.exists():
+        return Outcome(False, f"{path} is missing")
+    diag = json.loads(path.read_text())
+    if "similarity_margin" not in diag:
+        return Outcome(False, f"{path} has no random-pair similarity (built by an older ganops): run `ganops stage "
+                              "neighbors` again")
+    why = collapse(diag)
+    keys = ("similarity_mean", "similarity_random_mean", "similarity_margin", "purity_at_10")
+    return Outcome(why is None, why or f"neighbors' mean similarity {diag['similarity_mean']:.3f} against random "
+                                       f"pairs' {diag['similarity_random_mean']:.3f} (margin ≥ {MIN_MARGIN})",
+                   {k: float(diag[k]) for k in keys if k in diag})
 
 
 def generator_healthy(directory: Path, n: int = 64, min_std: float = 2.0) -> Outcome:

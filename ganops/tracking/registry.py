@@ -59,7 +59,7 @@ class Decision:
                 "ganops.champion_version_at_decision": self.champion_version or ""}
 
 
-def _client(p: Params, root: Path):
+def mlflow_client(p: Params, root: Path):
     import mlflow
     from mlflow.tracking import MlflowClient
 
@@ -77,6 +77,11 @@ def _find_logged_model(client: Any, generator_hash: str):
     return None
 
 
+def logged_model(p: Params, root: Path, generator_hash: str):
+    """The MLflow logged model of the generator (or translator) artifact with this content hash, or None."""
+    return _find_logged_model(mlflow_client(p, root), generator_hash)
+
+
 def _version_of(client: Any, name: str, generator_hash: str):
     """The version already registered for this generator (re-evaluating must not add a twin version)."""
     with contextlib.suppress(Exception):
@@ -87,7 +92,7 @@ def _version_of(client: Any, name: str, generator_hash: str):
 
 
 def version_of(p: Params, root: Path, generator_hash: str, kind: str = "generator") -> str | None:
-    mv = _version_of(_client(p, root), registered_model_name(p, kind), generator_hash)
+    mv = _version_of(mlflow_client(p, root), registered_model_name(p, kind), generator_hash)
     return None if mv is None else str(mv.version)
 
 
@@ -103,11 +108,10 @@ def register(p: Params, root: Path, run: Any, generator_dir: Path, generator_has
     returns the version."""
     if not run.enabled:
         return None
-    import mlflow
-
+    from ganops.models import load_model
     from ganops.tracking.runs import log_generator
 
-    client = _client(p, root)
+    client = mlflow_client(p, root)
     name = registered_model_name(p, kind)
     samples = p.evaluate.n_samples if n_samples is None else n_samples
     tags = {GENERATOR_TAG: generator_hash, SPACE_TAG: evaluator_hash, SAMPLES_TAG: str(samples),
@@ -115,35 +119,30 @@ def register(p: Params, root: Path, run: Any, generator_dir: Path, generator_has
     mv = _version_of(client, name, generator_hash)
     if mv is None:
         logged = _find_logged_model(client, generator_hash)
-        model_id = logged.model_id if logged else log_generator(run, _module(generator_dir / "model.pt", kind),
+        model_id = logged.model_id if logged else log_generator(run, load_model(generator_dir / "model.pt", kind=kind),
                                                                 generator_dir / "model.pt", generator_hash,
                                                                 "translator" if kind == "transfer" else "generator")
         what = (f"{p.transfer.family} translators from {p.transfer.source.dataset} to {p.transfer.target.dataset}"
                 if kind == "transfer" else f"{p.train.family} generators of the {p.data.dataset} dataset")
         with contextlib.suppress(Exception):   # the name may exist already: create_registered_model is not idempotent
             client.create_registered_model(name, description=f"{what}; `{ALIAS}` is the best by {RANKING[kind][0]}.")
-        mv = mlflow.register_model(f"models:/{model_id}", name, tags=tags)
+        # the client, not mlflow.register_model: that one tries to create the name again and prints that it exists
+        mv = client.create_model_version(name, f"models:/{model_id}", tags=tags, model_id=model_id)
     else:
         for key, value in tags.items():
             client.set_model_version_tag(name, mv.version, key, value)
     return str(mv.version)
 
 
-def _module(weights_file: Path, kind: str):
-    from ganops.models import load_model
-
-    model = load_model(weights_file, kind=kind)
-    return model.translator() if kind == "transfer" else model.G
-
-
 def champion(p: Params, root: Path, kind: str = "generator") -> Any | None:
-    client = _client(p, root)
+    client = mlflow_client(p, root)
     with contextlib.suppress(Exception):
         return client.get_model_version_by_alias(registered_model_name(p, kind), ALIAS)
     return None
 
 
-def _score(mv: Any, metric: str = PRIMARY) -> float | None:
+def score(mv: Any, metric: str = PRIMARY) -> float | None:
+    """The version's figure of ``metric`` (its tag), or None."""
     with contextlib.suppress(KeyError, ValueError, TypeError):
         return float(mv.tags[f"metric.{metric}"])
     return None
@@ -156,14 +155,14 @@ def decide(p: Params, root: Path, version: str, healthy: bool = True, health: st
     scored in another space (the evaluator was rebuilt, or evaluate.n_samples changed) is scored again in
     this one with ``rescore`` (its registered weights → the figure); without a comparable one the champion
     stays."""
-    client = _client(p, root)
+    client = mlflow_client(p, root)
     name = registered_model_name(p, kind)
     metric, higher = RANKING[kind]
     mv = client.get_model_version(name, version)
-    fid = _score(mv, metric)
+    fid = score(mv, metric)
     current = champion(p, root, kind)
     held = None if current is None else str(current.version)
-    other = None if current is None else _score(current, metric)
+    other = None if current is None else score(current, metric)
 
     def verdict(promote: bool, reason: str, challenger=fid, champ=other, version_held=held) -> Decision:
         return Decision(name, version, promote, reason, challenger, champ, version_held, metric)
@@ -198,7 +197,7 @@ def decide(p: Params, root: Path, version: str, healthy: bool = True, health: st
 
 def record(p: Params, root: Path, decision: Decision, apply: bool) -> Decision:
     """Write the decision on the version and on its evaluation run; move the alias when ``apply``."""
-    client = _client(p, root)
+    client = mlflow_client(p, root)
     mv = client.get_model_version(decision.model, decision.version)
     moved = decision.promote and apply
     tags = decision.as_tags()
@@ -229,7 +228,7 @@ def decision_dict(decision: Decision) -> dict[str, Any]:
 
 def resolve(p: Params, root: Path, ref: str, kind: str = "generator") -> Any:
     """``champion`` (the alias) or a version number → the model version, with a clear error."""
-    client = _client(p, root)
+    client = mlflow_client(p, root)
     name = registered_model_name(p, kind)
     versions, aliases = [], {}
     with contextlib.suppress(Exception):   # MLflow raises its own exception types for a missing model

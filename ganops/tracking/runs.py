@@ -96,6 +96,10 @@ class Run:
             nums = {k: float(v) for k, v in values.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
             self._mlflow.log_metrics(nums, step=step)
 
+    def tags(self, values: dict[str, str]) -> None:
+        if self._mlflow:
+            self._mlflow.set_tags(values)
+
     def artifact(self, path: Path, subdir: str | None = None) -> None:
         if self._mlflow and Path(path).exists():
             self._mlflow.log_artifact(str(path), artifact_path=subdir)
@@ -279,8 +283,7 @@ def _stage_run(p: Params, root: Path, stage: str, ctx: RunContext | None, resume
         active = mlflow.start_run(run_id=previous)
         mlflow.set_tags({**tags, "ganops.resumed": "true"})
     else:
-        name = {"train": f"train {p.train.family}", "transfer": f"transfer {p.transfer.family}",
-                "evaluate_transfer": f"evaluate transfer {p.transfer.family}"}.get(stage, stage)
+        name = run_name(p, stage)
         if p.role:
             name, tags["ganops.domain"] = f"{name} ({p.role})", p.role
         active = mlflow.start_run(run_name=name, parent_run_id=parent, tags=tags)
@@ -290,7 +293,7 @@ def _stage_run(p: Params, root: Path, stage: str, ctx: RunContext | None, resume
             atomic_write_json(Path(scratch) / RUN_FILE, {"run_id": active.info.run_id})
         run = Run(mlflow)
         run.run_id = active.info.run_id
-        run.url = _run_url(p, active)
+        run.url = run_url(p, active.info.experiment_id, active.info.run_id)
         outcome = "FAILED"   # a stage that raises fails its pipeline run too
         try:
             yield run
@@ -304,11 +307,25 @@ def _stage_run(p: Params, root: Path, stage: str, ctx: RunContext | None, resume
                 client.set_terminated(parent, status=outcome, end_time=int(time.time() * 1000))
 
 
-def _run_url(p: Params, active: Any) -> str:
+def run_name(p: Params, stage: str) -> str:
+    """What the run list shows: the stage and what tells its runs apart (the family, the encoder, k)."""
+    return {"embeddings": f"embeddings {p.embed.encoder}", "neighbors": f"neighbors {p.embed.encoder} k{p.neighbors.k}",
+            "train": f"train {p.train.family}", "evaluate": f"evaluate {p.train.family}",
+            "evaluator": "evaluator" if p.evaluator.kind == "auto" else f"evaluator {p.evaluator.kind}",
+            "transfer": f"transfer {p.transfer.family}",
+            "evaluate_transfer": f"evaluate transfer {p.transfer.family}"}.get(stage, stage)
+
+
+# MLflow 3's UI opens an experiment in the workflow last picked in the browser, GenAI at first, whatever the
+# experiment's mlflow.experimentKind tag says; this query parameter picks (and remembers) model training.
+UI_VIEW = "?workflowType=machine_learning"
+
+
+def run_url(p: Params, experiment_id: str, run_id: str) -> str:
     """The run's page: on the tracking server, or on the local UI (`make mlflow-ui`) for a local store."""
     uri = p.tracking.uri
     base = uri if uri.startswith(("http://", "https://")) else p.tracking.ui_url
-    return f"{base.rstrip('/')}/#/experiments/{active.info.experiment_id}/runs/{active.info.run_id}"
+    return f"{base.rstrip('/')}/#/experiments/{experiment_id}/runs/{run_id}{UI_VIEW}"
 
 
 def registered_model_name(p: Params, kind: str = "generator") -> str:
@@ -324,26 +341,38 @@ def registered_model_name(p: Params, kind: str = "generator") -> str:
 GENERATOR_TAG = "ganops.generator_hash"
 
 
-def log_generator(run: Run, generator: Any, weights_file: Path, content_hash: str,
-                  name: str = "generator") -> str | None:
-    """G (its EMA weights; for a domain transfer, the translator) as an MLflow PyTorch model, tagged with
-    the artifact's content hash so the evaluation finds it and registers it; returns the logged model's id.
+def log_generator(run: Run, model: Any, weights_file: Path, content_hash: str, name: str = "generator") -> str | None:
+    """A trained model (``ganops.models.TrainedModel``: G's EMA weights, or a translator) as an MLflow PyTorch
+    model, tagged with the artifact's content hash so the evaluation finds it and registers it; returns the
+    logged model's id.
 
-    model.pt rides along as an extra file: ganops loads registry models from it with
-    ``torch.load(weights_only=True)`` and never unpickles the logged module."""
+    It is logged as a torch.export program (MLflow's pt2 format): loading it runs no pickle and needs no
+    ganops, only torch (``mlflow.pytorch.load_model`` gives a module called with the model's inputs in its
+    signature's order). model.pt rides along: ganops reads registry models from it with
+    ``torch.load(weights_only=True)``."""
     if not run.enabled:
         return None
     import mlflow.pytorch
+    import numpy as np
     import torch
+    from mlflow.models import ModelSignature
+    from mlflow.types import Schema, TensorSpec
 
-    # Explicit requirements: inferring them would import-scan the environment (slow, and offline-hostile).
-    # Pickle, not MLflow 3's default pt2 export: G takes optional label/instance inputs that a traced
-    # graph cannot keep optional; loading it needs `ganops` importable, as any pickled module does.
-    with warnings.catch_warnings():   # MLflow warns that pickles are unsafe: ganops never loads this one
+    module, inputs, output = model.served()
+
+    def spec(port: Any) -> TensorSpec:
+        return TensorSpec(np.dtype(port.dtype), port.shape, port.name)
+
+    # two of each input: a batch of one would be exported as a fixed batch of one
+    example = tuple(torch.zeros([2 if d == -1 else d for d in port.shape], dtype=getattr(torch, port.dtype))
+                    for port in inputs)
+    with warnings.catch_warnings():   # torch.export's notes on what it specialised are not the user's business
         warnings.simplefilter("ignore")
         logging.getLogger("mlflow.pytorch").setLevel(logging.ERROR)
-        info = mlflow.pytorch.log_model(generator, name=name, serialization_format="pickle",
+        info = mlflow.pytorch.log_model(module, name=name, serialization_format="pt2", input_example=example,
+                                        signature=ModelSignature(Schema([spec(p) for p in inputs]),
+                                                                 Schema([spec(output)])),
                                         extra_files=[str(weights_file)],
-                                        pip_requirements=[f"torch=={torch.__version__.split('+')[0]}", "ganops"])
+                                        pip_requirements=[f"torch=={torch.__version__.split('+')[0]}"])
     mlflow.set_logged_model_tags(info.model_id, {GENERATOR_TAG: content_hash})
     return info.model_id

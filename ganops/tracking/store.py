@@ -3,8 +3,9 @@ failure in one line.
 
 ``tracking.uri`` empty means the project's SQLite store (``<root>/mlflow.db``). Otherwise a database
 (sqlite, postgresql, mysql, mssql) or a tracking server (http, https). MLflow 3's file store (``file:``,
-a bare path) is deprecated and in maintenance mode, so it is refused up front. A server is asked for its ``/health`` once, with a short timeout, before a stage
-takes its lock: an address where nothing answers fails in seconds, not after MLflow's minutes of retries.
+a bare path) is deprecated and in maintenance mode, so it is refused up front. A server is asked for its
+``/health`` once, with a short timeout, before a stage takes its lock: an address where nothing answers fails
+in seconds, not after MLflow's minutes of retries.
 """
 
 from __future__ import annotations
@@ -90,8 +91,8 @@ def _create(db: Path, root: Path) -> None:
         raise StorageError(describe_os_error(exc, db)) from None
     except Exception as exc:
         if is_store_failure(exc):
-            raise TrackingError(f"cannot create the MLflow store {db} ({_said(exc)}); the disk may be full or a file-size limit "
-                                "(ulimit -f) reached: free space or raise the limit and run again") from None
+            raise TrackingError(f"cannot create the MLflow store {db} ({_said(exc)}); the disk may be full or a "
+                                "file-size limit (ulimit -f) reached: free space or raise the limit and run again") from None
         raise
     finally:
         for leftover in (tmp, tmp.with_name(tmp.name + "-journal")):

@@ -131,6 +131,7 @@ class Trainer:
             self.ema = {n: copy.deepcopy(fam.networks[n]).requires_grad_(False).eval() for n in fam.ema_names}
         fam.optimizers, fam.schedulers = fam.configure_optimizers()
         self.loss_names = fam.loss_names
+        self._check_memory(section)
 
         self.step = 0
         self.history: list[dict[str, float]] = []
@@ -139,6 +140,27 @@ class Trainer:
         ident.update({"seed": p.seed, **{f"data {k}": v for k, v in vars(self.info).items()},
                       **(identity_extra or {})})
         self.identity = json_roundtrip(ident)
+
+    def _check_memory(self, section: str) -> None:
+        """Refuse, before the first step, a training that cannot fit: the networks and EMAs are built; a step
+        adds their gradients and Adam's two moments (3× the weights) and what the forward passes keep. A
+        training past the memory would otherwise be killed by the kernel with no word, minutes in."""
+        act = self.family.activation_bytes()
+        if act is None:
+            return
+        weights = sum(q.numel() * q.element_size() for net in self.family.networks.values() for q in net.parameters())
+        need, free = 3 * weights + act, devices.free_memory(self.device)
+        gib = 2 ** 30
+        if need > free / 2 and need <= free:   # it fits, but anything else running may tip it over
+            logger.warning("train %s: a step needs about %.1f GiB beyond the networks, of %.1f GiB free on %s",
+                           self.family.name, need / gib, free / gib, self.device)
+        if need > free:
+            tp = getattr(self.p, section)
+            raise TrainError(
+                f"training {self.family.name} needs about {need / gib:.1f} GiB for a step ({weights / gib:.1f} GiB of "
+                f"weights, {act / gib:.1f} GiB of activations) but {free / gib:.1f} GiB is free on {self.device}; "
+                f"lower {section}.batch_size={tp.batch_size}, data.resolution={self.info.resolution} or "
+                f"{section}.g_filters={tp.g_filters}/{section}.d_filters={tp.d_filters}")
 
     # ------------------------------------------------------------ the step
 

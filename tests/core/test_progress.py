@@ -122,7 +122,7 @@ def test_gan_progress_false_is_silent(images, stderr, logs):
 
 
 def test_encoder_training_logs_epoch_progress_and_resumes_from_its_checkpoint(images, stderr, logs, tmp_path):
-    p = P.Params(seed=0, device="cpu", embed={"encoder": "simclr", "epochs": 2, "batch_size": 64, "dim": 16})
+    p = P.Params(seed=0, device="cpu", embed={"encoder": "simclr", "epochs": 2, "min_steps": 0, "batch_size": 64, "dim": 16})
     ck = tmp_path / "embed.pt"
 
     class Interrupt(Exception):
@@ -155,7 +155,7 @@ def test_encoder_training_on_a_terminal_draws_a_bar_per_epoch(images, monkeypatc
 
     tty = Terminal()
     monkeypatch.setattr(sys, "stderr", tty)
-    p = P.Params(seed=0, device="cpu", embed={"encoder": "simclr", "epochs": 2, "batch_size": 64, "dim": 16})
+    p = P.Params(seed=0, device="cpu", embed={"encoder": "simclr", "epochs": 2, "min_steps": 0, "batch_size": 64, "dim": 16})
     embed(images, None, p, torch.device("cpu"))
     assert not [r for r in logs.records if r.name == "ganops.core.progress"]
     for epoch in (1, 2):            # (a finished epoch's bar is erased: which frames show depends on timing)

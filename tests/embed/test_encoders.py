@@ -28,7 +28,7 @@ def digits(n: int = 256, side: int = 32) -> tuple[np.ndarray, np.ndarray]:
 
 
 def params(**embed_values: object) -> Params:
-    values = {"epochs": 2, "batch_size": 64, "dim": 32, **embed_values}
+    values = {"epochs": 2, "min_steps": 0, "batch_size": 64, "dim": 32, **embed_values}
     return Params(seed=0, device="cpu", embed=values)
 
 
@@ -107,8 +107,19 @@ def test_simclr_gives_unit_features_deterministic_for_a_seed(small):
     assert [(name, step) for name, _, step in logged] == [("simclr_loss", 1), ("simclr_loss", 2)]
     assert all(np.isfinite(v) for _, v, _ in logged)
     assert a.metrics["epochs"] == 2 and len(a.metrics["history"]) == 2 and a.metrics["train_seconds"] > 0
-    other_seed = embed(images, labels, Params(seed=1, embed={"epochs": 2, "batch_size": 64, "dim": 32}), CPU)
+    other_seed = embed(images, labels, Params(seed=1, embed={"epochs": 2, "min_steps": 0, "batch_size": 64,
+                                                             "dim": 32}), CPU)
     assert not np.allclose(a.features, other_seed.features)
+
+
+def test_a_small_dataset_trains_whole_epochs_up_to_min_steps_updates(small):
+    images, labels = small                                  # 192 images at batch 64: 3 updates an epoch
+    logged: list[tuple[str, float, int]] = []
+    raised = embed(images, labels, params(min_steps=10), CPU, log=lambda *m: logged.append(m))
+    assert raised.metrics["epochs"] == 4 and raised.metrics["steps"] == 12       # ⌈10 / 3⌉ epochs, not 2
+    assert [step for _, _, step in logged] == [1, 2, 3, 4]
+    kept = embed(images, labels, params(epochs=5, min_steps=10), CPU)            # epochs already make 15 updates
+    assert kept.metrics["epochs"] == 5 and kept.metrics["steps"] == 15
 
 
 class Interrupt(Exception):

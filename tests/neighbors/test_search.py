@@ -132,3 +132,43 @@ def test_validate_and_load_catch_broken_artifacts(tmp_path):
     np.save(tmp_path / "similarities.npy", np.zeros((4, 2), np.float32))
     with pytest.raises(nb.NeighborsError, match="inconsistent"):
         nb.load_neighbors(tmp_path)
+
+
+def test_random_pairs_and_the_collapse_rule():
+    x, labels = _clustered()
+    res = nb.knn(x, 10, NeighborsParams())
+    healthy = nd.diagnostics(res.indices, res.similarities, labels, x)
+    assert abs(healthy["similarity_random_mean"] - float((x[:400] @ x[400:800].T).mean())) < 0.05
+    assert healthy["similarity_margin"] > 0.5 and nd.collapse(healthy) is None
+    # every feature near one direction: neighbors are no closer than any pair
+    rng = np.random.default_rng(1)
+    alike = _unit(np.ones((1200, 24)) + 0.05 * rng.normal(size=(1200, 24)))
+    res = nb.knn(alike, 10, NeighborsParams())
+    collapsed = nd.diagnostics(res.indices, res.similarities, labels, alike)
+    assert collapsed["similarity_random_mean"] > 0.95 and collapsed["similarity_margin"] < nd.MIN_MARGIN
+    assert "neighborhoods are collapsed" in nd.collapse(collapsed) and "embed.min_steps" in nd.collapse(collapsed)
+
+
+def test_a_barely_trained_encoder_warns_and_fails_the_check_a_trained_one_passes(tmp_path, caplog):
+    import json
+
+    from ganops.core import artifacts as A
+    from ganops.core.params import load
+    from ganops.stages import run_stage
+    from ganops.tracking import checks
+
+    base = ["data.limit=300", "data.resolution=16", "tracking.enabled=false", "device=cpu"]
+    # what a user's 300 images got before embed.min_steps: one SimCLR update in all
+    p = load(None, [*base, "embed.epochs=1", "embed.min_steps=0", "embed.batch_size=256"])
+    with caplog.at_level("WARNING", logger="ganops.stages.neighbors"):
+        for stage in ("dataset", "embeddings", "neighbors"):
+            run_stage(stage, p, tmp_path)
+    out = A.neighbors_dir(tmp_path, p)
+    said = json.loads((out / "diagnostics.json").read_text())["warnings"]
+    assert "neighborhoods are collapsed" in said[0] and said[0] in caplog.text
+    assert not checks.neighbors_distinct(out).passed
+    q = load(None, [*base, "embed.encoder=pixels"])
+    for stage in ("embeddings", "neighbors"):
+        run_stage(stage, q, tmp_path)
+    outcome = checks.neighbors_distinct(A.neighbors_dir(tmp_path, q))
+    assert outcome.passed and outcome.metadata["similarity_margin"] >= nd.MIN_MARGIN

@@ -122,8 +122,14 @@ def test_cli_runs_the_chain_as_one_pipeline_run_in_mlflow(cli_project):
                for t in children.values())
     statuses = {s for (s,) in con.execute("select status from runs")}
     assert statuses == {"FINISHED"}
+    names = {n for (n,) in con.execute("select name from runs")}   # the run list tells stages and families apart
+    assert names == {"pipeline (cli)", "dataset", "embeddings pixels", "neighbors pixels k5", "train icgan",
+                     "evaluator", "evaluate icgan"}
     exp_tags = dict(con.execute("select key, value from experiment_tags"))
     assert exp_tags["mlflow.experimentKind"] == "custom_model_development"  # the model-training view
+    content = json.loads((cli_project / "data/neighbors/digits/pixels/k5/meta.json").read_text())["content_hash"]
+    tagged = [r for r, t in tags.items() if t.get("ganops.content_hash") == content]
+    assert len(tagged) == 1 and tags[tagged[0]]["ganops.stage"] == "neighbors"   # the artifact finds its run
     inputs = con.execute("select name, digest from datasets").fetchall()
     assert ("digits", meta["upstream"]["dataset"][:20]) in inputs  # the dataset artifact, by content hash
     params = dict(con.execute("select key, value from params"))
@@ -177,8 +183,13 @@ def test_dvc_second_repro_does_nothing_and_k_reruns_only_what_reads_the_neighbor
     assert (root / "data/generator/digits/pixels/k7/icgan/model.pt").exists()
     lock = yaml.safe_load((root / "dvc.lock").read_text())
     assert lock["stages"]["neighbors"]["params"]["params.yaml"]["neighbors"]["k"] == 7
-    metrics = json.loads(_sh(["dvc", "metrics", "show", "--json"], root).stdout)
-    assert "metrics/train_dcgan.json" in json.dumps(metrics)
+    shown = _sh(["dvc", "metrics", "show"], root)       # the leaderboard: a row per evaluation, fit for a terminal
+    rows = {line.split()[0]: line for line in shown.stdout.splitlines()[1:] if line.strip()}
+    assert set(rows) == {f"metrics/leaderboard/{name}.json" for name in
+                         ("dcgan", "cgan", "icgan", "transfer_dtn", "transfer_cyclegan")}
+    assert max(map(len, shown.stdout.splitlines())) <= 120 and "WARNING" not in shown.stderr
+    every = json.loads(_sh(["dvc", "metrics", "show", "--json", "metrics/train_dcgan.json"], root).stdout)
+    assert "final_g_loss" in json.dumps(every)                # a stage's every figure, on asking for its file
     plots = _sh(["dvc", "plots", "show", "--json"], root).stdout
     assert "g_loss" in plots and "d_loss" in plots
     _write_params(root, FAST)
@@ -217,13 +228,16 @@ def test_dagster_sees_what_dvc_built_with_the_same_versions(dvc_project):
     resources = {**defs.resources, "params": GanopsParams(project_root=str(root))}
     graph = defs.resolve_asset_graph()
 
-    def tick() -> list:
-        """One sensor evaluation, its events recorded as the sensor daemon records them."""
+    checked: list[dg.AssetCheckEvaluation] = []
+
+    def tick() -> list[dg.AssetMaterialization]:
+        """One sensor evaluation, its events recorded as the sensor daemon records them; the materializations."""
         with dg.build_sensor_context(instance=instance, resources=resources) as ctx:
             events = artifacts_on_disk(ctx).asset_events
         for event in events:
             instance.report_runless_asset_event(event)
-        return events
+        checked[:] = [e for e in events if isinstance(e, dg.AssetCheckEvaluation)]
+        return [e for e in events if isinstance(e, dg.AssetMaterialization)]
 
     def status() -> dict:   # of the assets that are artifacts on disk (champion/* and leaderboard are not)
         resolver = get_stale_status_resolver(instance, [defs.get_assets_def(k) for k in graph.get_all_asset_keys()])
@@ -236,7 +250,33 @@ def test_dagster_sees_what_dvc_built_with_the_same_versions(dvc_project):
     dataset_meta.write_text(json.dumps({**json.loads(current), "code_version": "0" * 16}))
     try:
         reported = {e.asset_key.to_user_string(): e for e in tick()}
-        assert set(reported) == ARTIFACT_ASSETS
+        champions = {f"champion/{f}" for f in GENERATORS}
+        assert set(reported) == ARTIFACT_ASSETS | champions | {"leaderboard"}
+        # what a Dagster run shows: the pictures, the MLflow run, the logged and the registered model …
+        shown = {k: e.metadata for k, e in reported.items()}
+        assert "data:image/png;base64," in shown["dataset"]["dataset_grid"].value
+        assert "data:image/png;base64," in shown["neighbors"]["neighbor_panel"].value
+        assert "data:image/png;base64," in shown["generator/icgan"]["preview_grid"].value
+        assert shown["generator/icgan"]["logged_model"].value.startswith("m-")
+        assert "workflowType=machine_learning" in shown["generator/icgan"]["mlflow_run"].value
+        assert shown["evaluation/icgan"]["registered_model"].value == "ganops-digits-icgan"
+        assert "data:image/png;base64," in shown["evaluation/icgan"]["latent_walk"].value
+        assert shown["transfer_evaluation/dtn"]["promoted"].value is True
+        # … the champions the CLI's evaluation crowned, the leaderboard …
+        from ganops.tracking import registry
+
+        for f in GENERATORS:
+            alias = registry.champion(P.load(root / "params.yaml", [f"train.family={f}"]), root)
+            assert shown[f"champion/{f}"]["registered_model"].value == f"ganops-digits-{f}"
+            assert shown[f"champion/{f}"]["champion_version"].value == str(alias.version)
+        assert shown["leaderboard"]["families"].value == 3
+        # … and every check of the reported assets, evaluated on what is on disk
+        results = {(e.asset_key.to_user_string(), e.check_name): e.passed for e in checked}
+        assert set(results) == {("dataset", "dataset_not_empty"), ("embeddings", "features_finite_unit_norm"),
+                                ("neighbors", "neighbors_in_range_not_self"), ("neighbors", "neighbors_not_collapsed"),
+                                *((f"generator/{f}", "generator_healthy") for f in GENERATORS),
+                                *((f"evaluation/{f}", "promotion_gate") for f in GENERATORS)}
+        assert all(results.values()), results
         for name, directory in _dirs(root, tuple(GENERATORS)).items():
             key = name
             key = f"generator/{key}" if key in GENERATORS else key.replace("evaluation ", "evaluation/")
@@ -249,6 +289,8 @@ def test_dagster_sees_what_dvc_built_with_the_same_versions(dvc_project):
     finally:
         dataset_meta.write_bytes(current)                   # …then rebuilt by this code (same bytes)
     assert [e.asset_key.to_user_string() for e in tick()] == ["dataset"]
+    assert [(e.asset_key.to_user_string(), e.check_name, e.passed) for e in checked] == [
+        ("dataset", "dataset_not_empty", True)]
     assert set(status().values()) == {StaleStatus.FRESH}, status()
     assert tick() == []                                     # nothing new on disk
 
@@ -283,7 +325,7 @@ def test_dagster_metadata_and_checks(dagster_result):
         c_meta = mats[f"champion/{f}"].materialization.metadata
         assert c_meta["promoted"].value is True and c_meta["reason"].value == "no champion yet"
     checks = result.get_asset_check_evaluations()
-    assert len(checks) == 9 and all(c.passed for c in checks), [c.description for c in checks]
+    assert len(checks) == 10 and all(c.passed for c in checks), [c.description for c in checks]
 
 
 def test_dagster_records_data_and_code_versions_and_logs(dagster_result):

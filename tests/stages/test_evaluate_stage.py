@@ -103,7 +103,7 @@ def test_a_challenger_that_loses_leaves_the_champion_in_place(project):
     assert scored.promote and "re-scored" in scored.reason and scored.champion == 1e10
     assert not registry.decide(p, project, other, rescore=lambda weights: 1.0).promote
     # the other tests of this module expect the trained generator (v1) as the champion
-    registry._client(p, project).set_registered_model_alias(champ.name, registry.ALIAS, champ.version)
+    registry.mlflow_client(p, project).set_registered_model_alias(champ.name, registry.ALIAS, champ.version)
 
 
 def test_re_evaluating_a_generator_adds_no_twin_version(project):
@@ -183,7 +183,7 @@ def test_a_dagster_retrain_whose_challenger_loses_stops_at_the_gate(project):
         assert len(gate) == 1 and not gate[0].passed and "does not beat" in gate[0].description
         assert str(registry.champion(p, project).version) == strong               # the champion stays
     finally:
-        registry._client(p, project).set_registered_model_alias(champ.name, registry.ALIAS, champ.version)
+        registry.mlflow_client(p, project).set_registered_model_alias(champ.name, registry.ALIAS, champ.version)
 
 
 def test_warm_start_trains_on_from_the_champions_weights(project, tmp_path):

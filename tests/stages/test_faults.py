@@ -294,9 +294,27 @@ def test_a_file_size_limit_under_mlflow_db_is_one_line_and_leaves_a_working_stor
     _ganops(root, "stage", "dataset")
     db = root / "mlflow.db"
     # the limit reached while a stage logs into the store that exists: one line, the store rolled back
-    line = one_line_error(_ganops(root, "stage", "dataset", check=False, preexec_fn=_limit_file_size(db.stat().st_size)))
+    limit = _limit_file_size(db.stat().st_size)
+    line = one_line_error(_ganops(root, "stage", "dataset", check=False, preexec_fn=limit))
     assert f"MLflow store sqlite:///{db} failed" in line and "disk I/O error" in line and "ulimit -f" in line
     assert not (root / "mlflow.db-journal").exists()
     with sqlite3.connect(db) as con:
         assert con.execute("PRAGMA integrity_check").fetchone() == ("ok",)
     _ganops(root, "stage", "dataset")                                 # the same command works once the limit is gone
+
+
+def test_a_training_that_cannot_fit_in_memory_is_refused_before_its_first_step(project):
+    import psutil
+
+    # 256 px at a batch of 16,384: about 580 GiB of activations for a DCGAN step
+    if psutil.virtual_memory().available > 400 * 2 ** 30:
+        pytest.skip("this machine could hold it")
+    sets = [*FAST, "data.resolution=256", "train.family=dcgan", "train.g_filters=32", "train.d_filters=32",
+            "train.batch_size=16384"]
+    _ganops(project, "stage", "dataset", sets=sets)
+    line = one_line_error(_ganops(project, "stage", "train", sets=sets, check=False))
+    assert "training dcgan needs about" in line and "GiB is free on cpu" in line
+    assert "train.batch_size=16384" in line and "data.resolution=256" in line
+    train = [r for r in _runs(project).values() if r.get("ganops.stage") == "train"]
+    assert [r["status"] for r in train] == ["FAILED"]                 # not left RUNNING
+    assert not (project / "data/generator/digits/dcgan").exists()

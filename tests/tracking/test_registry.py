@@ -109,10 +109,10 @@ def test_asking_for_what_is_not_registered_names_the_model_and_what_it_has(gener
     with pytest.raises(registry.RegistryError, match=r"no version was promoted yet \(v2: not decided\)"):
         registry.resolve(p, tmp_path, "champion")
     with pytest.raises(registry.RegistryError, match=r"--model best: not an alias or a version of ganops-digits-dcgan; "
-                                                     r"give `champion` \(the alias\) or a version number \(versions: 1, "
-                                                     r"2\)$"):
+                                                     r"give `champion` \(the alias\) or a version number "
+                                                     r"\(versions: 1, 2\)$"):
         registry.resolve(p, tmp_path, "best")
-    registry._client(p, tmp_path).set_registered_model_alias("ganops-digits-dcgan", "champion", "1")
+    registry.mlflow_client(p, tmp_path).set_registered_model_alias("ganops-digits-dcgan", "champion", "1")
     with pytest.raises(registry.RegistryError, match=r"--model \.\./\.\./x: not an alias or a version .*\(versions: 1, "
                                                      r"2; champion is v1\)$"):
         registry.resolve(p, tmp_path, "../../x")
@@ -120,3 +120,33 @@ def test_asking_for_what_is_not_registered_names_the_model_and_what_it_has(gener
     with pytest.raises(registry.RegistryError, match=r"ganops-digits-to-mnist-cyclegan has no alias champion.*"
                                                      r"ganops stage evaluate_transfer"):
         registry.resolve(q, tmp_path, "champion", kind="transfer")
+
+
+def test_a_registered_generator_loads_as_an_exported_program_without_ganops_or_pickle(tmp_path):
+    import mlflow.pytorch
+    import yaml
+
+    from ganops.models import load_model
+
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (32, 1, 16, 16), dtype=np.uint8)
+    features = rng.normal(size=(32, 12)).astype(np.float32)
+    features /= np.linalg.norm(features, axis=1, keepdims=True)
+    neighbors = np.stack([np.roll(np.arange(32), -s) for s in (1, 2)], axis=1)
+    p = Params.model_validate({"seed": 0, "device": "cpu", "data": {"dataset": "digits"}, "train": {
+        "family": "icgan", "class_conditional": True, "steps": 2, "batch_size": 8, "g_filters": 8, "d_filters": 8,
+        "z_dim": 8}})
+    weights = train(p, images, rng.integers(0, 10, 32), features, neighbors, progress=False).weights()
+    gdir = tmp_path / "generator"
+    save_weights(gdir / "model.pt", weights)
+    with stage_run(p, tmp_path, "evaluate") as run:
+        version = registry.register(p, tmp_path, run, gdir, "hash-g", "space", {"fid_evaluator": 1.0})
+    uri = f"models:/{registry.registered_model_name(p)}/{version}"
+    local = Path(mlflow.artifacts.download_artifacts(uri))
+    assert "pytorch" in yaml.safe_load((local / "MLmodel").read_text())["flavors"]
+    assert sorted(p.name for p in (local / "data").iterdir()) == ["model.pt2"]   # no pickled module beside it
+    served = mlflow.pytorch.load_model(uri)                       # torch.export's program: G(z, y, h)
+    z, y = torch.randn(5, 8), torch.tensor([0, 3, 3, 9, 1])
+    h = torch.from_numpy(features[:5])
+    G = load_model(weights).G
+    torch.testing.assert_close(served(z, y, h), G(z, y, h))
