@@ -16,6 +16,7 @@ from ganops.catalog.families import SPECS, TRANSFER_SPECS
 from ganops.core import artifacts as A
 from ganops.core.identity import DOMAIN_STAGES, roles
 from ganops.stages.on_disk import result_on_disk
+from ganops.tracking.store import has_store
 from pipelines.assets import (
     KEY_OF_STAGE,
     champion_key,
@@ -97,7 +98,7 @@ def _registry_events(instance: dg.DagsterInstance, params: GanopsParams, mlflow:
     root = params.root()
     for family in SPECS:
         q = effective_params(params, mlflow, device, (f"train.family={family}",))
-        if not q.tracking.enabled:
+        if not has_store(q, root):
             break
         try:
             mv = registry.champion(q, root)

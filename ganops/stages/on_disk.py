@@ -16,6 +16,7 @@ from typing import Any
 from ganops.core import artifacts as A
 from ganops.core.params import Params
 from ganops.stages.common import CONTENT_TAG, StageResult, pictures
+from ganops.tracking.store import has_store
 
 KIND = {"evaluate": "generator", "evaluate_transfer": "transfer"}
 MODEL_STAGE = {"evaluate": "train", "evaluate_transfer": "transfer"}
@@ -30,7 +31,7 @@ def result_on_disk(stage: str, p: Params, root: Path) -> StageResult | None:
     except (OSError, ValueError):
         return None
     result = StageResult(stage, out, dict(meta.get("metrics", {})), meta, pictures(stage, out))
-    if p.tracking.enabled:
+    if has_store(p, root):
         with contextlib.suppress(Exception):   # a store that cannot answer leaves the links out, not the artifact
             _from_mlflow(result, p, root)
     return result

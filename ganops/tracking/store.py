@@ -42,6 +42,12 @@ def tracking_uri(p: Params, root: Path) -> str:
     return p.tracking.uri or f"sqlite:///{(Path(root).resolve() / 'mlflow.db')}"
 
 
+def has_store(p: Params, root: Path) -> bool:
+    """Whether there is a store to read: tracking on, and the project's mlflow.db made (a reader must not
+    create one)."""
+    return p.tracking.enabled and (bool(p.tracking.uri) or (Path(root).resolve() / "mlflow.db").is_file())
+
+
 _FIX = ("leave tracking.uri empty for the project's mlflow.db, or set tracking.enabled=false to run "
         "without tracking")
 

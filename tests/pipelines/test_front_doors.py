@@ -271,6 +271,12 @@ def test_dagster_sees_what_dvc_built_with_the_same_versions(dvc_project):
             assert shown[f"champion/{f}"]["champion_version"].value == str(alias.version)
         assert shown["leaderboard"]["families"].value == 3
         # … and every check of the reported assets, evaluated on what is on disk
+        # (recorded as the UI reads them: the check is no longer "Not evaluated")
+        from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
+
+        key = dg.AssetCheckKey(dg.AssetKey("neighbors"), "neighbors_not_collapsed")
+        record = instance.event_log_storage.get_latest_asset_check_execution_by_key([key])[key]
+        assert record.status == AssetCheckExecutionRecordStatus.SUCCEEDED
         results = {(e.asset_key.to_user_string(), e.check_name): e.passed for e in checked}
         assert set(results) == {("dataset", "dataset_not_empty"), ("embeddings", "features_finite_unit_norm"),
                                 ("neighbors", "neighbors_in_range_not_self"), ("neighbors", "neighbors_not_collapsed"),
