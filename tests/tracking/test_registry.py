@@ -43,7 +43,7 @@ def _register(root: Path, gdir: Path, fid: float, space: str = "evaluator-a") ->
         return registry.register(p, root, run, gdir, f"hash-of-{gdir.name}", space, {"fid_evaluator": fid})
 
 
-def test_the_champion_moves_only_to_a_healthy_version_that_beats_it_in_the_same_space(generators, tmp_path):
+def test_the_champion_moves_only_to_a_healthy_version_that_beats_it_in_the_same_space(generators, tmp_path, capfd):
     root, (g0, g1, g2) = tmp_path, generators
     p = params()
     assert registry.registered_model_name(p) == "ganops-digits-dcgan"
@@ -53,6 +53,7 @@ def test_the_champion_moves_only_to_a_healthy_version_that_beats_it_in_the_same_
     assert _register(root, g0, 10.0) == v1                      # re-evaluating adds no twin version
 
     v2 = _register(root, g1, 12.0)
+    assert "already exists" not in capfd.readouterr().err      # a second version is no news on a fresh store
     d = registry.record(p, root, registry.decide(p, root, v2), apply=True)
     assert not d.promote and "does not beat the champion's 10" in d.reason and d.champion_version == v1
     assert str(registry.champion(p, root).version) == v1
