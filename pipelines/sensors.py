@@ -14,8 +14,10 @@ import dagster as dg
 
 from ganops.catalog.families import SPECS, TRANSFER_SPECS
 from ganops.core import artifacts as A
+from ganops.core.errors import describe, user_errors
 from ganops.core.identity import DOMAIN_STAGES, roles
 from ganops.stages.on_disk import result_on_disk
+from ganops.tracking import checks
 from ganops.tracking.store import has_store
 from pipelines.assets import (
     KEY_OF_STAGE,
@@ -76,7 +78,11 @@ def _checks(key: dg.AssetKey, stage: str, p, root: Path) -> list[dg.AssetCheckEv
     """The asset's checks on the artifact just reported, as a Dagster run would have evaluated them."""
     out = []
     for name, _, check in ON_DISK.get(stage, []) if p.role is None else []:
-        outcome = check(p, root)
+        try:
+            outcome = check(p, root)
+        except Exception as exc:   # noqa: BLE001 (a corrupt artifact fails its check; the tick goes on)
+            outcome = checks.Outcome(False, describe(exc) if isinstance(exc, user_errors()) else
+                                     f"{type(exc).__name__}: {exc}")
         out.append(dg.AssetCheckEvaluation(asset_key=key, check_name=name, passed=outcome.passed,
                                            description=outcome.description, metadata=outcome.metadata))
     return out

@@ -81,6 +81,8 @@ def _sample(args: argparse.Namespace, p: P.Params) -> int:
 
     if args.n < 1:
         raise P.ParamsError(f"--n {args.n}: the number of samples must be ≥ 1")
+    if args.seed < 0:
+        raise P.ParamsError(f"--seed {args.seed}: a noise seed is an integer ≥ 0")
     if Path(args.out).suffix.lower() != ".png":
         raise P.ParamsError(f"--out {args.out}: the grid is written as PNG; give a file name ending in .png")
     images = sample(p, Path(args.root), args.n, args.seed, args.instance, args.label, model=args.model)

@@ -102,6 +102,21 @@ def metrics_file(root: Path, stage: str) -> Path:
     return Path(root) / "metrics" / f"{stage}.json"
 
 
+def load_torch_file(path: Path, rebuild: str) -> Any:
+    """A torch file of an artifact (model.pt, evaluator.pt, encoder.pt), read with ``weights_only=True``; an
+    empty, truncated or foreign file is an ArtifactError naming it and the command that rebuilds it."""
+    import pickle
+
+    import torch
+
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except (RuntimeError, EOFError, ValueError, OSError, pickle.UnpicklingError) as exc:
+        said = " ".join(str(exc).split()).split(". ")[0][:160] or "no data"
+        raise ArtifactError(f"{path} cannot be read (truncated or corrupt: {type(exc).__name__}: {said}); rebuild "
+                            f"it with `{rebuild}` (it overwrites the artifact)") from None
+
+
 def leaderboard_file(root: Path, name: str) -> Path:
     """An evaluation's headline figures, one row of `dvc metrics show` (dvc.yaml's top-level metrics)."""
     return Path(root) / "metrics" / "leaderboard" / f"{name}.json"

@@ -15,6 +15,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from ganops.catalog.encoders import ENCODER_SPECS, ENCODERS
+from ganops.core.artifacts import load_torch_file
 from ganops.core.device import cpu_state_dict, place
 from ganops.core.params import Params
 from ganops.embed import classifier, pretrained, simclr
@@ -79,7 +80,7 @@ def load_encoder(path_or_state: Path | str | dict[str, Any], device: torch.devic
         if not path.is_file():
             raise EncoderError(f"{path} does not exist; run `ganops stage embeddings` first "
                                "(embed.encoder=pixels saves no encoder.pt)")
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        state = load_torch_file(path, "ganops stage embeddings")
     if not isinstance(state, dict) or "config" not in state:
         raise EncoderError("not an encoder.pt state: expected a dict with 'config' and 'weights' "
                            "(embed.encoder=pixels has no encoder to load)")

@@ -19,6 +19,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ganops.core.artifacts import load_torch_file
 from ganops.core.device import autocast, cpu_state_dict
 from ganops.core.params import EmbedParams, Params
 from ganops.embed.base import EncoderError, MetricLog, batches, to_float
@@ -87,7 +88,7 @@ class Evaluator:
         path = Path(path)
         if not path.is_file():
             raise EncoderError(f"{path} does not exist; run `ganops stage evaluator` first")
-        return cls(torch.load(path, map_location="cpu", weights_only=True), device)
+        return cls(load_torch_file(path, "ganops stage evaluator"), device)
 
     @property
     def dim(self) -> int:

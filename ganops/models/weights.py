@@ -3,13 +3,12 @@ written atomically and read with ``torch.load(weights_only=True)``."""
 
 from __future__ import annotations
 
-import pickle
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from ganops.core.artifacts import atomic_torch_save
+from ganops.core.artifacts import atomic_torch_save, load_torch_file
 from ganops.models.errors import TrainError
 
 WEIGHTS_FORMAT = "ganops.weights/2"   # /2: {"configs", "networks", "ema"} by network name
@@ -24,13 +23,7 @@ def load_weights(path: Path) -> dict[str, Any]:
     path = Path(path)
     if not path.exists():
         raise TrainError(f"{path}: no trained model there; run `ganops stage train` first")
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except (RuntimeError, EOFError, ValueError, OSError, pickle.UnpicklingError) as exc:
-        # a truncated or corrupt file: torch's own words say little of which file or what to do
-        stage = "transfer" if "transfer" in path.parts else "train"
-        raise TrainError(f"{path} cannot be read (truncated or corrupt: {str(exc).splitlines()[0][:160]}); "
-                         f"rebuild it with `ganops stage {stage}` (it overwrites the artifact)") from None
+    obj = load_torch_file(path, f"ganops stage {'transfer' if 'transfer' in path.parts else 'train'}")
     if not isinstance(obj, dict) or obj.get("format") != WEIGHTS_FORMAT:
         raise TrainError(f"{path}: not a ganops model file of format {WEIGHTS_FORMAT}; run `ganops stage train` again")
     return obj

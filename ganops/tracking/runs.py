@@ -281,14 +281,16 @@ def _stage_run(p: Params, root: Path, stage: str, ctx: RunContext | None, resume
     if previous:
         log.info("%s: continuing MLflow run %s of the killed run", stage, previous)
         active = mlflow.start_run(run_id=previous)
-        mlflow.set_tags({**tags, "ganops.resumed": "true"})
     else:
         name = run_name(p, stage)
         if p.role:
             name, tags["ganops.domain"] = f"{name} ({p.role})", p.role
         active = mlflow.start_run(run_name=name, parent_run_id=parent, tags=tags)
-        mlflow.log_params({k: ("" if v is None else v) for k, v in p.flat().items()})
-    with active:
+    with active:   # from here a failure (a full disk under mlflow.db too) ends the run FAILED, not FINISHED
+        if previous:
+            mlflow.set_tags({**tags, "ganops.resumed": "true"})
+        else:
+            mlflow.log_params({k: ("" if v is None else v) for k, v in p.flat().items()})
         if scratch is not None:
             atomic_write_json(Path(scratch) / RUN_FILE, {"run_id": active.info.run_id})
         run = Run(mlflow)

@@ -71,12 +71,32 @@ def check_store(p: Params, root: Path) -> None:
                             "maintenance mode, and ganops tracks into a database; use one such as "
                             "sqlite:///mlruns.db or a tracking server (http://host:5000), or " + _FIX)
     if scheme in DATABASES:
+        _check_database(uri)
         return
     if scheme not in SERVERS:
         raise TrackingError(f"tracking.uri={uri}: scheme {scheme!r} is not one MLflow tracks into; expected a "
                             f"database ({', '.join(s + '://' for s in DATABASES)}) or a tracking server "
                             f"(http://, https://), or " + _FIX)
     _probe(uri)
+
+
+def _check_database(uri: str) -> None:
+    """A database MLflow can open: an in-memory SQLite keeps nothing past the process, and a database whose
+    Python driver is missing fails only inside the first stage (SQLAlchemy loads the driver when the engine is
+    made, without connecting)."""
+    import sqlalchemy
+
+    if urlparse(uri).scheme.startswith("sqlite") and uri.split("://", 1)[1] in ("", "/", "/:memory:"):
+        raise TrackingError(f"tracking.uri={uri}: an in-memory SQLite database forgets every run when the stage "
+                            "ends; give a file (sqlite:///path/mlflow.db), or " + _FIX)
+    try:
+        sqlalchemy.create_engine(uri).dispose()
+    except ModuleNotFoundError as exc:
+        raise TrackingError(f"tracking.uri={uri}: the database driver is not installed ({exc.name} is missing); "
+                            f"`pip install` the driver of {urlparse(uri).scheme} (psycopg[binary] for postgresql, "
+                            "mysqlclient for mysql, pyodbc for mssql), or " + _FIX) from None
+    except (sqlalchemy.exc.ArgumentError, ValueError) as exc:
+        raise TrackingError(f"tracking.uri={uri}: not a database URL SQLAlchemy reads ({exc}), or " + _FIX) from None
 
 
 def _create(db: Path, root: Path) -> None:

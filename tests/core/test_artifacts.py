@@ -71,3 +71,27 @@ def test_meta_records_hash_params_and_versions(tmp_path):
 def test_read_meta_names_the_stage_to_run(tmp_path):
     with pytest.raises(A.ArtifactError, match="ganops stage dataset"):
         A.read_meta(tmp_path / "missing", produced_by="dataset")
+
+
+@pytest.mark.parametrize("damage", ["empty", "truncated", "garbage"])
+def test_an_unreadable_torch_file_names_itself_and_the_stage_that_rebuilds_it(tmp_path, damage):
+    import torch
+
+    from ganops.core.errors import UserError
+    from ganops.embed import load_encoder
+    from ganops.evaluate.evaluator import Evaluator
+    from ganops.models.weights import load_weights
+
+    whole = tmp_path / "whole.pt"
+    torch.save({"weights": torch.zeros(1000)}, whole)
+    data = {"empty": b"", "truncated": whole.read_bytes()[:500], "garbage": bytes(range(256)) * 8}[damage]
+    for name, load, stage in (("model.pt", load_weights, "ganops stage train"),
+                              ("evaluator.pt", Evaluator.load, "ganops stage evaluator"),
+                              ("encoder.pt", load_encoder, "ganops stage embeddings")):
+        path = tmp_path / name
+        path.write_bytes(data)
+        with pytest.raises(UserError) as caught:
+            load(path)
+        said = str(caught.value)
+        assert said.startswith(f"{path} cannot be read (truncated or corrupt: ") and f"`{stage}`" in said
+        assert "\n" not in said

@@ -295,9 +295,11 @@ def test_a_file_size_limit_under_mlflow_db_is_one_line_and_leaves_a_working_stor
     db = root / "mlflow.db"
     # the limit reached while a stage logs into the store that exists: one line, the store rolled back
     limit = _limit_file_size(db.stat().st_size)
+    finished = [r for r in _runs(root).values() if r["status"] == "FINISHED"]
     line = one_line_error(_ganops(root, "stage", "dataset", check=False, preexec_fn=limit))
     assert f"MLflow store sqlite:///{db} failed" in line and "disk I/O error" in line and "ulimit -f" in line
     assert not (root / "mlflow.db-journal").exists()
+    assert [r for r in _runs(root).values() if r["status"] == "FINISHED"] == finished   # no empty run passed off
     with sqlite3.connect(db) as con:
         assert con.execute("PRAGMA integrity_check").fetchone() == ("ok",)
     _ganops(root, "stage", "dataset")                                 # the same command works once the limit is gone
@@ -318,3 +320,25 @@ def test_a_training_that_cannot_fit_in_memory_is_refused_before_its_first_step(p
     train = [r for r in _runs(project).values() if r.get("ganops.stage") == "train"]
     assert [r["status"] for r in train] == ["FAILED"]                 # not left RUNNING
     assert not (project / "data/generator/digits/dcgan").exists()
+
+
+def test_the_dagster_sensor_reports_a_corrupt_artifact_as_a_failed_check_and_the_rest_as_usual(project):
+    import dagster as dg
+
+    from pipelines.definitions import defs
+    from pipelines.resources import GanopsParams
+    from pipelines.sensors import artifacts_on_disk
+
+    _ganops(project, "stage", "train", sets=[*FAST, "train.family=dcgan"])
+    (project / "data/generator/digits/dcgan/model.pt").write_bytes(b"")
+    (project / "params.yaml").write_text(yaml.safe_dump(P.apply_overrides(P.read_yaml(project / "params.yaml"), FAST)))
+    resources = {**defs.resources, "params": GanopsParams(project_root=str(project))}
+    with dg.build_sensor_context(instance=dg.DagsterInstance.ephemeral(), resources=resources) as ctx:
+        events = artifacts_on_disk(ctx).asset_events
+    reported = {e.asset_key.to_user_string() for e in events if isinstance(e, dg.AssetMaterialization)}
+    assert {"dataset", "embeddings", "neighbors", "generator/dcgan"} <= reported
+    verdicts = {(e.asset_key.to_user_string(), e.check_name): e for e in events
+                if isinstance(e, dg.AssetCheckEvaluation)}
+    broken = verdicts[("generator/dcgan", "generator_healthy")]
+    assert not broken.passed and "model.pt cannot be read (truncated or corrupt" in broken.description
+    assert verdicts[("dataset", "dataset_not_empty")].passed

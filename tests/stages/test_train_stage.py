@@ -90,3 +90,5 @@ def test_cgan_trains_and_samples_by_label(project, tmp_path):
     assert np.load(out.with_suffix(".npy")).shape == (4, 1, 16, 16)
     proc = _ganops(project, "sample", "--label", "10", sets=sets, check=False)
     assert proc.returncode == 2 and "0..9" in proc.stderr
+    proc = _ganops(project, "sample", "--label", "3", "--seed", "-2", sets=sets, check=False)
+    assert proc.returncode == 2 and "--seed -2: a noise seed is an integer ≥ 0" in proc.stderr
