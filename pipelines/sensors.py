@@ -141,9 +141,7 @@ def reported_events(instance: dg.DagsterInstance, params: GanopsParams, mlflow: 
         # same bytes rebuilt by newer code is news too: Dagster would otherwise call it stale
         if _recorded(instance, key) == (meta["content_hash"], meta.get("code_version", "")):
             continue
-        result = result_on_disk(stage, q, root)
-        if result is None:
-            continue
+        result = result_on_disk(stage, q, root, meta)
         tags = {DATA_VERSION_TAG: meta["content_hash"], DATA_VERSION_IS_USER_PROVIDED_TAG: "true",
                 CODE_VERSION_TAG: meta.get("code_version", "")}
         for up_stage, up_hash in meta.get("upstream", {}).items():   # a domain's artifacts name their domain's

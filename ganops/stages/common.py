@@ -187,12 +187,12 @@ def write_meta(tmp: Path, p: Params, stage: str, ups: dict[str, str], metrics: d
 # picture it drew, named by its file.
 PICTURES = {"dataset": {"dataset_grid": "grid.png"}, "neighbors": {"neighbor_panel": "panel.png"},
             "train": {"preview_grid": "samples.png"}, "transfer": {"preview_grid": "samples.png"}}
-CONTENT_TAG = "ganops.content_hash"
+CONTENT_TAG = "ganops.content_hash"   # on a stage's MLflow run: the artifact it wrote
 # What `dvc metrics show` prints of an evaluation (short names, so the table fits a terminal): all in the
 # evaluator's space; every figure stays in metrics/<stage>.json and report.json.
 HEADLINE = {"evaluate": {"fid": "fid_evaluator", "precision": "precision_evaluator", "recall": "recall_evaluator",
                          "label_accuracy": "label_accuracy"},
-            "evaluate_transfer": {"fid": "fid_target", "transfer_accuracy": "transfer_accuracy"}}   # on a stage's MLflow run: the artifact it wrote
+            "evaluate_transfer": {"fid": "fid_target", "transfer_accuracy": "transfer_accuracy"}}
 
 
 def pictures(stage: str, directory: Path) -> dict[str, Path]:

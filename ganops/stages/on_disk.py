@@ -22,14 +22,15 @@ KIND = {"evaluate": "generator", "evaluate_transfer": "transfer"}
 MODEL_STAGE = {"evaluate": "train", "evaluate_transfer": "transfer"}
 
 
-def result_on_disk(stage: str, p: Params, root: Path) -> StageResult | None:
-    """The finished artifact of ``stage`` for ``p`` as a StageResult; None when there is none (or it is being
-    replaced right now)."""
+def result_on_disk(stage: str, p: Params, root: Path, meta: dict[str, Any] | None = None) -> StageResult | None:
+    """The finished artifact of ``stage`` for ``p`` as a StageResult (``meta``: its meta.json, when the caller
+    has read it already); None when there is none (or it is being replaced right now)."""
     out = A.stage_dir(root, p, stage)
-    try:
-        meta = json.loads((out / A.META).read_text())
-    except (OSError, ValueError):
-        return None
+    if meta is None:
+        try:
+            meta = json.loads((out / A.META).read_text())
+        except (OSError, ValueError):
+            return None
     result = StageResult(stage, out, dict(meta.get("metrics", {})), meta, pictures(stage, out))
     if has_store(p, root):
         with contextlib.suppress(Exception):   # a store that cannot answer leaves the links out, not the artifact

@@ -319,7 +319,7 @@ def run_name(p: Params, stage: str) -> str:
 
 
 # MLflow 3's UI opens an experiment in the workflow last picked in the browser, GenAI at first, whatever the
-# experiment's mlflow.experimentKind tag says; this query parameter picks (and remembers) model training.
+# experiment's mlflow.experimentKind tag says; this query parameter opens it in model training.
 UI_VIEW = "?workflowType=machine_learning"
 
 
