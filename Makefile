@@ -5,7 +5,7 @@ VENV ?= .venv
 TORCH_SPEC ?= torch==2.14.1 torchvision==0.29.1
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 
-.PHONY: setup run transfer test ui mlflow-ui clean-data
+.PHONY: setup run transfer test test-any-order ui mlflow-ui clean-data
 
 setup: $(VENV)/.installed
 
@@ -26,7 +26,12 @@ transfer: setup
 	dvc repro evaluate_transfer_dtn evaluate_transfer_cyclegan
 
 test: setup
-	python -m pytest -q -n 2 --dist loadfile   # two workers; a test file stays on one (module fixtures)
+	python -m pytest -q -n 2 --dist loadfile -p no:randomly   # two workers; a test file stays on one (module fixtures)
+
+# The same suite with every test in a random order, spread test by test over the workers (pytest-randomly
+# prints the seed; SEED=<it> reruns that order)
+test-any-order: setup
+	python -m pytest -q -n 2 --dist load -p randomly $(if $(SEED),--randomly-seed=$(SEED))
 
 # Run history lives in .dagster_home (ignored by git), so it survives restarts of the UI.
 ui: setup

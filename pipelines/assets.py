@@ -20,6 +20,7 @@ from ganops.core.identity import roles, split_name, upstream_stages
 from ganops.core.lineage import code_version
 from ganops.core.params import DOMAINS, ParamsError
 from ganops.tracking.runs import RunContext
+from pipelines.pipes import TrainingLauncher
 from pipelines.resources import ComputeDevice, GanopsParams, MlflowTracking, effective_params
 
 GROUP = "data_prep"
@@ -136,6 +137,24 @@ def _materialized(result: stages.StageResult) -> dg.MaterializeResult:
     return dg.MaterializeResult(metadata=metadata(result), data_version=dg.DataVersion(result.meta["content_hash"]))
 
 
+def train_stage(context: dg.AssetExecutionContext, stage: str, params: GanopsParams, mlflow: MlflowTracking,
+                device: ComputeDevice, launcher: TrainingLauncher, overrides: tuple[str, ...] = (),
+                domain: str | None = None) -> dg.MaterializeResult:
+    """A stage that trains: in this process, or, where `distributed.*` asks for more than one process, on
+    torchrun's ranks through Dagster Pipes (``launcher``), rank 0 reporting the materialization."""
+    from ganops.core import launch
+
+    try:
+        p = effective_params(params, mlflow, device, overrides)
+        if not (launch.wanted(p) and stages.trains(stage, p)):
+            return _materialized(run_stage(context, stage, params, mlflow, device, overrides, domain))
+        launch.check(stage, p)
+    except (ParamsError, *user_errors()) as exc:
+        raise dg.Failure(description=describe(exc)) from None
+    run = RunContext("dagster", f"dagster-{context.run_id}", (("dagster.run_id", context.run_id),))
+    return launcher.launch(context, stage, p, params.root(), domain, run)
+
+
 @dg.asset(group_name=GROUP, kinds={"python", "numpy"}, code_version=code_version("dataset"),
           description="Images (uint8 N×C×H×W) and manifest of `data.dataset`, with a summary and a sample grid.")
 def dataset(context: dg.AssetExecutionContext, params: GanopsParams, mlflow: MlflowTracking,
@@ -146,8 +165,8 @@ def dataset(context: dg.AssetExecutionContext, params: GanopsParams, mlflow: Mlf
 @dg.asset(group_name=GROUP, deps=[dataset], kinds={"pytorch", "numpy"}, code_version=code_version("embeddings"),
           description="L2-normalised features of every image from `embed.encoder` (trained here when self-supervised).")
 def embeddings(context: dg.AssetExecutionContext, params: GanopsParams, mlflow: MlflowTracking,
-               device: ComputeDevice) -> dg.MaterializeResult:
-    return _materialized(run_stage(context, "embeddings", params, mlflow, device))
+               device: ComputeDevice, launcher: TrainingLauncher) -> dg.MaterializeResult:
+    return train_stage(context, "embeddings", params, mlflow, device, launcher)
 
 
 @dg.asset(group_name=GROUP, deps=[dataset, embeddings], kinds={"faiss", "numpy"},
@@ -168,8 +187,8 @@ def generator_asset(family: str) -> dg.AssetsDefinition:
               description=f"{family} ({spec.paper}): G, D and G's EMA, logged to MLflow (the evaluation registers "
                           f"it as `ganops-<dataset>-{family}`); metadata holds the final losses and a sample grid.")
     def generator(context: dg.AssetExecutionContext, params: GanopsParams, mlflow: MlflowTracking,
-                  device: ComputeDevice) -> dg.MaterializeResult:
-        return _materialized(run_stage(context, "train", params, mlflow, device, (f"train.family={family}",)))
+                  device: ComputeDevice, launcher: TrainingLauncher) -> dg.MaterializeResult:
+        return train_stage(context, "train", params, mlflow, device, launcher, (f"train.family={family}",))
 
     return generator
 
@@ -181,8 +200,8 @@ GENERATORS = [generator_asset(family) for family in SPECS]
           description="The network whose feature space scores every generator of the dataset (a classifier when "
                       "labels exist, else SimCLR), trained on the training images, with the real features cached.")
 def evaluator(context: dg.AssetExecutionContext, params: GanopsParams, mlflow: MlflowTracking,
-              device: ComputeDevice) -> dg.MaterializeResult:
-    return _materialized(run_stage(context, "evaluator", params, mlflow, device))
+              device: ComputeDevice, launcher: TrainingLauncher) -> dg.MaterializeResult:
+    return train_stage(context, "evaluator", params, mlflow, device, launcher)
 
 
 def evaluation_asset(family: str) -> dg.AssetsDefinition:
@@ -260,8 +279,8 @@ def domain_assets(role: str) -> list[dg.AssetsDefinition]:
               description=f"The {role} domain's evaluator, the judge of translations into it"
                           + (" (CycleGAN's B → A)." if role == "source" else " (transfer accuracy, FID/KID)."))
     def domain_evaluator(context: dg.AssetExecutionContext, params: GanopsParams, mlflow: MlflowTracking,
-                         device: ComputeDevice) -> dg.MaterializeResult:
-        return _materialized(run_stage(context, "evaluator", params, mlflow, device, domain=role))
+                         device: ComputeDevice, launcher: TrainingLauncher) -> dg.MaterializeResult:
+        return train_stage(context, "evaluator", params, mlflow, device, launcher, domain=role)
 
     if role not in roles("classifier"):
         return [domain_dataset, domain_evaluator]
@@ -271,8 +290,8 @@ def domain_assets(role: str) -> list[dg.AssetsDefinition]:
               description="DTN's f: a classifier of the source's labels (`transfer.source_classifier`), frozen "
                           "while the DTN trains.")
     def domain_classifier(context: dg.AssetExecutionContext, params: GanopsParams, mlflow: MlflowTracking,
-                          device: ComputeDevice) -> dg.MaterializeResult:
-        return _materialized(run_stage(context, "classifier", params, mlflow, device, domain=role))
+                          device: ComputeDevice, launcher: TrainingLauncher) -> dg.MaterializeResult:
+        return train_stage(context, "classifier", params, mlflow, device, launcher, domain=role)
 
     return [domain_dataset, domain_evaluator, domain_classifier]
 
@@ -286,8 +305,8 @@ def translator_asset(family: str) -> dg.AssetsDefinition:
                           "domains on the shared trainer; metadata holds the final losses and source | translation "
                           "pairs.")
     def translator(context: dg.AssetExecutionContext, params: GanopsParams, mlflow: MlflowTracking,
-                   device: ComputeDevice) -> dg.MaterializeResult:
-        return _materialized(run_stage(context, "transfer", params, mlflow, device, (f"transfer.family={family}",)))
+                   device: ComputeDevice, launcher: TrainingLauncher) -> dg.MaterializeResult:
+        return train_stage(context, "transfer", params, mlflow, device, launcher, (f"transfer.family={family}",))
 
     return translator
 

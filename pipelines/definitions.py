@@ -4,9 +4,12 @@
 import dagster as dg
 
 from pipelines import assets, checks, schedules, sensors
+from pipelines.pipes import TrainingLauncher
 from pipelines.resources import ComputeDevice, GanopsParams, MlflowTracking
 
-RESOURCES = {"params": GanopsParams(), "mlflow": MlflowTracking(), "device": ComputeDevice()}
+# `launcher`: where a multi-process training runs (torchrun beside Dagster, or pods through PipesK8sClient)
+RESOURCES = {"params": GanopsParams(), "mlflow": MlflowTracking(), "device": ComputeDevice(),
+             "launcher": TrainingLauncher()}
 
 defs = dg.Definitions(
     assets=assets.ALL,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -22,6 +23,12 @@ def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors")
 
 
+def _nproc(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--nproc", type=int, default=None, metavar="N",
+                        help="train on N processes on this machine (one per GPU), launched with torchrun: "
+                             "distributed.nproc_per_node=N")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from ganops.core.params import DOMAINS
     from ganops.stages import ALL_STAGES, STAGES
@@ -34,12 +41,14 @@ def build_parser() -> argparse.ArgumentParser:
                        help="dataset / evaluator: build it for this side of the domain transfer (transfer.source "
                             "or transfer.target's data keys); classifier (DTN's f) runs on the source")
     _common(stage)
+    _nproc(stage)
     run = sub.add_parser("run", help="run the chain of stages in order")
     run.add_argument("--until", choices=STAGES, default=None, help="stop after this stage")
     run.add_argument("--transfer", action="store_true",
                      help="run the domain-transfer chain of transfer.family instead: both domains' datasets, "
                           "DTN's f, the judges, the translator, its evaluation")
     _common(run)
+    _nproc(run)
     tr = sub.add_parser("translate", help="translate your own images (a folder) with the trained domain-transfer model")
     tr.add_argument("--in", dest="inp", required=True, type=Path, help="folder of source-domain images (searched "
                     "recursively)")
@@ -99,6 +108,10 @@ def main(argv: list[str] | None = None) -> int:
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("faiss.loader").setLevel(logging.WARNING)  # which SIMD build loaded is not news
     try:
+        if getattr(args, "nproc", None) is not None:
+            if args.nproc < 1:
+                raise P.ParamsError(f"--nproc {args.nproc}: the number of processes must be ≥ 1")
+            args.overrides.append(f"distributed.nproc_per_node={args.nproc}")
         p = P.load(Path(args.root) / args.params, args.overrides, required=True)
         if args.command == "params":
             sys.stdout.write(yaml.safe_dump(p.model_dump(), sort_keys=False))
@@ -130,22 +143,47 @@ def main(argv: list[str] | None = None) -> int:
             results = stages.run_transfer(p, args.root, ctx)
         else:
             results = stages.run_all(p, args.root, args.until, ctx)
+        from ganops.core.distributed import LAUNCHER_ENV
+
         for r in results:
-            print(f"{r.stage}: {r.path}")
+            # None: a rank other than 0 of a distributed training; under ganops's launcher it prints the result
+            if r is not None and not os.environ.get(LAUNCHER_ENV):
+                print(f"{r.stage}: {r.path}")
         return 0
     except user_errors() as exc:  # bad input, read-only tree, full disk, …: one line, not a traceback
-        print(f"ganops: error: {describe(exc)}", file=sys.stderr)
+        _fail(describe(exc))
         return 2
     except Exception as exc:
+        from ganops.core.distributed import lost_peer
         from ganops.tracking.store import is_store_failure, store_failure
 
+        if lost_peer(exc):              # another rank died: it is the cause, this rank's traceback is noise
+            _fail(lost_peer(exc))
+            return 2
         if not is_store_failure(exc):   # a bug: the traceback is what a report needs
             raise
-        print(f"ganops: error: {store_failure(p, Path(args.root), exc)}", file=sys.stderr)
+        _fail(str(store_failure(p, Path(args.root), exc)))
         return 2
     except KeyboardInterrupt as exc:   # Ctrl-C: one line, the MLflow run KILLED, the checkpoint kept
-        print(f"ganops: {str(exc) or 'interrupted; rerun the same command to continue'}", file=sys.stderr)
+        from ganops.core.distributed import LAUNCHER_ENV, launched, report_failure
+
+        message = str(exc) or "interrupted; rerun the same command to continue"
+        rank = (launched() or (0, 1, 0))[0]
+        # of several ranks rank 0 speaks; under ganops's launcher, through it
+        if not (report_failure(message) and (rank or os.environ.get(LAUNCHER_ENV))):
+            print(f"ganops: {message}", file=sys.stderr)
         return 130
+
+
+def _fail(message: str) -> None:
+    """One line on stderr; under torchrun also in the rank's error file, where the launcher (torchrun's
+    summary, ``--nproc``) reads it. Of several ranks only rank 0 prints: the others' lines would repeat it."""
+    from ganops.core.distributed import LAUNCHER_ENV, launched, report_failure
+
+    rank = (launched() or (0, 1, 0))[0]
+    reported = report_failure(message if rank == 0 else f"rank {rank}: {message}")
+    if not reported or (rank == 0 and not os.environ.get(LAUNCHER_ENV)):   # ganops's launcher prints it itself
+        print(f"ganops: error: {message}", file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -20,6 +20,8 @@ PACKAGE = Path(__file__).resolve().parents[1]
 RUN_ONLY = frozenset({"ganops/tracking/runs.py", "ganops/tracking/store.py", "ganops/core/locks.py",
                       "ganops/core/progress.py",
                       "ganops/commands/cli.py", "ganops/__main__.py",
+                      # how a training is started on its ranks, and a finished artifact read back
+                      "ganops/core/launch.py", "ganops/stages/on_disk.py",
                       # the registry's decision and the promotion gate act on MLflow, not on any artifact
                       "ganops/tracking/registry.py", "ganops/tracking/checks.py"})
 

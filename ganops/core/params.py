@@ -284,6 +284,22 @@ class TrackingParams(_Section):
                                                             "run links in Dagster point there")
 
 
+class DistributedParams(_Section):
+    """How many processes train, where, and how they talk (``ganops.train.distributed``): outside every
+    artifact's identity (a batch size is the global batch at any world size), so one experiment runs on a
+    laptop, a GPU box or a cluster by changing this section alone."""
+    SECTION: ClassVar[str] = "distributed"
+    nproc_per_node: int = Field(1, ge=1, description="processes per node (one per GPU); > 1 launches torchrun")
+    nnodes: int = Field(1, ge=1, description="nodes; > 1 needs rdzv_endpoint and the same command on every node")
+    rdzv_endpoint: str = Field("", description="host:port where the nodes meet (torchrun's c10d rendezvous); "
+                               "empty on one node")
+    rdzv_id: str = Field("ganops", min_length=1, description="names one training among others at the endpoint")
+    backend: Literal["auto", "nccl", "gloo"] = Field("auto", description="auto: NCCL on CUDA, gloo on CPU")
+    timeout_s: float = Field(300.0, gt=0, description="a collective waiting longer than this fails (a lost rank)")
+    sync_batchnorm: bool = Field(False, description="CUDA: batch-norm statistics over the global batch "
+                                 "(SyncBatchNorm) instead of each rank's share")
+
+
 class Params(_Section):
     seed: int = Field(0, ge=0)
     device: Literal[DEVICES] = "auto"
@@ -295,11 +311,12 @@ class Params(_Section):
     evaluator: EvaluatorParams = EvaluatorParams()
     evaluate: EvaluateParams = EvaluateParams()
     tracking: TrackingParams = TrackingParams()
+    distributed: DistributedParams = DistributedParams()
     _role: str | None = PrivateAttr(None)
     _overrides: tuple[str, ...] = PrivateAttr(())   # the user's --set items, for the commands errors suggest
 
     @field_validator("data", "embed", "neighbors", "train", "transfer", "evaluator", "evaluate", "tracking",
-                     mode="before")
+                     "distributed", mode="before")
     @classmethod
     def _none_is_default(cls, v: Any) -> Any:
         return {} if v is None else v

@@ -50,7 +50,22 @@ class SimCLR(EncoderFamily):
 
     def loss(self, idx: np.ndarray, x: torch.Tensor) -> torch.Tensor:
         views = self.in_format(torch.cat([self.views(x), self.views(x)]))
-        return nt_xent(self.networks["head"](self.encoder(views)), self.e.temperature)
+        z = self.networks["head"](self.encoder(views))
+        if self.ctx.world.grouped:     # the negatives are the whole global batch's, as on one process
+            z = _gather_pairs(z)
+        return nt_xent(z, self.e.temperature)
+
+
+def _gather_pairs(z: torch.Tensor) -> torch.Tensor:
+    """Every rank's 2b projections (its first views, then its second) as one 2B batch in nt_xent's layout,
+    with gradients flowing back to each rank's own rows (``torch.distributed.nn``'s differentiable
+    all_gather). Every rank then computes the global loss, and its gradient averaged over the ranks is
+    the global batch's."""
+    from torch.distributed.nn.functional import all_gather
+
+    parts = all_gather(z)
+    b = z.shape[0] // 2
+    return torch.cat([*(t[:b] for t in parts), *(t[b:] for t in parts)])
 
 
 def train(images: np.ndarray, p: Params, device: torch.device, checkpoint: Path | None = None,

@@ -86,8 +86,12 @@ class EncoderFamily(Family):
         self.train_rows = self.rows(data)
         self.batch = min(self.e.batch_size, info.n)
         self.per_epoch = self.steps_per_epoch(self.e, info.n)
-        # the shuffles and the views: one rng seeded with `seed` (checkpointed by the trainer)
+        # the shuffles and the views: one rng seeded with `seed` (checkpointed by the trainer). On several
+        # ranks the shuffles stay one stream (every rank cuts its share of the same batch) and each rank
+        # draws its own images' views from a stream of its own.
         self.rng = ctx.rngs.setdefault("views", torch.Generator().manual_seed(ctx.p.seed))
+        self.view_rng = self.rng if not ctx.world.grouped else ctx.rngs.setdefault(
+            "rank_views", torch.Generator().manual_seed(ctx.rank_seed(ctx.p.seed) + 1))
         self.order: np.ndarray | None = None
         self.drawn = 0                           # batches drawn so far
         self.build(info)
@@ -114,7 +118,8 @@ class EncoderFamily(Family):
         if i == 0:
             self.order = self.train_rows[torch.randperm(len(self.train_rows), generator=self.rng).numpy()]
         self.drawn += 1
-        idx = np.sort(self.order[i * self.batch:(i + 1) * self.batch])   # sorted: sequential memory-map reads
+        batch = self.order[i * self.batch:(i + 1) * self.batch]
+        idx = np.sort(batch[self.ctx.share(len(batch))])   # sorted: sequential memory-map reads
         return idx, to_float(self.data.images[idx], self.ctx.device)
 
     def train_step(self, batch: tuple[np.ndarray, torch.Tensor]) -> Mapping[str, torch.Tensor]:
@@ -129,7 +134,7 @@ class EncoderFamily(Family):
 
     def views(self, x: torch.Tensor) -> torch.Tensor:
         """Augmented views of ``x`` under the family's policy, drawn from its rng."""
-        return augment(x, self.rng, self.policy)
+        return augment(x, self.view_rng, self.policy)
 
     def in_format(self, x: torch.Tensor) -> torch.Tensor:
         """``x`` in the trainer's memory format (channels_last on CUDA)."""

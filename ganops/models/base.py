@@ -16,13 +16,14 @@ initialisation only, torch's global RNG (seeded by the trainer just before ``__i
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import numpy as np
 import torch
 from torch import nn
 
+from ganops.core.distributed import World
 from ganops.core.params import Params, TrainParams
 from ganops.models.errors import TrainError
 from ganops.models.trained import TrainedModel
@@ -59,6 +60,16 @@ class Context:
     device: torch.device
     rngs: dict[str, torch.Generator]          # "data" and "noise" (and a family's own): checkpointed
     channels_last: bool = False
+    world: World = field(default_factory=World)   # the ranks this training runs on (a world of one by default)
+
+    def share(self, n: int) -> slice:
+        """This rank's rows of a global batch of ``n``: every rank draws the global batch from the same
+        streams and keeps its share, so the ranks together draw what one process would."""
+        return self.world.share(n)
+
+    def rank_seed(self, seed: int) -> int:
+        """A seed of a stream each rank draws on its own (rank 0's is ``seed``: a world of one is unchanged)."""
+        return seed + 7919 * self.world.rank
 
     @property
     def memory_format(self) -> torch.memory_format:
@@ -72,6 +83,7 @@ class Family:
     divergence_hint: ClassVar[str] = "Lower the learning rates."     # what to try after a non-finite loss
     # what its trained model can do, rebuilt from the weights file (ganops.models.trained.load_model)
     model: ClassVar[type[TrainedModel]]
+    batch: int                                     # the global batch of one step (split over the ranks)
 
     def __init__(self, ctx: Context, data: TrainData, info: DataInfo):
         self.ctx, self.data, self.info = ctx, data, info

@@ -11,7 +11,9 @@ image and label come from j, the conditioning feature from i:
   y_j when class-conditional), and the fake side uses h_i (and the sampled neighbor's label y_j).
 
 Images stay uint8 until a batch is drawn, then become float in [-1, 1] on the device. The only
-randomness is the rng passed in, whose state the trainer checkpoints (exact resume).
+randomness is the rng passed in, whose state the trainer checkpoints (exact resume). On several ranks
+each draws the global batch's indices from the same stream and keeps its share (``share``), so the
+ranks together draw what one process would, and only the share's images are read.
 """
 
 from __future__ import annotations
@@ -38,9 +40,10 @@ class BatchSampler:
 
     def __init__(self, images, labels: np.ndarray | None, features: np.ndarray | None,
                  neighbors: np.ndarray | None, *, use_labels: bool, use_features: bool,
-                 device: torch.device, rng: torch.Generator):
+                 device: torch.device, rng: torch.Generator, share=None):
         self.device = device
         self.rng = rng
+        self.share = share or (lambda n: slice(0, n))     # n (the global batch) -> this rank's rows
         self.n = int(images.shape[0])
         self._np_images = None
         if isinstance(images, torch.Tensor):
@@ -57,11 +60,13 @@ class BatchSampler:
         self.neighbors = torch.as_tensor(np.array(neighbors), dtype=torch.long) if neighbors is not None else None
 
     def draw(self, n: int) -> Draw:
+        """This rank's share of a global draw of ``n``."""
+        mine = self.share(n)
         i = torch.randint(0, self.n, (n,), generator=self.rng)
         if self.neighbors is None:
-            return Draw(i, i)
+            return Draw(i[mine], i[mine])
         col = torch.randint(0, self.neighbors.shape[1], (n,), generator=self.rng)
-        return Draw(i, self.neighbors[i, col])
+        return Draw(i[mine], self.neighbors[i[mine], col[mine]])
 
     def conditions(self, d: Draw) -> tuple[torch.Tensor | None, torch.Tensor | None]:
         y = self.labels[d.image_index.to(self.device)] if self.labels is not None else None
@@ -78,7 +83,7 @@ class BatchSampler:
         return to_float(x)
 
     def real(self, n: int):
-        """(x in [-1, 1], y, h) for the real side of a D step."""
+        """(x in [-1, 1], y, h) for the real side of a D step: this rank's share of a global batch of ``n``."""
         d = self.draw(n)
         return (self.images_at(d.image_index), *self.conditions(d))
 

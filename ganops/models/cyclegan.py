@@ -86,7 +86,8 @@ class CycleGAN(TransferFamily):
                 "D_b": PatchConfig(in_channels=cb, filters=tp.d_filters, n_layers=layers)}
         self.networks = {n: (ResnetGenerator(c) if n.startswith("G") else PatchDiscriminator(c)) for n, c in cfgs.items()}
         self.configs = {n: c.to_dict() for n, c in cfgs.items()}
-        ctx.rngs.setdefault("pool", torch.Generator().manual_seed(ctx.p.seed + 4))
+        # each rank keeps a pool of its own fakes (as the repository's per-GPU pools): a stream of its own
+        ctx.rngs.setdefault("pool", torch.Generator().manual_seed(ctx.rank_seed(ctx.p.seed + 4)))
         self.pool_a = ImagePool(tp.pool_size, ctx.rngs["pool"])     # fakes of domain A, for D_a
         self.pool_b = ImagePool(tp.pool_size, ctx.rngs["pool"])
 

@@ -82,6 +82,7 @@ class GANFamily(Family):
     def __init__(self, ctx: Context, data: TrainData, info: DataInfo):
         super().__init__(ctx, data, info)
         tp = self.tp = ctx.p.train
+        self.batch = tp.batch_size
         g_cfg, d_cfg = self.network_configs(tp, info)
         self.G, self.D = Generator(g_cfg), Discriminator(d_cfg)     # G first: the init order is the seed's
         self.networks = {"G": self.G, "D": self.D}
@@ -90,7 +91,8 @@ class GANFamily(Family):
         icgan = self.uses_neighbors(tp)
         self.batches = BatchSampler(data.images, data.labels, data.features if icgan else None,
                                     data.neighbors if icgan else None, use_labels=info.n_classes > 0,
-                                    use_features=icgan, device=ctx.device, rng=ctx.rngs["data"])
+                                    use_features=icgan, device=ctx.device, rng=ctx.rngs["data"],
+                                    share=ctx.share)
         self._grid = self._grid_inputs()
 
     def configure_optimizers(self):
@@ -101,10 +103,12 @@ class GANFamily(Family):
     def activation_bytes(self) -> int:
         """D's step holds G's graph of the batch (G steps from it) and D's of the real and the fake batch."""
         g, d = (cls.from_dict(self.configs[n]) for cls, n in ((GConfig, "G"), (DConfig, "D")))
-        return 4 * self.tp.batch_size * (g.activations() + 2 * d.activations())
+        return 4 * (self.batch // self.ctx.world.size) * (g.activations() + 2 * d.activations())
 
     def noise(self, n: int) -> torch.Tensor:
-        return torch.randn(n, self.tp.z_dim, generator=self.ctx.rngs["noise"]).to(self.ctx.device)
+        """This rank's share of the noise of a global batch of ``n``."""
+        z = torch.randn(n, self.tp.z_dim, generator=self.ctx.rngs["noise"])
+        return z[self.ctx.share(n)].to(self.ctx.device)
 
     def next_batch(self) -> GANBatch:
         B, real, fake = self.tp.batch_size, [], []
@@ -120,7 +124,7 @@ class GANFamily(Family):
         opt_g, opt_d = self.optimizers["G"], self.optimizers["D"]
         D.requires_grad_(True)
         for k, ((x, y, h), (yf, hf)) in enumerate(zip(batch.real, batch.fake)):
-            z = self.noise(len(x))
+            z = self.noise(self.batch)
             last = k == len(batch.real) - 1
             with devices.autocast(dev):
                 with torch.set_grad_enabled(last):      # only the last fake batch feeds G's update

@@ -58,9 +58,10 @@ class TransferFamily(Family):
     def __init__(self, ctx: Context, data: TrainData, info: TransferInfo):
         super().__init__(ctx, data, info)
         self.tp: TransferParams = ctx.p.transfer
+        self.batch = self.tp.batch_size
         # each domain drawn uniformly, as the generator families draw their images (held whole when they fit)
         domain = lambda images: BatchSampler(images, None, None, None, use_labels=False, use_features=False,  # noqa: E731
-                                             device=ctx.device, rng=ctx.rngs["data"])
+                                             device=ctx.device, rng=ctx.rngs["data"], share=ctx.share)
         self.source, self.target = domain(data.images), domain(data.target_images)
         rng = torch.Generator().manual_seed(ctx.p.seed + 3)      # the grid's own: training RNG untouched
         k = min(self.tp.grid_size, info.n)

@@ -4,6 +4,10 @@ Each stage (one module here) reads its upstream artifacts, checks they were made
 parameters in force, does its work, writes one directory atomically with a meta.json, writes its
 DVC metrics file and logs to MLflow. Stage modules are imported by name, so each one's source
 closure (ganops.core.lineage) holds only what that stage runs.
+
+A stage that trains (``TRAINING_STAGES``) runs on several processes when ``distributed.*`` asks for more
+than one: this process launches torchrun (``ganops.core.launch``) and reads the artifact rank 0 wrote.
+Under a launcher (torchrun, a training operator, srun) every rank runs the stage; rank 0 alone writes.
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ from __future__ import annotations
 import importlib
 from pathlib import Path
 
+from ganops.core import distributed
 from ganops.core.device import resolve
 from ganops.core.identity import DOMAIN_STAGES, STAGES, TRANSFER_STAGES, roles, split_name, transfer_chain
 from ganops.core.params import Params, ParamsError
@@ -19,6 +24,7 @@ from ganops.tracking.runs import RunContext, pipeline_run
 from ganops.tracking.store import check_store
 
 ALL_STAGES = (*STAGES, "classifier", *TRANSFER_STAGES)
+TRAINING_STAGES = ("embeddings", "evaluator", "train", "classifier", "transfer")    # what the trainer runs
 __all__ = ["ALL_STAGES", "STAGES", "StageResult", "run_all", "run_stage", "run_transfer"]
 
 
@@ -39,16 +45,44 @@ def run_stage(name: str, p: Params, root: Path | str = ".", ctx: RunContext | No
         if domain not in roles(name):
             raise ParamsError(f"--domain {domain}: the {name} stage (DTN's f) runs on the "
                               f"{' and '.join(roles(name))} domain only")
-        p = p.domain(domain)
-    resolve(p.device)          # a device this machine lacks is refused before any work, in every stage
+    launcher_p, p = p, (p.domain(domain) if domain is not None else p)
+    device = resolve(p.device)  # a device this machine lacks is refused before any work, in every stage
     check_store(p, Path(root))  # so is an MLflow store that cannot be used (before the stage's lock)
+    ctx = ctx or RunContext()
+    if distributed.launched() is not None:
+        if name not in TRAINING_STAGES:
+            raise ParamsError(f"the {name} stage does not train, so it runs on one process: run it without torchrun "
+                              f"(`ganops stage {name}`); the training stages are {', '.join(TRAINING_STAGES)}")
+        d = p.distributed
+        distributed.init(d.backend, device, d.timeout_s, d.sync_batchnorm)
+    elif name in TRAINING_STAGES and trains(name, p):
+        from ganops.core import launch
+
+        if launch.wanted(p):
+            launch.check(name, p)
+            launch.run_stage_on_ranks(name, launcher_p, Path(root), domain, ctx.to_environment())
+            from ganops.stages.on_disk import result_on_disk
+
+            return result_on_disk(name, p, Path(root))
     try:
-        return importlib.import_module(f"ganops.stages.{name}").run(p, Path(root), ctx or RunContext())
+        return importlib.import_module(f"ganops.stages.{name}").run(p, Path(root), ctx)
     except Exception as exc:   # noqa: BLE001 (re-raised as it is; only its wording changes)
         # the stage speaks of data.* and evaluator.*; on a domain the user set transfer.<domain>.*
         if p.role and not isinstance(exc, OSError) and exc.args and isinstance(exc.args[0], str):
             exc.args = (p.in_user_terms(exc.args[0]), *exc.args[1:])
         raise
+
+
+def trains(name: str, p: Params) -> bool:
+    """Whether the stage trains a network with these parameters (a pixel or pretrained encoder does not)."""
+    if name not in TRAINING_STAGES:
+        return False
+    if name != "embeddings":
+        return True
+    from ganops.catalog.encoders import ENCODER_SPECS
+
+    spec = ENCODER_SPECS.get(p.embed.encoder)
+    return spec is None or spec.trained
 
 
 def run_transfer(p: Params, root: Path | str = ".", ctx: RunContext | None = None) -> list[StageResult]:

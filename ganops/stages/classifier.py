@@ -40,6 +40,8 @@ def run(p: Params, root: Path, ctx: RunContext) -> C.StageResult:
         # the evaluators' trainer, with f's keys (one network, one training for both kinds)
         q = p.model_copy(update={"evaluator": p.transfer.source_classifier.as_evaluator()})
         state, train_metrics = E.train(images, labels, q, device, checkpoint=ckpt, log=run.metric)
+        if not C.writes():
+            return None
         metrics = {"dim": int(state["config"]["dim"]), "n_train": len(images), "n_holdout": len(held),
                    **{k: v for k, v in train_metrics.items() if k.startswith("final_")}}
         known = held_labels >= 0

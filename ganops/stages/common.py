@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from ganops.core import artifacts as A
-from ganops.core import identity
+from ganops.core import distributed, identity
 from ganops.core.lineage import code_version
 from ganops.core.locks import exclusive
 from ganops.core.params import Params
@@ -142,15 +142,29 @@ def guarded(p: Params, root: Path, stage: str, ups: dict[str, str], scratch: Pat
 @contextlib.contextmanager
 def resumable(p: Params, root: Path, stage: str, ctx, ups: dict[str, str]) -> Iterator[tuple[Path, object]]:
     """``guarded`` plus the stage's MLflow run, for a stage that trains: yields (checkpoint path, run). A
-    killed run's checkpoint is resumed and its MLflow run continued; after success the checkpoint goes."""
-    from ganops.tracking.runs import stage_run
+    killed run's checkpoint is resumed and its MLflow run continued; after success the checkpoint goes.
+
+    On several ranks, rank 0 alone locks, sweeps, logs and writes; the others train from the same checkpoint
+    path with a run that logs nothing, and leave the stage after training (``writes``)."""
+    from ganops.tracking.runs import Run, stage_run
 
     scratch = scratch_dir(root, p, stage, ups)
     ckpt = scratch / "train.pt"
+    world = distributed.world()
+    if not world.main:
+        yield ckpt, Run(None)
+        return
     with guarded(p, root, stage, ups, scratch), \
             stage_run(p, root, stage, ctx, resume=scratch if ckpt.exists() else None, scratch=scratch) as run:
+        if world.grouped:
+            run.tags({"ganops.world_size": str(world.size), "ganops.backend": world.backend})
         yield ckpt, run
     A.remove_tree(scratch)  # the artifact is complete; the checkpoint only served a killed run
+
+
+def writes() -> bool:
+    """Whether this process writes the stage's artifact: always on one process, rank 0 on several."""
+    return distributed.world().main
 
 
 def progress_callbacks(run, ckpt: Path) -> dict[str, Any]:
@@ -179,6 +193,9 @@ def scratch_dir(root: Path, p: Params, stage: str, ups: dict[str, str]) -> Path:
 
 def write_meta(tmp: Path, p: Params, stage: str, ups: dict[str, str], metrics: dict[str, Any],
                extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    world = distributed.world()
+    if world.grouped:     # how it was trained, outside its identity (a world of one writes what it always did)
+        extra = {**(extra or {}), "world_size": world.size}
     return A.write_meta(tmp, stage=stage, params=identity.identity(p, stage), seed=p.seed, upstream=ups,
                         metrics=A.artifact_metrics(metrics), code_version=code_version(stage), extra=extra)
 

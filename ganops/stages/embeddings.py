@@ -27,6 +27,8 @@ def run(p: Params, root: Path, ctx: RunContext) -> C.StageResult:
         images, labels = store.load_images(src), store.load_labels(src)
         run.dataset(src, p.data.dataset, ups["dataset"], context="training")
         result = embed(images, labels, p, device, checkpoint=ckpt, log=run.metric)
+        if not C.writes():
+            return None
         feats = result.features
         metrics = {k: v for k, v in result.metrics.items() if isinstance(v, (int, float))}
         metrics.update(n_instances=int(feats.shape[0]), dim=int(feats.shape[1]))

@@ -29,6 +29,8 @@ def run(p: Params, root: Path, ctx: RunContext) -> C.StageResult:
         held, held_labels = store.load_holdout(src)
         run.dataset(src, p.data.dataset, ups["dataset"], context="training")
         state, train_metrics = E.train(images, labels, p, device, checkpoint=ckpt, log=run.metric)
+        if not C.writes():
+            return None
         ev = E.Evaluator(state, device)
         features = ev.features(images)
         held_features, predicted = ev.features_and_labels(held)

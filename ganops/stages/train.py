@@ -36,6 +36,8 @@ def run(p: Params, root: Path, ctx: RunContext) -> C.StageResult:
         init, warm = _champion(p, root)
         res = T.train(p, images, labels, features, neighbors, device=device, checkpoint_path=ckpt,
                       **C.progress_callbacks(run, ckpt), identity_extra={**ups, **warm}, init=init)
+        if not C.writes():
+            return None
         model = load_model(res.weights())
         metrics = {**{f"final_{k}": v for k, v in res.final_losses.items()}, "steps": res.steps}
         with A.atomic_dir(out) as tmp:

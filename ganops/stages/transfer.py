@@ -35,6 +35,8 @@ def run(p: Params, root: Path, ctx: RunContext) -> C.StageResult:
         run.dataset(tgt, p.transfer.target.dataset, ups["dataset@target"], context="target")
         res = T.train(p, data=TrainData(source, target_images=target, source_classifier=f), section="transfer",
                       device=device, checkpoint_path=ckpt, **C.progress_callbacks(run, ckpt), identity_extra=ups)
+        if not C.writes():
+            return None
         model = load_model(res.weights())
         metrics = {**{f"final_{k}": v for k, v in res.final_losses.items()}, "steps": res.steps}
         held, _ = store.load_holdout(src)

@@ -25,6 +25,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from ganops.core.distributed import CONTEXT_ENV
 from ganops.core.params import Params
 from ganops.tracking.store import is_store_failure, store_failure, tracking_uri
 
@@ -48,7 +49,12 @@ class RunContext:
 
     @classmethod
     def from_environment(cls, door: str = "cli") -> RunContext:
-        """DVC runs each stage's command with DVC_STAGE set; its stages of one `dvc repro` share a pipeline."""
+        """DVC runs each stage's command with DVC_STAGE set; its stages of one `dvc repro` share a pipeline.
+        The ranks of a training launched by ganops (``to_environment``) belong to the launching door's run."""
+        if os.environ.get(CONTEXT_ENV):
+            saved = json.loads(os.environ[CONTEXT_ENV])
+            return cls(saved["door"], saved["pipeline"], tuple(map(tuple, saved["tags"])),
+                       tuple(saved["owner"]) if saved["owner"] else None)
         if os.environ.get("DVC_STAGE"):
             dvc = _dvc_process()
             tags = (("dvc.stage", os.environ["DVC_STAGE"]),)
@@ -56,6 +62,11 @@ class RunContext:
                 tags += (("dvc.experiment", os.environ["DVC_EXP_NAME"]),)
             return cls("dvc", f"dvc-{dvc[0]}-{dvc[1]}" if dvc else None, tags, dvc)
         return cls(door)
+
+    def to_environment(self) -> str:
+        """This context as the value of GANOPS_RUN_CONTEXT, for the processes a launcher starts."""
+        return json.dumps({"door": self.door, "pipeline": self.pipeline, "tags": [list(t) for t in self.tags],
+                           "owner": list(self.owner) if self.owner else None})
 
 
 def _dvc_process() -> tuple[int, int] | None:

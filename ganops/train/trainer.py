@@ -15,6 +15,14 @@ Randomness comes from two seeded ``torch.Generator``s (data sampling, noise) and
 RNG (weight init); all of them, with numpy's and Python's, are checkpointed, so on CPU 2N straight
 steps and N steps + resume + N steps give bit-identical weights. On CUDA the step runs under bf16
 autocast with channels_last tensors.
+
+On several processes (``ganops.core.distributed``: torchrun and the launchers that set its variables)
+the same loop runs on every rank: the batch size is the global batch, each rank steps on its share,
+the optimisers average the gradients over the ranks, the losses are averaged before they are checked
+and logged (a NaN on any rank stops every rank at the same step with the same message), and rank 0
+alone writes checkpoints, logs and grids. A checkpoint holds every rank's random streams and family
+state: it resumes bit-exactly at the same world size, and at another one continues the same global
+batch and the same data and noise streams.
 """
 
 from __future__ import annotations
@@ -35,6 +43,7 @@ import torch
 from torch import nn
 
 from ganops.core import device as devices
+from ganops.core import distributed
 from ganops.core.errors import Interrupted
 from ganops.core.identity import TRAIN_SCHEDULE
 from ganops.core.params import Params
@@ -115,21 +124,28 @@ class Trainer:
         self.info = cls.check(tp, data)
         self.device = devices.resolve(p.device) if device is None else torch.device(device)
         self.channels_last = self.device.type == "cuda"
+        self.world = world = distributed.world()
         rngs = {"data": torch.Generator().manual_seed(p.seed + 1),
                 "noise": torch.Generator().manual_seed(p.seed + 2)}
         random.seed(p.seed)
         np.random.seed(p.seed)
         torch.manual_seed(p.seed)                      # weight init draws from the global RNG
-        ctx = Context(p, self.device, rngs, channels_last=self.channels_last)
+        ctx = Context(p, self.device, rngs, channels_last=self.channels_last, world=world)
         self.family = fam = cls(ctx, data, self.info)
+        world.check_batch(fam.batch, f"{section}.batch_size")
         self.rngs = rngs
         fmt = ctx.memory_format
-        for net in fam.networks.values():
+        for name, net in fam.networks.items():
+            # in place (a network is never a bare batch norm): the family's own references stay valid
+            if world.sync_batchnorm and nn.SyncBatchNorm.convert_sync_batchnorm(net) is not net:
+                raise TrainError(f"{name}: a bare batch norm cannot be converted in place to SyncBatchNorm")
             net.to(self.device, memory_format=fmt)
         self.ema: dict[str, nn.Module] = {}
         if self.schedule.ema:
             self.ema = {n: copy.deepcopy(fam.networks[n]).requires_grad_(False).eval() for n in fam.ema_names}
         fam.optimizers, fam.schedulers = fam.configure_optimizers()
+        for opt in fam.optimizers.values():
+            world.average_gradients(opt)
         self.loss_names = fam.loss_names
         self._check_memory(section)
 
@@ -211,8 +227,20 @@ class Trainer:
                 "family_state": fam.extra_state(),
                 "rng": ckpt.rng_state(self.rngs), "history": self.history, "window": self.window}
 
+    def save_checkpoint(self, path: Path) -> None:
+        """Every rank's random streams and family state, gathered; rank 0 writes the file (atomically)."""
+        mine = {"rng": ckpt.rng_state(self.rngs), "family_state": self.family.extra_state()}
+        ranks = self.world.gather(mine)
+        if self.world.main:
+            extra = {"ranks": ranks} if self.world.grouped else {}
+            ckpt.save(path, {**self.state_dict(), "world_size": self.world.size, **extra})
+
     def load_state_dict(self, s: dict[str, Any]) -> None:
         fam = self.family
+        saved = int(s.get("world_size", 1))
+        if "ranks" in s:          # rank r continues rank r's streams (r mod the saved world size)
+            mine = s["ranks"][self.world.rank % saved]
+            s = {**s, "rng": mine["rng"], "family_state": mine["family_state"]}
         for n, m in fam.networks.items():
             m.load_state_dict(s["networks"][n])
         for n, m in self.ema.items():
@@ -247,7 +275,10 @@ class Trainer:
         ``progress``: None shows a bar on a terminal and INFO log lines every 5% elsewhere (see
         ``ganops.core.progress``), True forces the bar, False shows nothing."""
         t0 = time.perf_counter()
-        tr, s = self, self.schedule
+        tr, s, world = self, self.schedule, self.world
+        if not world.main:               # rank 0 alone logs, draws grids and shows progress
+            log = sample_cb = None
+            progress = False
         path = Path(checkpoint_path) if checkpoint_path is not None else None
         resumed = None
         if init is not None:
@@ -261,7 +292,14 @@ class Trainer:
             tr.load_state_dict(state)
             resumed = tr.step
             logger.info("train %s: resuming from %s (checkpoint %s)", tr.family.name, s.where(resumed), path)
+            saved = int(state.get("world_size", 1))
+            if saved != world.size:
+                logger.warning("train %s: the checkpoint was made on %d process(es), this run has %d: the same "
+                               "global batch of %d (%d per process) and the same data and noise streams go on; "
+                               "the result equals neither world size's uninterrupted run", tr.family.name, saved,
+                               world.size, tr.family.batch, tr.family.batch // world.size)
         last_ckpt = resumed
+        world.broadcast_state([*tr.family.networks.values(), *tr.ema.values()])   # every rank starts from rank 0's
 
         bar = Progress(f"train {tr.family.name}", s.steps, initial=tr.step, enabled=progress)
         if tr.history:                      # a resumed run shows the checkpoint's losses until it logs its own
@@ -284,7 +322,7 @@ class Trainer:
                 if not (boundary or tr.step % check_every == 0):
                     bar.update(1)
                     continue
-                sums, pending, n_summed = pending.tolist(), None, pending_n
+                sums, pending, n_summed = world.mean(pending).tolist(), None, pending_n
                 pending_n = 0
                 if not all(map(math.isfinite, sums)):
                     where = (f"the last good checkpoint is {path} (step {last_ckpt})" if last_ckpt is not None
@@ -300,7 +338,7 @@ class Trainer:
                 if path is not None and (tr.step % s.checkpoint_every == 0 or final):
                     if tr.step % s.log_every == 0 or final:
                         _close_window(tr)
-                    ckpt.save(path, tr.state_dict())
+                    tr.save_checkpoint(path)
                     last_ckpt = tr.step
                 metrics = None
                 if tr.step % s.log_every == 0 or final:

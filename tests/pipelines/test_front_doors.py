@@ -159,6 +159,7 @@ def test_same_parameters_give_the_same_bytes_through_every_door(cli_project, dvc
 
 def test_a_dagster_run_after_dvc_repro_leaves_dvc_up_to_date(dvc_project):
     root, _ = dvc_project
+    _sh(["dvc", "repro"], root)      # up to date at the parameters now in params.yaml (another test changes them)
     result, _ = _dagster_materialize(root)
     assert result.success
     status = _sh(["dvc", "status"], root).stdout

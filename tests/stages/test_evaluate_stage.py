@@ -27,6 +27,9 @@ def project(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("evaluate")
     (root / "params.yaml").write_text((REPO / "params.yaml").read_text())
     run_ganops(root, "run", sets=CGAN)
+    # what the first evaluation decided, before any test registers or re-scores other versions
+    first = registry.champion(_params(root, CGAN), root)
+    (root / "first_decision.json").write_text(json.dumps({"version": first.version, "tags": first.tags}))
     return root
 
 
@@ -59,8 +62,10 @@ def test_the_report_names_every_figure_with_its_feature_space(project):
 
 
 def test_the_first_healthy_version_is_champion_and_sample_loads_it(project, tmp_path):
-    con_tags = registry.champion(_params(project, CGAN), project).tags
+    first = json.loads((project / "first_decision.json").read_text())
+    con_tags = first["tags"]
     assert con_tags["ganops.decision"] == "promoted" and con_tags["ganops.decision_reason"] == "no champion yet"
+    assert str(registry.champion(_params(project, CGAN), project).version) == str(first["version"])
     out = tmp_path / "champion.png"
     run_ganops(project, "sample", "--model", "champion", "--label", "3", "--n", "8", "--out", str(out), "--npy",
                sets=CGAN)
