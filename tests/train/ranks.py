@@ -1,5 +1,6 @@
 """A training on one process or on the ranks torchrun starts (the library's own entry points, as a user's
-script would call them): ``python ranks.py FAMILY OUT [KEY=VALUE ...]``. Rank 0 writes the trained weights,
+script would call them): ``python ranks.py FAMILY OUT [KEY=VALUE ...] [--ghost=N]`` (``--ghost``: one process
+whose batch norms normalise N slices of each batch apart). Rank 0 writes the trained weights,
 the history and every rank's weights' fingerprint to OUT (a torch file)."""
 
 import sys
@@ -21,8 +22,27 @@ def data(family: str) -> TrainData:
     return TrainData(images, labels=np.arange(64) % 4)
 
 
+def ghost_batch_norm(shares: int) -> None:
+    """Make every batch norm in training normalise each of ``shares`` equal slices of its batch on its own: one
+    process computing what ``shares`` ranks compute, each normalising its share of the global batch."""
+    from torch.nn.modules.batchnorm import _BatchNorm
+
+    plain = _BatchNorm.forward
+
+    def forward(self, x):
+        if not self.training:
+            return plain(self, x)
+        return torch.cat([plain(self, part) for part in x.chunk(shares)])
+
+    _BatchNorm.forward = forward
+
+
 def main(family: str, out: str, *sets: str) -> None:
     torch.set_num_threads(1)
+    ghost = [s for s in sets if s.startswith("--ghost=")]
+    if ghost:
+        ghost_batch_norm(int(ghost[0].split("=")[1]))
+        sets = tuple(s for s in sets if s not in ghost)
     section = "transfer" if family == "cyclegan" else "train"
     p = P.load(None, [f"{section}.family={family}", "device=cpu", *sets])
     world = distributed.init("gloo", torch.device("cpu"), timeout_s=60)

@@ -11,6 +11,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import psutil
 import pytest
 import torch
@@ -33,7 +34,7 @@ def _torchrun(nproc: int, *args: str, timeout: float = 240) -> subprocess.Comple
 
 
 def _library(tmp: Path, family: str, sets: list[str], nproc: int | None) -> dict:
-    out = tmp / f"{family}-{nproc}.pt"
+    out = tmp / f"{family}-{nproc}-{len(list(tmp.iterdir()))}.pt"
     if nproc is None:       # no launcher at all: a world of one, as ganops always trained
         proc = subprocess.run([sys.executable, str(RANKS), family, str(out), *sets], env=ENV, capture_output=True,
                               text=True, timeout=240, check=False)
@@ -65,13 +66,25 @@ def test_two_ranks_train_what_one_process_trains_at_the_same_global_batch(tmp_pa
         torch.testing.assert_close(outs[1], outs[0], rtol=1e-5, atol=1e-5, msg=name)
 
 
-def test_with_batch_norm_the_ranks_agree_and_one_rank_is_a_plain_process(tmp_path):
-    # DCGAN's G normalises with batch statistics: each rank its own share, so 2 ranks are not one process,
-    # but the averaged gradients keep every rank's weights identical
+def _trained(run: dict) -> dict[str, torch.Tensor]:
+    """The trained weights (a batch norm's running statistics are each rank's own)."""
+    return {f"{n}.{k}": v for n, s in run["states"].items() for k, v in s.items()
+            if v.is_floating_point() and ".running_" not in k}
+
+
+def test_with_batch_norm_each_rank_normalises_its_share_and_the_ranks_agree(tmp_path):
+    # DCGAN normalises with batch statistics: each rank over its own share, so 2 ranks are not one process
+    # normalising the whole batch, but exactly one process normalising each share apart
     two = _library(tmp_path, "dcgan", TINY_GAN, 2)
-    assert two["ranks"][0] == two["ranks"][1]
+    assert two["ranks"][0] == two["ranks"][1]             # the averaged gradients keep the ranks identical
+    ghost = _library(tmp_path, "dcgan", [*TINY_GAN, "--ghost=2"], None)
+    plain = _library(tmp_path, "dcgan", TINY_GAN, None)
+    a, b, c = _trained(two), _trained(ghost), _trained(plain)
+    for k in a:
+        torch.testing.assert_close(a[k], b[k], rtol=1e-5, atol=1e-6, msg=k)
+    assert max((a[k] - c[k]).abs().max().item() for k in a) > 1e-4   # the whole batch's statistics differ
     # torchrun with one process (a process group of one) trains exactly what a plain process trains
-    one, plain = _library(tmp_path, "dcgan", TINY_GAN, 1), _library(tmp_path, "dcgan", TINY_GAN, None)
+    one = _library(tmp_path, "dcgan", TINY_GAN, 1)
     for name, state in plain["states"].items():
         for k, v in state.items():
             assert torch.equal(one["states"][name][k], v), f"{name}.{k}"
@@ -139,6 +152,20 @@ def test_nproc_trains_on_two_ranks_and_rank_0_alone_writes_and_logs(project, tmp
     assert direct.returncode == 0, direct.stderr[-3000:]
     a, b = _weights(root), _weights(other)
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_the_encoders_and_the_evaluator_train_on_two_ranks_too(project, tmp_path):
+    root = _copy(project, tmp_path / "encoders")
+    sets = ["embed.encoder=simclr", "embed.epochs=1", "embed.min_steps=4", "embed.batch_size=32",
+            "evaluator.epochs=1", "evaluator.batch_size=32", "tracking.enabled=false"]
+    _ganops(root, "stage", "embeddings", "-q", "--nproc", "2", sets=sets)     # SimCLR: negatives from both ranks
+    _ganops(root, "stage", "evaluator", "-q", "--nproc", "2", sets=sets)
+    for artifact in ("embeddings/digits/simclr", "evaluator/digits"):
+        meta = json.loads((root / "data" / artifact / "meta.json").read_text())
+        assert meta["world_size"] == 2, artifact
+    features = np.load(root / "data/embeddings/digits/simclr/features.npy")
+    assert features.shape[0] == json.loads((root / "data/dataset/digits/meta.json").read_text())["metrics"]["n_train"]
+    assert np.isfinite(features).all()
 
 
 def _rank_pid(launcher: psutil.Process, rank: int, deadline: float) -> int:
