@@ -31,6 +31,7 @@ import json
 import logging
 import os
 import time
+import warnings
 from dataclasses import dataclass, field
 
 import torch
@@ -77,9 +78,9 @@ class World:
 
     def check_batch(self, n: int, key: str) -> None:
         if n % self.size:
-            near = max(self.size, n // self.size * self.size)
-            raise DistributedError(f"{key}={n} is the global batch, split evenly over the {self.size} ranks; "
-                                   f"set it to a multiple of {self.size} (e.g. {near})")
+            raise DistributedError(f"{key}={n} is the global batch, split evenly over the {self.size} processes "
+                                   f"(distributed.nproc_per_node × distributed.nnodes); set it to a multiple of "
+                                   f"{self.size}")
 
     # ------------------------------------------------------------ collectives (no-ops in a world of one)
 
@@ -180,8 +181,12 @@ def init(backend: str, device: torch.device, timeout_s: float, sync_batchnorm: b
         raise DistributedError(f"rank {rank} of {size} could not join the process group at {where} "
                                f"({backend}): {type(exc).__name__}: {exc}") from None
     _WORLD = World(rank, size, local, backend, sync_batchnorm=sync_batchnorm and device.type == "cuda")
-    if rank:
-        logging.getLogger("ganops").setLevel(logging.WARNING)    # one rank speaks: rank 0
+    if rank:                          # one rank speaks: rank 0 (the others' lines would repeat its)
+        logging.getLogger("ganops").setLevel(logging.ERROR)
+        warnings.simplefilter("ignore")
+    if sync_batchnorm and device.type != "cuda":
+        log.warning("distributed.sync_batchnorm=true applies on CUDA only; on %s each rank normalises its share",
+                    device)
     log.info("distributed: rank %d of %d (%s), global batches split %d ways", rank, size, backend, size)
     return _WORLD
 

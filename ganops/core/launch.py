@@ -41,7 +41,9 @@ def torchrun_args(p: Params, stage_args: list[str], module: str = "ganops") -> l
         if not d.rdzv_endpoint:
             raise DistributedError(f"distributed.nnodes={d.nnodes}: the nodes meet at distributed.rdzv_endpoint "
                                    "(host:port of one of them, reachable from all); set it")
-        args += ["--rdzv-backend", "c10d", "--rdzv-endpoint", d.rdzv_endpoint, "--rdzv-id", d.rdzv_id]
+        # the nodes wait for each other at most distributed.timeout_s, as a collective does
+        args += ["--rdzv-backend", "c10d", "--rdzv-endpoint", d.rdzv_endpoint, "--rdzv-id", d.rdzv_id,
+                 "--rdzv-conf", f"join_timeout={int(d.timeout_s)},read_timeout={int(d.timeout_s)}"]
     return [*args, "-m", module, *stage_args]
 
 
@@ -77,6 +79,15 @@ def run_stage_on_ranks(name: str, p: Params, root: Path, domain: str | None, con
                 raise DistributedError(_cause(exc, errors)) from None
             except (KeyboardInterrupt, SignalException):   # Ctrl-C (or a stop): torchrun passed it to the ranks
                 raise Interrupted(_interrupted(errors)) from None
+            except Exception as exc:   # noqa: BLE001 (the rendezvous could not form: one line, not torchrun's trace)
+                if "rendezvous" not in type(exc).__module__ + type(exc).__name__.lower():
+                    raise
+                raise DistributedError(
+                    f"the nodes could not meet at distributed.rdzv_endpoint={p.distributed.rdzv_endpoint or '(local)'} "
+                    f"within distributed.timeout_s={p.distributed.timeout_s:g} "
+                    f"({type(exc).__name__}: {str(exc).strip().splitlines()[0][:200] if str(exc).strip() else ''}); "
+                    f"check that the host is reachable from every node and the same command runs on all "
+                    f"distributed.nnodes={p.distributed.nnodes}") from None
 
 
 def check(name: str, p: Params) -> None:

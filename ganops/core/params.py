@@ -294,6 +294,14 @@ class DistributedParams(_Section):
     rdzv_endpoint: str = Field("", description="host:port where the nodes meet (torchrun's c10d rendezvous); "
                                "empty on one node")
     rdzv_id: str = Field("ganops", min_length=1, description="names one training among others at the endpoint")
+
+    @field_validator("rdzv_endpoint")
+    @classmethod
+    def _host_port(cls, v: str) -> str:
+        host, sep, port = v.rpartition(":")
+        if v and not (sep and host and port.isdigit() and 0 < int(port) < 65536):
+            raise ValueError("host:port of one node, e.g. node0.example:29400")
+        return v
     backend: Literal["auto", "nccl", "gloo"] = Field("auto", description="auto: NCCL on CUDA, gloo on CPU")
     timeout_s: float = Field(300.0, gt=0, description="a collective waiting longer than this fails (a lost rank)")
     sync_batchnorm: bool = Field(False, description="CUDA: batch-norm statistics over the global batch "

@@ -61,9 +61,13 @@ def _gather_pairs(z: torch.Tensor) -> torch.Tensor:
     with gradients flowing back to each rank's own rows (``torch.distributed.nn``'s differentiable
     all_gather). Every rank then computes the global loss, and its gradient averaged over the ranks is
     the global batch's."""
+    import warnings
+
     from torch.distributed.nn.functional import all_gather
 
-    parts = all_gather(z)
+    with warnings.catch_warnings():     # its deprecation names a private module as the replacement
+        warnings.simplefilter("ignore", FutureWarning)
+        parts = all_gather(z)
     b = z.shape[0] // 2
     return torch.cat([*(t[:b] for t in parts), *(t[b:] for t in parts)])
 

@@ -20,7 +20,7 @@ from ganops.core.device import resolve
 from ganops.core.identity import DOMAIN_STAGES, STAGES, TRANSFER_STAGES, roles, split_name, transfer_chain
 from ganops.core.params import Params, ParamsError
 from ganops.stages.common import StageResult
-from ganops.tracking.runs import RunContext, pipeline_run
+from ganops.tracking.runs import RunContext, pipeline_run, settle_launched
 from ganops.tracking.store import check_store
 
 ALL_STAGES = (*STAGES, "classifier", *TRANSFER_STAGES)
@@ -60,7 +60,11 @@ def run_stage(name: str, p: Params, root: Path | str = ".", ctx: RunContext | No
 
         if launch.wanted(p):
             launch.check(name, p)
-            launch.run_stage_on_ranks(name, launcher_p, Path(root), domain, ctx.to_environment())
+            try:
+                launch.run_stage_on_ranks(name, launcher_p, Path(root), domain, ctx.to_environment())
+            except (distributed.DistributedError, KeyboardInterrupt) as exc:
+                settle_launched(p, Path(root), ctx, "KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED")
+                raise
             from ganops.stages.on_disk import result_on_disk
 
             return result_on_disk(name, p, Path(root))

@@ -156,8 +156,7 @@ def resumable(p: Params, root: Path, stage: str, ctx, ups: dict[str, str]) -> It
         return
     with guarded(p, root, stage, ups, scratch), \
             stage_run(p, root, stage, ctx, resume=scratch if ckpt.exists() else None, scratch=scratch) as run:
-        if world.grouped:
-            run.tags({"ganops.world_size": str(world.size), "ganops.backend": world.backend})
+        run.tags({"ganops.world_size": str(world.size), "ganops.backend": world.backend or "none"})
         yield ckpt, run
     A.remove_tree(scratch)  # the artifact is complete; the checkpoint only served a killed run
 

@@ -201,8 +201,8 @@ def _alive(tags: dict[str, str]) -> bool:
         return False
 
 
-def mark_dead_runs(client: Any, experiment_id: str) -> list[str]:
-    """Runs left RUNNING by a process of this host that no longer exists become KILLED."""
+def mark_dead_runs(client: Any, experiment_id: str, quiet: bool = False) -> list[str]:
+    """Runs left RUNNING by a process of this host that no longer exists become KILLED (said, unless ``quiet``)."""
     host = socket.gethostname()
     dead = []
     for r in client.search_runs([experiment_id], "attributes.status = 'RUNNING'", max_results=1000):
@@ -210,9 +210,29 @@ def mark_dead_runs(client: Any, experiment_id: str) -> list[str]:
         if tags.get("ganops.host") == host and "ganops.pid" in tags and not _alive(tags):
             client.set_terminated(r.info.run_id, status="KILLED")
             dead.append(r.info.run_id)
-    if dead:
+    if dead and not quiet:
         log.warning("marked %d MLflow run(s) KILLED: their process is gone (%s)", len(dead), ", ".join(dead))
     return dead
+
+
+def settle_launched(p: Params, root: Path, ctx: RunContext, status: str) -> None:
+    """After the ranks of a training this process launched stopped with a failure (or Ctrl-C): the stage's run,
+    left RUNNING by a rank that is gone, becomes KILLED, and the pipeline run it belongs to ends ``status``, as
+    when the stage fails in this process. Best effort: the failure itself is what the user is told."""
+    if not p.tracking.enabled:
+        return
+    from ganops.tracking.registry import mlflow_client
+
+    with contextlib.suppress(Exception):
+        client = mlflow_client(p, root)
+        exp = client.get_experiment_by_name(p.tracking.experiment)
+        if exp is None:
+            return
+        mark_dead_runs(client, exp.experiment_id, quiet=True)    # the one line of the failure says enough
+        if ctx.pipeline:
+            for r in client.search_runs([exp.experiment_id], f"tags.`ganops.pipeline` = '{ctx.pipeline}' and "
+                                        "attributes.status = 'RUNNING'", max_results=10):
+                client.set_terminated(r.info.run_id, status=status, end_time=int(time.time() * 1000))
 
 
 def _parent(client: Any, experiment_id: str, ctx: RunContext, root: Path) -> str:

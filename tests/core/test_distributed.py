@@ -29,7 +29,7 @@ def test_the_ranks_shares_cover_the_global_batch_once_and_an_uneven_batch_is_ref
     shares = [D.World(rank=r, size=4).share(64) for r in range(4)]
     rows = torch.cat([torch.arange(64)[s] for s in shares])
     assert torch.equal(rows, torch.arange(64))
-    with pytest.raises(D.DistributedError, match=r"train.batch_size=30 .* multiple of 4 \(e.g. 28\)"):
+    with pytest.raises(D.DistributedError, match=r"train.batch_size=30 is the global batch.* multiple of 4$"):
         D.World(rank=0, size=4).check_batch(30, "train.batch_size")
 
 
@@ -42,3 +42,24 @@ def test_a_ranks_failure_goes_where_the_launchers_read_it(tmp_path):
     assert json.loads((ours / "rank1.json").read_text())["message"] == "rank 1: out of memory"
     assert not D.report_failure("x", {})                       # no launcher: the caller prints it
     assert D.lost_peer(RuntimeError("Connection closed by peer")) is None   # not in a process group
+
+
+def test_the_distributed_section_is_checked_and_becomes_torchruns_command_line():
+    from ganops.core import launch
+    from ganops.core import params as P
+
+    for bad in ("distributed.rdzv_endpoint=:abc", "distributed.rdzv_endpoint=node0", "distributed.backend=mpi",
+                "distributed.nproc_per_node=0"):
+        with pytest.raises(P.ParamsError, match=bad.split("=")[0]):
+            P.load(None, [bad])
+    one_node = launch.torchrun_args(P.load(None, ["distributed.nproc_per_node=4"]), ["stage", "train"])
+    assert one_node[:4] == ["--nproc-per-node", "4", "--nnodes", "1"] and "--standalone" in one_node
+    nodes = launch.torchrun_args(P.load(None, ["distributed.nnodes=2", "distributed.rdzv_endpoint=n0:29400",
+                                               "distributed.timeout_s=30"]), ["stage", "train"])
+    assert nodes[nodes.index("--rdzv-endpoint") + 1] == "n0:29400" and "join_timeout=30,read_timeout=30" in nodes
+    assert nodes[-4:] == ["-m", "ganops", "stage", "train"]
+    # outside every artifact's identity: a world size never makes an artifact stale
+    from ganops.core import identity as I
+
+    for stage in ("train", "embeddings", "evaluator", "transfer"):
+        assert "distributed" not in I.identity(P.load(None, ["distributed.nproc_per_node=8"]), stage)

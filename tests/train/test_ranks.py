@@ -180,10 +180,11 @@ def _rank_pid(launcher: psutil.Process, rank: int, deadline: float) -> int:
     raise AssertionError(f"rank {rank} never started")
 
 
-def _kill_rank_after_a_checkpoint(root: Path, sets: list[str], rank: int) -> tuple[subprocess.Popen, str, float]:
+def _kill_rank_after_a_checkpoint(root: Path, sets: list[str], rank: int,
+                                  command=("stage", "train")) -> tuple[subprocess.Popen, str, float]:
     """Start `ganops stage train --nproc 2`, SIGKILL one rank once a checkpoint exists; (launcher, its stderr,
     seconds from the kill to the launcher's exit)."""
-    cmd = [sys.executable, "-m", "ganops", "stage", "train", "-q", "--nproc", "2", *_sets([*FAST, *sets])]
+    cmd = [sys.executable, "-m", "ganops", *command, "-q", "--nproc", "2", *_sets([*FAST, *sets])]
     launcher = subprocess.Popen(cmd, cwd=root, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 120
     victim = _rank_pid(psutil.Process(launcher.pid), rank, deadline)
@@ -222,11 +223,20 @@ def test_a_killed_rank_stops_every_rank_and_the_rerun_resumes_bit_exactly(projec
 
 def test_a_two_rank_checkpoint_resumes_on_one_process_and_says_so(project, tmp_path):
     root = _copy(project, tmp_path / "p")
-    launcher, _, _ = _kill_rank_after_a_checkpoint(root, LONG, rank=0)
+    tracked = [s for s in LONG if not s.startswith("tracking.")]
+    launcher, _, _ = _kill_rank_after_a_checkpoint(root, tracked, rank=0, command=("run", "--until", "train"))
     assert launcher.returncode == 2
-    done = _ganops(root, "stage", "train", sets=LONG)      # one process now
+    # rank 0 held the stage's MLflow run: the launcher ends it and the pipeline's run, none stays RUNNING
+    con = sqlite3.connect(root / "mlflow.db")
+    status = dict(con.execute("select name, status from runs"))
+    assert status["pipeline (cli)"] == "FAILED" and status["train dcgan"] == "KILLED", status
+    done = _ganops(root, "stage", "train", sets=tracked)      # one process now
     assert "made on 2 process(es), this run has 1" in done.stderr and "same global batch of 16" in done.stderr
     assert json.loads((root / "data/generator/digits/dcgan/meta.json").read_text())["metrics"]["steps"] == 300
+    tags = dict(sqlite3.connect(root / "mlflow.db").execute(
+        "select t.key, t.value from tags t join runs r on r.run_uuid = t.run_uuid where r.name = 'train dcgan' "
+        "and r.status = 'FINISHED'"))
+    assert tags["ganops.world_size"] == "1"          # the continued run says how it ended
 
 
 def test_a_nan_on_the_ranks_stops_them_all_at_one_step_with_one_line(project, tmp_path):
