@@ -17,7 +17,7 @@ from pathlib import Path
 
 import yaml
 
-from ganops.core.distributed import CONTEXT_ENV, ERRORS_DIR_ENV, LAUNCHER_ENV, DistributedError, launched
+from ganops.core.distributed import CONTEXT_ENV, ERRORS_DIR_ENV, LAUNCHER_ENV, DistributedError, World, launched
 from ganops.core.errors import Interrupted
 from ganops.core.params import Params
 
@@ -79,7 +79,7 @@ def run_stage_on_ranks(name: str, p: Params, root: Path, domain: str | None, con
                 raise DistributedError(_cause(exc, errors)) from None
             except (KeyboardInterrupt, SignalException):   # Ctrl-C (or a stop): torchrun passed it to the ranks
                 raise Interrupted(_interrupted(errors)) from None
-            except Exception as exc:   # noqa: BLE001 (the rendezvous could not form: one line, not torchrun's trace)
+            except Exception as exc:
                 if "rendezvous" not in type(exc).__module__ + type(exc).__name__.lower():
                     raise
                 raise DistributedError(
@@ -99,9 +99,7 @@ def check(name: str, p: Params) -> None:
                   "evaluator": (p.user_key("evaluator.batch_size"), p.evaluator.batch_size),
                   "classifier": ("transfer.source_classifier.batch_size", p.transfer.source_classifier.batch_size),
                   }[name]
-    if batch % world:
-        raise DistributedError(f"{key}={batch} is the global batch, split evenly over the {world} processes "
-                               f"(distributed.nproc_per_node × distributed.nnodes); set it to a multiple of {world}")
+    World(size=world).check_batch(batch, key)    # the ranks' own check, once before they start
 
 
 def _interrupted(errors: Path) -> str:
