@@ -79,7 +79,7 @@ def run_stage_on_ranks(name: str, p: Params, root: Path, domain: str | None, con
                 raise DistributedError(_cause(exc, errors)) from None
             except (KeyboardInterrupt, SignalException):   # Ctrl-C (or a stop): torchrun passed it to the ranks
                 raise Interrupted(_interrupted(errors)) from None
-            except Exception as exc:
+            except Exception as exc:   # the rendezvous could not form: one line, not torchrun's trace
                 if "rendezvous" not in type(exc).__module__ + type(exc).__name__.lower():
                     raise
                 raise DistributedError(
