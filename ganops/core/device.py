@@ -29,12 +29,45 @@ def resolve(name: str = "auto") -> torch.device:
 
 
 def free_memory(device: torch.device) -> int:
-    """Bytes a new allocation can take on ``device``: the GPU's free memory, or the host's available RAM."""
+    """Bytes a new allocation can take on ``device``: the GPU's free memory, or the host's available RAM,
+    within the process's cgroup limit where it has one (a container's, a Kubernetes pod's)."""
     if device.type == "cuda":
         return int(torch.cuda.mem_get_info(device)[0])
     import psutil
 
-    return int(psutil.virtual_memory().available)
+    free = int(psutil.virtual_memory().available)
+    room = _cgroup_room()
+    return free if room is None else min(free, room)
+
+
+def _cgroup_room() -> int | None:
+    """The limit less the usage of this process's memory cgroup (v2, else v1, as mounted in a container);
+    None where there is no limit."""
+    for limit_file, usage_file in (("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory.current"),
+                                   ("/sys/fs/cgroup/memory/memory.limit_in_bytes",
+                                    "/sys/fs/cgroup/memory/memory.usage_in_bytes")):
+        try:
+            with open(limit_file) as fh:
+                limit = fh.read().strip()
+            with open(usage_file) as fh:
+                usage = int(fh.read().strip())
+        except (OSError, ValueError):
+            continue
+        if limit == "max" or int(limit) >= 2 ** 60:    # v1 writes "no limit" as a huge page-rounded number
+            return None
+        return max(0, int(limit) - usage)
+    return None
+
+
+_OOM_WORDS = ("can't allocate memory", "not enough memory", "out of memory", "std::bad_alloc")
+
+
+def out_of_memory(exc: BaseException) -> bool:
+    """Whether ``exc`` is an allocation that failed: CUDA's OutOfMemoryError, the CPU allocator's
+    RuntimeError, Python's MemoryError."""
+    if isinstance(exc, (torch.OutOfMemoryError, MemoryError)):
+        return True
+    return isinstance(exc, RuntimeError) and any(w in str(exc) for w in _OOM_WORDS)
 
 
 def cpu_state_dict(module: torch.nn.Module) -> dict[str, torch.Tensor]:

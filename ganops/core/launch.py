@@ -118,7 +118,9 @@ def _cause(exc, errors: Path) -> str:
 
     for rank, f in sorted(exc.failures.items()):
         if f.exitcode < 0 and -f.exitcode != signal.SIGTERM:
-            return (f"rank {rank} was killed by {f.signal_name()} (pid {f.pid}); every rank was stopped. Rerun "
+            oom = (" (the kernel's out-of-memory killer ends a process with SIGKILL: if nobody killed it, see dmesg "
+                   "or the pod's events and lower the batch size)") if -f.exitcode == signal.SIGKILL else ""
+            return (f"rank {rank} was killed by {f.signal_name()} (pid {f.pid}){oom}; every rank was stopped. Rerun "
                     "the same command to resume from the last checkpoint")
     told = {}
     for path in errors.glob("rank*.json"):

@@ -189,7 +189,7 @@ def fit(family: type[EncoderFamily], data: TrainData, p: Params, device: torch.d
     resumed = (res.resumed_from or 0) // per_epoch
     metrics = {"train_seconds": res.seconds, "epochs": epochs, "final_loss": history[-1]["loss"],
                "seconds_per_epoch": res.seconds / max(1, epochs - resumed), "resumed_from_epoch": resumed,
-               "steps": total, "history": history}
+               "steps": total, "history": history, "worlds": res.worlds}
     return fam, metrics
 
 

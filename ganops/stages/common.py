@@ -191,10 +191,13 @@ def scratch_dir(root: Path, p: Params, stage: str, ups: dict[str, str]) -> Path:
 
 
 def write_meta(tmp: Path, p: Params, stage: str, ups: dict[str, str], metrics: dict[str, Any],
-               extra: dict[str, Any] | None = None) -> dict[str, Any]:
+               extra: dict[str, Any] | None = None, worlds: list[dict[str, int]] | None = None) -> dict[str, Any]:
+    """``worlds``: the world sizes that trained it (``TrainResult.worlds``), kept where there were several."""
     world = distributed.world()
     if world.grouped:     # how it was trained, outside its identity (a world of one writes what it always did)
         extra = {**(extra or {}), "world_size": world.size}
+    if worlds and len(worlds) > 1:   # resumed on another world size: each size from the step it took over
+        extra = {**(extra or {}), "world_size": world.size, "worlds": worlds}
     return A.write_meta(tmp, stage=stage, params=identity.identity(p, stage), seed=p.seed, upstream=ups,
                         metrics=A.artifact_metrics(metrics), code_version=code_version(stage), extra=extra)
 

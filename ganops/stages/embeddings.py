@@ -42,7 +42,8 @@ def run(p: Params, root: Path, ctx: RunContext) -> C.StageResult:
                 # per-epoch durations measure the run, not the encoder: MLflow has them
                 history = [A.artifact_metrics(h) for h in result.metrics["history"]]
                 A.atomic_write_json(tmp / "history.json", history)
-            C.write_meta(tmp, p, "embeddings", ups, metrics, extra={"device": str(device)})
+            C.write_meta(tmp, p, "embeddings", ups, metrics, extra={"device": str(device)},
+                         worlds=result.metrics.get("worlds"))
         run.metrics({"total_seconds": time.perf_counter() - t0})
         result_ = C.finish("embeddings", p, root, out, run, metrics, files)
     return result_

@@ -44,7 +44,7 @@ def run(p: Params, root: Path, ctx: RunContext) -> C.StageResult:
             save_weights(tmp / "model.pt", model.weights)
             A.atomic_write_json(tmp / "history.json", res.history)
             model.preview_grid(tmp / "samples.png", p.train.grid_size, p.seed, images, features, labels)
-            C.write_meta(tmp, p, "train", ups, metrics, extra={"device": str(device), **warm})
+            C.write_meta(tmp, p, "train", ups, metrics, extra={"device": str(device), **warm}, worlds=res.worlds)
         run.metrics({"train_seconds": res.seconds, "resumed_from_step": res.resumed_from or 0})
         result = C.finish("train", p, root, out, run, metrics, ("history.json",))
         result.logged_model = log_generator(run, model, out / "model.pt", result.meta["content_hash"])

@@ -32,6 +32,7 @@ import json
 import logging
 import math
 import random
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields
@@ -102,6 +103,8 @@ class TrainResult:
     seconds: float = 0.0
     checkpoint: Path | None = None
     identity: dict[str, Any] = field(default_factory=dict)
+    # the world sizes that trained it, each from the step it took over ([{"from_step": 0, "world_size": 2}, …])
+    worlds: list[dict[str, int]] = field(default_factory=list)
 
     def weights(self) -> dict[str, Any]:
         """What ``ganops.models.weights.save_weights`` writes and ``ganops.models.load_model`` reads."""
@@ -118,7 +121,7 @@ class Trainer:
                  family: type[Family] | None = None, schedule: Schedule | None = None):
         # the family's section: train (generator families), transfer (domain transfer), embed (encoders)
         tp = getattr(p, section)
-        self.p = p
+        self.p, self.section = p, section
         cls = family or get_family(tp.family)
         self.schedule = schedule or Schedule.of(section, tp)
         self.info = cls.check(tp, data)
@@ -150,6 +153,7 @@ class Trainer:
         self._check_memory(section)
 
         self.step = 0
+        self.worlds = [{"from_step": 0, "world_size": world.size}]
         self.history: list[dict[str, float]] = []
         self.window = [0.0] * (len(self.loss_names) + 1)    # running sums since the last log, then count
         ident = {f"{section}.{k}": v for k, v in tp.model_dump().items() if k not in TRAIN_SCHEDULE}
@@ -233,7 +237,7 @@ class Trainer:
         ranks = self.world.gather(mine)
         if self.world.main:
             extra = {"ranks": ranks} if self.world.grouped else {}
-            ckpt.save(path, {**self.state_dict(), "world_size": self.world.size, **extra})
+            ckpt.save(path, {**self.state_dict(), "world_size": self.world.size, "worlds": self.worlds, **extra})
 
     def load_state_dict(self, s: dict[str, Any]) -> None:
         fam = self.family
@@ -252,6 +256,9 @@ class Trainer:
         fam.load_extra_state(s["family_state"])
         ckpt.set_rng_state(s["rng"], self.rngs)
         self.step = int(s["step"])
+        self.worlds = [dict(w) for w in s.get("worlds", [{"from_step": 0, "world_size": saved}])]
+        if self.worlds[-1]["world_size"] != self.world.size:
+            self.worlds.append({"from_step": self.step, "world_size": self.world.size})
         self.history = list(s["history"])
         self.window = list(s["window"])
 
@@ -262,7 +269,8 @@ class Trainer:
                            states={n: devices.cpu_state_dict(m) for n, m in fam.networks.items()},
                            ema={n: devices.cpu_state_dict(m) for n, m in self.ema.items()},
                            steps=self.step, final_losses={k: last[k] for k in self.loss_names if k in last},
-                           history=list(self.history), identity=self.identity, **kw)
+                           history=list(self.history), identity=self.identity,
+                           worlds=[dict(w) for w in self.worlds], **kw)
 
     def run(self, checkpoint_path: Path | None = None, *, log: LogFn | None = None,
             sample_cb: SampleFn | None = None, progress: bool | None = None,
@@ -358,9 +366,30 @@ class Trainer:
             kept = (f"rerun the same command to resume from step {last_ckpt} ({path})" if last_ckpt is not None
                     else "no checkpoint was written yet, so a rerun starts over")
             raise Interrupted(f"interrupted at step {tr.step} of {s.steps}; {kept}") from None
+        except Exception as exc:
+            if not devices.out_of_memory(exc):
+                raise
+            raise TrainError(_out_of_memory(tr, exc, path, last_ckpt)) from None
         finally:
             bar.close()
         return tr.result(resumed_from=resumed, seconds=time.perf_counter() - t0, checkpoint=path)
+
+
+def _out_of_memory(tr: Trainer, exc: BaseException, path: Path | None, last_ckpt: int | None) -> str:
+    """One line for an allocation that failed mid-step: where, how much, which keys lower it, what a rerun does."""
+    world, sec, tp = tr.world, tr.section, getattr(tr.p, tr.section)
+    said = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    asked = re.search(r"[Tt]ried to allocate (\d+(?:\.\d+)? ?[KMGT]i?B|(\d+) bytes)", said)
+    more = (asked.group(1) if asked and not asked.group(2) else f"{int(asked.group(2)) / 2 ** 20:.1f} MiB" if asked
+            else None)
+    per = f", {tr.family.batch // world.size} per process" if world.grouped else ""
+    keys = [f"{sec}.batch_size={tr.family.batch} (the global batch{per})", f"data.resolution={tr.info.resolution}"]
+    if hasattr(tp, "g_filters"):
+        keys.append(f"{sec}.g_filters={tp.g_filters}/{sec}.d_filters={tp.d_filters}")
+    kept = (f"a rerun resumes from step {last_ckpt} ({path})" if last_ckpt is not None
+            else "no checkpoint had been written yet")
+    return (f"out of memory at step {tr.step + 1} on {tr.device}{f' (it asked for {more} more)' if more else ''}; "
+            f"lower {', '.join(keys[:-1])} or {keys[-1]}; {kept}")
 
 
 def json_roundtrip(obj: Any) -> Any:

@@ -1,6 +1,7 @@
 """Training on several processes for real: torchrun with 2 gloo ranks on CPU, through the library, the
 `--nproc` door and torchrun's own door. The same global batch trains the same networks; rank 0 alone writes;
-a killed rank stops every rank with one line and the rerun resumes bit-exactly; a NaN stops every rank."""
+a killed rank stops every rank with one line and the rerun resumes bit-exactly; a NaN or an allocation that fails on
+one rank stops every rank."""
 
 import json
 import os
@@ -232,7 +233,12 @@ def test_a_two_rank_checkpoint_resumes_on_one_process_and_says_so(project, tmp_p
     assert status["pipeline (cli)"] == "FAILED" and status["train dcgan"] == "KILLED", status
     done = _ganops(root, "stage", "train", sets=tracked)      # one process now
     assert "made on 2 process(es), this run has 1" in done.stderr and "same global batch of 16" in done.stderr
-    assert json.loads((root / "data/generator/digits/dcgan/meta.json").read_text())["metrics"]["steps"] == 300
+    step = int(done.stderr.split("resuming from step ")[1].split()[0])
+    meta = json.loads((root / "data/generator/digits/dcgan/meta.json").read_text())
+    assert meta["metrics"]["steps"] == 300
+    # the artifact says which world sizes trained it, each from the step it took over
+    assert meta["worlds"] == [{"from_step": 0, "world_size": 2}, {"from_step": step, "world_size": 1}]
+    assert meta["world_size"] == 1
     tags = dict(sqlite3.connect(root / "mlflow.db").execute(
         "select t.key, t.value from tags t join runs r on r.run_uuid = t.run_uuid where r.name = 'train dcgan' "
         "and r.status = 'FINISHED'"))
@@ -247,6 +253,34 @@ def test_a_nan_on_the_ranks_stops_them_all_at_one_step_with_one_line(project, tm
     assert proc.returncode == 2 and time.time() - t0 < 120
     lines = [line for line in proc.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and lines[0].startswith("ganops: error: non-finite loss at step "), proc.stderr
+
+
+RANK_1_MEMORY = """
+import os, resource
+if os.environ.get("RANK") == "1":   # the data segment of rank 1 alone is capped: its allocations fail past it
+    resource.setrlimit(resource.RLIMIT_DATA, (1_500_000_000, 1_500_000_000))
+"""
+
+
+def test_out_of_memory_mid_step_on_one_rank_stops_every_rank_with_one_line(project, tmp_path):
+    root = _copy(project, tmp_path / "oom")
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "sitecustomize.py").write_text(RANK_1_MEMORY)   # runs first in every rank torchrun starts
+    env = {**ENV, "PYTHONPATH": os.pathsep.join([str(site), *filter(None, [ENV.get("PYTHONPATH")])])}
+    # about 2.5 GB a step per rank: the check before the first step lets it through (the machine has it), rank
+    # 1's allocator then fails in the middle of the step
+    big = ["train.steps=3", "train.batch_size=4096", "train.g_filters=64", "train.d_filters=64",
+           "tracking.enabled=false"]
+    t0 = time.time()
+    proc = subprocess.run([sys.executable, "-m", "ganops", "stage", "train", "-q", "--nproc", "2",
+                           *_sets([*FAST, *big])], cwd=root, env=env, capture_output=True, text=True, timeout=120,
+                          check=False)
+    assert proc.returncode == 2 and time.time() - t0 < 90
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("ganops: error: rank 1: out of memory at step 1 on cpu"), proc.stderr
+    assert "train.batch_size=4096 (the global batch, 2048 per process)" in lines[0]
+    assert not (root / "data/generator/digits/dcgan").exists()
 
 
 def test_the_doors_refuse_what_the_ranks_cannot_do_before_launching(project, tmp_path):
