@@ -15,6 +15,7 @@ from typing import Any, ClassVar, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
 
+from ganops.catalog.augments import AUGMENTS, check_policy
 from ganops.catalog.encoders import ENCODER_SPECS, ENCODERS
 from ganops.catalog.families import FAMILY_NAMES, TRANSFER_NAMES
 from ganops.catalog.losses import LOSS_NAMES, LOSSES
@@ -110,6 +111,27 @@ class NeighborsParams(_Section):
     panel_instances: int = Field(8, ge=1, le=64, description="rows of the neighbor panel PNG")
 
 
+class AugmentParams(_Section):
+    """What the discriminator sees of every image, real and fake (ganops.models.augment)."""
+    kind: Literal[tuple(AUGMENTS)] = Field("none", description="; ".join(f"{k}: {v}" for k, v in AUGMENTS.items()))
+    policy: str = Field("color,translation,cutout", description="kind=diffaugment: its transforms, a "
+                        "comma-separated subset of color, translation, cutout")
+    ada_target: float = Field(0.6, gt=0, lt=1, description="kind=ada: the r_t = E[sign(D(real))] it steers p to")
+    ada_kimg: float = Field(100.0, gt=0, description="kind=ada: thousands of images over which p can go from 0 to 1 "
+                            "(stylegan2-ada: 500 for long runs)")
+    ada_interval: int = Field(4, ge=1, description="kind=ada: steps between adjustments of p")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _kind_alone(cls, v: Any) -> Any:
+        return {"kind": v} if isinstance(v, str) else v     # `--set train.augment=ada`
+
+    @field_validator("policy")
+    @classmethod
+    def _policy(cls, v: str) -> str:
+        return check_policy(v)
+
+
 class TrainParams(_Section):
     RENAMED: ClassVar[dict[str, str]] = {"n_samples": "grid_size"}
     SECTION: ClassVar[str] = "train"
@@ -127,6 +149,8 @@ class TrainParams(_Section):
     beta2: float = Field(0.999, ge=0, lt=1)
     d_steps: int = Field(1, ge=1, description="D updates per G update")
     spectral_norm: bool = Field(False, description="spectral norm on D's layers")
+    augment: AugmentParams = Field(AugmentParams(), description="what D sees of real and fake images: augment.* keys "
+                                   "(or the kind alone: train.augment=ada)")
     ema: bool = Field(True, description="keep an exponential moving average of G's weights")
     ema_decay: float = Field(0.999, gt=0, lt=1)
     ema_start: int = Field(0, ge=0, description="steps before the EMA starts averaging (it copies G until then)")
@@ -210,6 +234,8 @@ class TransferParams(_Section):
     tid_weight: float = Field(15.0, ge=0, description="dtn: β of L_TID, G(x) against x on the target (paper, "
                               "digits)")
     tv_weight: float = Field(0.0, ge=0, description="dtn: γ of the total-variation loss (paper, digits: 0)")
+    augment: AugmentParams = Field(AugmentParams(), description="what the discriminators see of real and translated "
+                                   "images: augment.* keys; none or diffaugment")
     # Not in either paper, but a DTN's per-class modes move from step to step: the average is the steadier
     # translator (as train.ema is the steadier sampler)
     ema: bool = Field(True, description="translate with an EMA of the generators' weights (neither paper does)")
@@ -219,6 +245,14 @@ class TransferParams(_Section):
     checkpoint_every: int = Field(200, ge=1)
     log_every: int = Field(50, ge=1)
     sample_every: int = Field(200, ge=1)
+
+    @field_validator("augment")
+    @classmethod
+    def _no_ada(cls, v: AugmentParams) -> AugmentParams:
+        if v.kind == "ada":   # ADA steers by the sign of one real/fake logit
+            raise ValueError("kind none or diffaugment: ADA steers by the sign of a real/fake logit, and the "
+                             "translators' discriminators give least-squares patches (CycleGAN) or three classes (DTN)")
+        return v
 
     @model_validator(mode="before")
     @classmethod

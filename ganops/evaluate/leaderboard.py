@@ -12,9 +12,9 @@ from ganops.core import artifacts as A
 from ganops.core.params import Params
 
 COLUMNS = ("fid_evaluator", "kid_evaluator_mean", "precision_evaluator", "recall_evaluator", "density_evaluator",
-           "coverage_evaluator", "label_accuracy", "label_accuracy_swapped", "instance_label_agreement",
+           "coverage_evaluator", "label_accuracy", "label_accuracy_min", "label_accuracy_swapped", "instance_label_agreement",
            "heldout_instance_precision_evaluator", "near_copy_fraction_pixels", "ppl_evaluator",
-           "probe_discriminator", "probe_pixels", "fid_inception")
+           "probe_discriminator", "probe_pixels", "d_rt_train", "d_rt_holdout", "d_rv", "fid_inception")
 
 
 def leaderboard(root: Path, p: Params) -> list[dict[str, Any]]:

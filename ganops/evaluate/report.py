@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from ganops.core.params import Params
-from ganops.evaluate import conditional, instances, memorisation, pictures, ppl, probe
+from ganops.evaluate import conditional, instances, memorisation, overfitting, pictures, ppl, probe
 from ganops.evaluate import metrics as M
 from ganops.evaluate.evaluator import Evaluator
 from ganops.models.gan_model import PER_ROW, GeneratorModel
@@ -152,6 +152,11 @@ def evaluate(x: Inputs, p: Params, out: Path, device: torch.device) -> Report:
             m["probe_encoder"] = probe.linear_probe(np.asarray(x.h), x.labels, x.embed_held(np.asarray(x.held_images)),
                                                     x.held_labels, e.seed)
 
+    # -- D's overfitting signal (ADA's r_t): D on training images against held-out ones and samples
+    if len(x.held_images) and (not c.instance or x.embed_held is not None) and (
+            not c.label or (x.held_labels >= 0).all()):
+        m.update(_d_signal(model, x, fake, y, h, e.seed))
+
     # -- pictures a person wants
     cond_rows = model.data_conditions(PER_ROW, e.seed, x.h, x.labels)
     pics["samples"] = pictures.sample_grid(model, out / "samples.png", 64, e.seed, *_per_row(cond_rows, PER_ROW)).name
@@ -166,6 +171,21 @@ def evaluate(x: Inputs, p: Params, out: Path, device: torch.device) -> Report:
     if x.history:
         pics["losses"] = pictures.loss_plot(x.history, out / "losses.png").name
     return Report({k: float(v) for k, v in m.items()}, details, pics)
+
+
+def _d_signal(model: GeneratorModel, x: Inputs, fake: np.ndarray, y, h, seed: int) -> dict[str, float]:
+    """``overfitting.signal`` on as many training images as there are held-out ones (at least 1,000 where the
+    training set has them), each with its own condition; the samples with theirs."""
+    c, D = model.conditions, model.discriminator()
+    n = min(len(x.images), max(len(x.held_images), 1000))
+    idx = np.sort(np.random.default_rng(seed).choice(len(x.images), n, replace=False))
+    held = np.asarray(x.held_images)
+    train = overfitting.d_outputs(D, np.asarray(x.images[idx]), x.labels[idx] if c.label else None,
+                                  np.asarray(x.h[idx]) if c.instance else None)
+    held_out = overfitting.d_outputs(D, held, x.held_labels if c.label else None,
+                                     x.embed_held(held) if c.instance else None)
+    generated = overfitting.d_outputs(D, fake, y, h)
+    return overfitting.signal(train, held_out, generated)
 
 
 def _per_row(cond: tuple, per_row: int) -> tuple:

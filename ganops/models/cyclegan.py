@@ -106,6 +106,7 @@ class CycleGAN(TransferFamily):
     def train_step(self, batch: TransferBatch) -> Mapping[str, torch.Tensor]:
         n, tp, dev = self.networks, self.tp, self.ctx.device
         G_ab, G_ba, D_a, D_b = n["G_ab"], n["G_ba"], n["D_a"], n["D_b"]
+        aug_a, aug_b = self.aug_source, self.aug_target
         fmt = self.ctx.memory_format
         a, b = batch.source.contiguous(memory_format=fmt), batch.target.contiguous(memory_format=fmt)
         lam, li = tp.cycle_weight, tp.identity_weight
@@ -124,7 +125,7 @@ class CycleGAN(TransferFamily):
                 fake_b, fake_a = G_ab(a), G_ba(b)
                 idt_a = idt_b = torch.zeros((), device=dev)
             rec_a, rec_b = G_ba(fake_b), G_ab(fake_a)
-            g_ab, g_ba = _ls(D_b(fake_b), 1.0), _ls(D_a(fake_a), 1.0)
+            g_ab, g_ba = _ls(D_b(aug_b(fake_b)), 1.0), _ls(D_a(aug_a(fake_a)), 1.0)
             cycle_a, cycle_b = F.l1_loss(rec_a.float(), a) * lam, F.l1_loss(rec_b.float(), b) * lam
             g_loss = g_ab + g_ba + cycle_a + cycle_b + idt_a + idt_b
         opt_g, opt_d = self.optimizers["G"], self.optimizers["D"]
@@ -135,8 +136,8 @@ class CycleGAN(TransferFamily):
         D_b.requires_grad_(True)
         seen_a, seen_b = self.pool_a.query(fake_a.detach()), self.pool_b.query(fake_b.detach())
         with devices.autocast(dev):
-            d_a = _real_fake(D_a(torch.cat([a, seen_a])), len(a))
-            d_b = _real_fake(D_b(torch.cat([b, seen_b])), len(b))
+            d_a = _real_fake(D_a(aug_a(torch.cat([a, seen_a]))), len(a))
+            d_b = _real_fake(D_b(aug_b(torch.cat([b, seen_b]))), len(b))
             d_loss = d_a + d_b
         opt_d.zero_grad(set_to_none=True)
         d_loss.backward()

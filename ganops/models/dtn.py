@@ -70,7 +70,7 @@ class DTN(TransferFamily):
         return f((match_channels(x, self.info.channels).float() + 1) * 0.5)
 
     def train_step(self, batch: TransferBatch) -> Mapping[str, torch.Tensor]:
-        tp, dev, f, G, D = self.tp, self.ctx.device, self.f, self.G, self.D
+        tp, dev, f, G, D, A = self.tp, self.ctx.device, self.f, self.G, self.D, self.aug_target
         xs, xt = batch.source, batch.target.contiguous(memory_format=self.ctx.memory_format)
         B = len(xs)
         cls = lambda k: torch.full((B,), k, dtype=torch.long, device=dev)  # noqa: E731
@@ -79,16 +79,17 @@ class DTN(TransferFamily):
         D.requires_grad_(True)
         with devices.autocast(dev):
             gs, gt = G(fs), G(ft)
-            d_loss = (F.cross_entropy(D(gs.detach()).float(), cls(FAKE_SOURCE))
-                      + F.cross_entropy(D(gt.detach()).float(), cls(FAKE_TARGET))
-                      + F.cross_entropy(D(xt).float(), cls(REAL_TARGET)))
+            d_loss = (F.cross_entropy(D(A(gs.detach())).float(), cls(FAKE_SOURCE))
+                      + F.cross_entropy(D(A(gt.detach())).float(), cls(FAKE_TARGET))
+                      + F.cross_entropy(D(A(xt)).float(), cls(REAL_TARGET)))
         opt_g, opt_d = self.optimizers["G"], self.optimizers["D"]
         opt_d.zero_grad(set_to_none=True)
         d_loss.backward()
         opt_d.step()
         D.requires_grad_(False)
         with devices.autocast(dev):
-            gan = (F.cross_entropy(D(gs).float(), cls(REAL_TARGET)) + F.cross_entropy(D(gt).float(), cls(REAL_TARGET)))
+            gan = (F.cross_entropy(D(A(gs)).float(), cls(REAL_TARGET))
+                   + F.cross_entropy(D(A(gt)).float(), cls(REAL_TARGET)))
             const = F.mse_loss(self.encode(f, gs).float(), fs.float())
             tid = F.mse_loss(gt.float(), xt)
             tv = _total_variation(gs.float()) if tp.tv_weight > 0 else torch.zeros((), device=dev)

@@ -19,6 +19,7 @@ from ganops.catalog.losses import get_loss
 from ganops.core import device as devices
 from ganops.core.params import TrainParams
 from ganops.core.pixels import to_uint8
+from ganops.models.augment import Augment
 from ganops.models.base import Context, DataInfo, Family, TrainData, check_images
 from ganops.models.batches import BatchSampler
 from ganops.models.blocks import DConfig, Discriminator, GConfig, Generator, check_resolution
@@ -94,6 +95,19 @@ class GANFamily(Family):
                                     use_features=icgan, device=ctx.device, rng=ctx.rngs["data"],
                                     share=ctx.share)
         self._grid = self._grid_inputs()
+        # what D sees of every image, real and fake, in D's step and G's (none: the images themselves)
+        self.aug = Augment.of(tp.augment, info.channels, tp.batch_size)
+        if tp.augment.kind == "ada":
+            self.loss_names = (*type(self).loss_names, "ada_p")
+        if tp.augment.kind != "none" and ctx.world.grouped:   # each rank augments its share with draws of its own
+            torch.manual_seed(ctx.rank_seed(ctx.p.seed + 4))
+
+    def extra_state(self):
+        return {"augment": self.aug.state()}
+
+    def load_extra_state(self, state) -> None:
+        if "augment" in state:
+            self.aug.load(state["augment"], self.ctx.device)
 
     def configure_optimizers(self):
         tp = self.tp
@@ -120,7 +134,7 @@ class GANFamily(Family):
     # ------------------------------------------------------------ the step
 
     def train_step(self, batch: GANBatch) -> Mapping[str, torch.Tensor]:
-        G, D, dev, fmt = self.G, self.D, self.ctx.device, self.ctx.memory_format
+        G, D, A, dev, fmt = self.G, self.D, self.aug, self.ctx.device, self.ctx.memory_format
         opt_g, opt_d = self.optimizers["G"], self.optimizers["D"]
         D.requires_grad_(True)
         for k, ((x, y, h), (yf, hf)) in enumerate(zip(batch.real, batch.fake)):
@@ -129,20 +143,24 @@ class GANFamily(Family):
             with devices.autocast(dev):
                 with torch.set_grad_enabled(last):      # only the last fake batch feeds G's update
                     fake = G(z, yf, hf)
-                real_logits = D(x.contiguous(memory_format=fmt), y, h)
-                fake_logits = D(fake.detach(), yf, hf)
+                real_logits = D(A(x).contiguous(memory_format=fmt), y, h)
+                fake_logits = D(A(fake.detach()), yf, hf)
                 d_loss = self.loss.d(real_logits.float(), fake_logits.float())
             opt_d.zero_grad(set_to_none=True)
             d_loss.backward()
             opt_d.step()
+            A.observe(real_logits, self.ctx.world)
         D.requires_grad_(False)
         with devices.autocast(dev):
-            g_loss = self.loss.g(D(fake, yf, hf).float())
+            g_loss = self.loss.g(D(A(fake), yf, hf).float())
         opt_g.zero_grad(set_to_none=True)
         g_loss.backward()
         opt_g.step()
-        return {"d_loss": d_loss.detach(), "g_loss": g_loss.detach(),
-                "d_real": real_logits.detach().float().mean(), "d_fake": fake_logits.detach().float().mean()}
+        out = {"d_loss": d_loss.detach(), "g_loss": g_loss.detach(),
+               "d_real": real_logits.detach().float().mean(), "d_fake": fake_logits.detach().float().mean()}
+        if "ada_p" in self.loss_names:
+            out["ada_p"] = torch.tensor(A.p, device=dev)
+        return out
 
     # ------------------------------------------------------------ the progress grid
 

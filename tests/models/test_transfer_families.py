@@ -56,14 +56,16 @@ def _kill_at(step: int):
     return log
 
 
+@pytest.mark.parametrize("augment", ["none", "diffaugment"])
 @pytest.mark.parametrize("family", ["cyclegan", "dtn"])
-def test_transfer_resume_is_bit_exact(domains, family, tmp_path):
+def test_transfer_resume_is_bit_exact(domains, family, augment, tmp_path):
     source, target, f = domains
     data = TrainData(source, target_images=target, source_classifier=f)
-    straight = run(params(family), data, checkpoint_path=tmp_path / "a.pt")
+    p = params(family, augment=augment)     # DiffAugment: its draws resume with the rest
+    straight = run(p, data, checkpoint_path=tmp_path / "a.pt")
     with pytest.raises(Killed):
-        run(params(family), data, checkpoint_path=tmp_path / "b.pt", log=_kill_at(3))
-    resumed = run(params(family), data, checkpoint_path=tmp_path / "b.pt")
+        run(p, data, checkpoint_path=tmp_path / "b.pt", log=_kill_at(3))
+    resumed = run(p, data, checkpoint_path=tmp_path / "b.pt")
     assert resumed.resumed_from == 3 and resumed.steps == 6
     for name in straight.states:
         _same(straight.states[name], resumed.states[name])
@@ -72,6 +74,10 @@ def test_transfer_resume_is_bit_exact(domains, family, tmp_path):
     assert a["optimizers"]["G"]["param_groups"][0]["lr"] == b["optimizers"]["G"]["param_groups"][0]["lr"]
     for k, v in a["family_state"].items():       # CycleGAN's pools of fakes
         assert torch.equal(v, b["family_state"][k]), k
+    if augment != "none":                        # the discriminators saw other images than without it
+        plain = run(params(family), data)
+        d = "D" if family == "dtn" else "D_a"
+        assert any(not torch.equal(v, straight.states[d][k]) for k, v in plain.states[d].items())
 
 
 def test_cyclegan_trains_all_four_networks_and_decays_the_learning_rate(domains):

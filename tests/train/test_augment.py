@@ -1,0 +1,127 @@
+"""What D sees: DiffAugment and ADA (kornia's transforms) on real and fake alike, differentiable, inside exact
+resume; ADA's probability follows D's overfitting signal; the evaluation reads that signal on held-out images."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from ganops.core.params import Params, ParamsError
+from ganops.evaluate import overfitting
+from ganops.models.augment import Augment
+from ganops.train import train
+
+torch.set_num_threads(1)
+
+
+def params(**train_kw) -> Params:
+    base = {"family": "dcgan", "steps": 6, "batch_size": 8, "g_filters": 8, "d_filters": 8, "z_dim": 16, "h_dim": 8,
+            "log_every": 1, "checkpoint_every": 3, "grid_size": 16}
+    base.update(train_kw)
+    return Params.model_validate({"seed": 3, "device": "cpu", "train": base})
+
+
+@pytest.fixture(scope="module")
+def images():
+    return np.random.default_rng(0).integers(0, 256, (40, 1, 16, 16), dtype=np.uint8)
+
+
+@pytest.mark.parametrize("channels", [1, 3])
+@pytest.mark.parametrize("policy", ["color", "translation", "cutout", "color,translation,cutout"])
+def test_diffaugment_changes_every_image_and_lets_gradients_through(channels, policy):
+    torch.manual_seed(0)
+    x = (torch.rand(16, channels, 16, 16) * 2 - 1).requires_grad_(True)
+    out = Augment("diffaugment", channels, policy=policy)(x)
+    assert out.shape == x.shape and out.dtype == x.dtype
+    changed = (out - x).detach().abs().flatten(1).amax(1) > 1e-4
+    assert bool(changed.all()), f"{policy}: {int((~changed).sum())} images left as they were"
+    out.square().sum().backward()            # G learns through D's view of its samples
+    assert x.grad is not None and x.grad.abs().sum() > 0
+
+
+def test_no_augmentation_is_the_identity_and_ada_starts_at_zero():
+    x = torch.rand(4, 1, 16, 16) * 2 - 1
+    assert torch.equal(Augment("none", 1)(x), x)
+    ada = Augment("ada", 1)
+    assert ada.p == 0.0 and torch.equal(ada(x), x)   # ADA adds augmentation only once D overfits
+
+
+def test_a_bad_policy_or_kind_names_the_key_and_what_is_allowed():
+    with pytest.raises(ParamsError, match=r"train\.augment\.policy': value 'color,zoom' is not allowed; expected a "
+                                          r"comma-separated subset of color, translation, cutout"):
+        _load("train.augment.policy=color,zoom")
+    with pytest.raises(ParamsError, match=r"train\.augment\.kind': value 'mixup' is not allowed; expected one of "
+                                          r"'none', 'diffaugment' or 'ada'"):
+        _load("train.augment=mixup")
+    assert _load("train.augment=ada").train.augment.kind == "ada"      # the kind alone, its keys' defaults
+
+
+def _load(item: str) -> Params:
+    from ganops.core import params as P
+
+    return P.load(None, [item])
+
+
+class _World:   # one process: the mean of a tensor is itself
+    def mean(self, t):
+        return t
+
+
+def test_ada_raises_p_while_d_is_sure_of_the_reals_and_lowers_it_when_not():
+    ada = Augment("ada", 1, target=0.6, interval=2, kimg=0.1, batch=10)   # a step of 10·2/100 = 0.2 per adjustment
+    sure, unsure = torch.full((10,), 3.0), torch.tensor([1.0] * 5 + [-1.0] * 5)
+    for _ in range(4):                       # r_t = 1 > 0.6 for two intervals
+        ada.observe(sure, _World())
+    assert ada.p == pytest.approx(0.4) and ada.rt == 1.0
+    assert all(op.p == pytest.approx(0.4) for op in ada.ops)
+    for _ in range(6):                       # r_t = 0 < 0.6 for three intervals: down, and never below 0
+        ada.observe(unsure, _World())
+    assert ada.p == 0.0 and ada.rt == 0.0
+    for _ in range(20):
+        ada.observe(sure, _World())
+    assert ada.p == 1.0                      # and never above 1
+
+
+@pytest.mark.parametrize("augment", ["diffaugment", "ada"])
+def test_an_augmented_training_resumes_bit_exactly(images, tmp_path, augment):
+    # ADA's p moves at every step (a fast D, sure of the reals at once, and a low target)
+    kw = {"augment": {"kind": augment, "ada_kimg": 0.1, "ada_interval": 1, "ada_target": 0.05}, "lr_d": 0.01}
+    straight = train(params(**kw), images, checkpoint_path=tmp_path / "a.pt")
+    train(params(**kw, steps=3), images, checkpoint_path=tmp_path / "b.pt")
+    resumed = train(params(**kw), images, checkpoint_path=tmp_path / "b.pt")
+    assert resumed.resumed_from == 3
+    for net in ("G", "D"):
+        for k, v in straight.states[net].items():
+            assert torch.equal(v, resumed.states[net][k]), f"{net}.{k}"
+    if augment == "ada":
+        ps = [e["ada_p"] for e in straight.history]
+        assert ps == [e["ada_p"] for e in resumed.history] and max(ps) > 0   # p itself resumed, and logged
+    plain = train(params(), images)
+    assert not torch.equal(plain.states["G"]["out.weight"], straight.states["G"]["out.weight"])
+
+
+def test_the_overfitting_signal_reads_a_memorising_d():
+    # D sure of the training images, calling held-out ones as fake as samples: r_v = 1
+    sig = overfitting.signal(np.full(50, 4.0), np.full(50, -2.0), np.full(50, -2.0))
+    assert sig["d_rt_train"] == 1.0 and sig["d_rt_holdout"] == -1.0 and sig["d_rv"] == pytest.approx(1.0)
+    # D telling held-out images from training ones no better than chance: r_v = 0
+    sig = overfitting.signal(np.array([1.0, -1.0] * 25), np.array([-1.0, 1.0] * 25), np.full(50, -3.0))
+    assert sig["d_rv"] == pytest.approx(0.0) and sig["d_rt_holdout"] == 0.0
+
+
+def test_a_d_trained_long_on_few_images_is_surer_of_them_than_of_held_out_ones():
+    """Real overfitting: 16 training images, a D trained for many steps; held-out images of the same
+    distribution get lower outputs than the images it trained on."""
+    from sklearn.datasets import load_digits
+
+    from ganops.models import load_model
+
+    digits = load_digits()
+    x = np.repeat(np.repeat((digits.images * 255 / 16).astype(np.uint8), 2, 1), 2, 2)[:, None]   # 16×16
+    train_x, held = x[:16], x[200:400]
+    res = train(params(steps=300, batch_size=16, checkpoint_every=1000, log_every=100, ema=False), train_x)
+    D = load_model(res.weights()).discriminator()
+    sig = overfitting.signal(overfitting.d_outputs(D, train_x), overfitting.d_outputs(D, held),
+                             overfitting.d_outputs(D, np.zeros_like(held)))
+    assert sig["d_mean_train"] > sig["d_mean_holdout"] and sig["d_rv"] > 0.1, sig
