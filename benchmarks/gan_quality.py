@@ -60,7 +60,7 @@ def main() -> None:
             seconds[label] = round(time.perf_counter() - t0, 1)
             print(f"{label}: {seconds[label]} s", flush=True)
             # the variants share one artifact folder: take each row as soon as it is evaluated
-            rows += [{**r, "family": f"{r['family']} ({p.train.augment})" if aug else r["family"]}
+            rows += [{**r, "family": f"{r['family']} ({p.train.augment.kind})" if aug else r["family"]}
                      for r in leaderboard(root, p) if r["family"].split()[0] == p.train.family]
     rows.sort(key=lambda r: r.get("fid_evaluator", float("inf")))
     judge = json.loads((root / "data/evaluator/mnist/meta.json").read_text())["metrics"]

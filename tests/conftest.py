@@ -31,7 +31,7 @@ def fast_overrides(**extra: object) -> list[str]:
     base = {"data.limit": 300, "data.resolution": 16, "embed.epochs": 1, "embed.min_steps": 0, "embed.batch_size": 64,
             "neighbors.k": 5, "device": "cpu", "train.steps": 60, "train.g_filters": 8, "train.d_filters": 8,
             "train.batch_size": 16, "train.checkpoint_every": 20, "train.sample_every": 30, "train.grid_size": 16,
-            "evaluator.epochs": 1, "evaluator.batch_size": 64, "evaluate.n_samples": 100, "evaluate.batch_size": 100,
+            "evaluator.epochs": 1, "evaluator.min_steps": 0, "evaluator.batch_size": 64, "evaluate.n_samples": 100, "evaluate.batch_size": 100,
             "evaluate.kid_subsets": 10, "evaluate.kid_subset_size": 50, "evaluate.per_label": 10,
             "evaluate.instances": 4, "evaluate.per_instance": 4, "evaluate.ppl_pairs": 20,
             "evaluate.min_diversity": 0.0,     # a 60-step generator is near collapse: let the tests' promote
@@ -41,7 +41,8 @@ def fast_overrides(**extra: object) -> list[str]:
             "transfer.steps": 8, "transfer.batch_size": 8, "transfer.g_filters": 8, "transfer.d_filters": 8,
             "transfer.n_blocks": 1, "transfer.pool_size": 5, "transfer.checkpoint_every": 4,
             "transfer.sample_every": 4, "transfer.grid_size": 4, "transfer.source_evaluator.epochs": 1,
-            "transfer.source_evaluator.batch_size": 64,
+            "transfer.source_evaluator.batch_size": 64, "transfer.source_evaluator.min_steps": 0,
+            "transfer.target_evaluator.min_steps": 0,
             "transfer.source_classifier.epochs": 1, "transfer.source_classifier.batch_size": 64,
             "transfer.target_evaluator.epochs": 10,     # a judge under 80% may not crown a translator: ~0.97
             "transfer.target_evaluator.batch_size": 64}

@@ -119,7 +119,7 @@ class AugmentParams(_Section):
     ada_target: float = Field(0.6, gt=0, lt=1, description="kind=ada: the r_t = E[sign(D(real))] it steers p to")
     ada_kimg: float = Field(100.0, gt=0, description="kind=ada: thousands of images over which p can go from 0 to 1 "
                             "(stylegan2-ada: 500 for long runs)")
-    ada_interval: int = Field(4, ge=1, description="kind=ada: steps between adjustments of p")
+    ada_interval: int = Field(4, ge=1, description="kind=ada: D updates between adjustments of p")
 
     @model_validator(mode="before")
     @classmethod
@@ -172,6 +172,8 @@ class EvaluatorParams(_Section):
                                       "classifier when the dataset has labels, simclr otherwise")
     dim: int = Field(128, ge=2, le=4096, description="feature size")
     epochs: int = Field(8, ge=1, description="training epochs")
+    min_steps: int = Field(200, ge=0, description="at least this many updates, in whole epochs: a judge of a small "
+                           "dataset needs them (1,000 MNIST images: 32 updates read held-out images at 0.61, 160 at 0.96)")
     batch_size: int = Field(256, ge=2)
     lr: float = Field(2e-3, gt=0)
     augment: Literal["mild", "cross_domain"] = Field(
@@ -192,7 +194,7 @@ class SourceClassifierParams(_Section):
 
     def as_evaluator(self) -> EvaluatorParams:
         """The same network and training as an evaluator classifier (one trainer for both)."""
-        return EvaluatorParams(kind="classifier", **self.model_dump())
+        return EvaluatorParams(kind="classifier", min_steps=0, **self.model_dump())
 
 
 class TransferParams(_Section):

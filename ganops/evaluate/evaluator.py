@@ -38,7 +38,8 @@ def resolve_kind(p: Params, labels: np.ndarray) -> str:
 def _as_embed_params(p: Params, kind: str) -> Params:
     """The encoders' trainers read ``p.embed``: give them the evaluator's settings instead."""
     ev = p.evaluator
-    embed = EmbedParams(encoder=kind, dim=ev.dim, epochs=ev.epochs, min_steps=0, batch_size=ev.batch_size, lr=ev.lr)
+    embed = EmbedParams(encoder=kind, dim=ev.dim, epochs=ev.epochs, min_steps=ev.min_steps, batch_size=ev.batch_size,
+                        lr=ev.lr)
     return p.model_copy(update={"embed": embed})
 
 

@@ -28,8 +28,8 @@ def d_outputs(D, images: np.ndarray, labels: np.ndarray | None = None, features:
     for s in range(0, len(images), batch_size):
         chunk = torch.from_numpy(np.array(images[s:s + batch_size])).to(dev)
         x = to_float(chunk) if chunk.dtype == torch.uint8 else chunk.float()
-        y = None if labels is None else torch.from_numpy(np.asarray(labels[s:s + batch_size], np.int64)).to(dev)
-        h = None if features is None else torch.from_numpy(np.asarray(features[s:s + batch_size], np.float32)).to(dev)
+        y = None if labels is None else torch.from_numpy(np.array(labels[s:s + batch_size], np.int64)).to(dev)
+        h = None if features is None else torch.from_numpy(np.array(features[s:s + batch_size], np.float32)).to(dev)
         out.append(D(x, y, h).float().reshape(len(x), -1).mean(1).cpu().numpy())
     return np.concatenate(out) if out else np.zeros(0, np.float32)
 

@@ -6,8 +6,8 @@ images).
   translation and cutout, each applied to every image, in D's step and in G's (gradients flow through them).
 - ``ada`` (Karras et al. 2020, "Training GANs with Limited Data"): a pipeline of geometric and colour
   transforms, each applied with probability p, and p steered by D's overfitting signal r_t = E[sign(D(real))]:
-  every ``ada_interval`` steps p moves toward keeping r_t at ``ada_target``, by at most
-  batch·interval / (ada_kimg·1000) (p can go from 0 to 1 in ``ada_kimg`` thousand images). p is checkpointed.
+  every ``ada_interval`` D updates p moves toward keeping r_t at ``ada_target``, by
+  exactly batch·interval / (ada_kimg·1000) (p can go from 0 to 1 in ``ada_kimg`` thousand images). p is checkpointed.
   ADA's horizontal flip and 90° rotations are left out: digits and text are not invariant to them, and on
   short budgets p rises high enough for them to leak.
 

@@ -158,7 +158,7 @@ def test_nproc_trains_on_two_ranks_and_rank_0_alone_writes_and_logs(project, tmp
 def test_the_encoders_and_the_evaluator_train_on_two_ranks_too(project, tmp_path):
     root = _copy(project, tmp_path / "encoders")
     sets = ["embed.encoder=simclr", "embed.epochs=1", "embed.min_steps=4", "embed.batch_size=32",
-            "evaluator.epochs=1", "evaluator.batch_size=32", "tracking.enabled=false"]
+            "evaluator.epochs=1", "evaluator.min_steps=0", "evaluator.batch_size=32", "tracking.enabled=false"]
     _ganops(root, "stage", "embeddings", "-q", "--nproc", "2", sets=sets)     # SimCLR: negatives from both ranks
     _ganops(root, "stage", "evaluator", "-q", "--nproc", "2", sets=sets)
     for artifact in ("embeddings/digits/simclr", "evaluator/digits"):
