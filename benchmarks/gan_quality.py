@@ -53,7 +53,7 @@ def main() -> None:
     rows = []
     for name in args.families:
         for aug in args.augments:
-            p = P.load(REPO / "params.yaml", [*common, *VARIANTS[name], *([f"train.augment={aug}"] if aug else [])])
+            p = P.load(REPO / "params.yaml", [*common, *VARIANTS[name], *([f"train.augment.kind={aug}"] if aug else [])])
             label = name if aug is None else f"{name}+{aug}"
             t0 = time.perf_counter()
             stages.run_all(p, root)

@@ -39,6 +39,8 @@ class _Section(BaseModel):
     @model_validator(mode="before")
     @classmethod
     def _renamed(cls, v: Any) -> Any:
+        if isinstance(v, str) and "kind" in cls.model_fields:   # a section with a kind takes it alone: `augment: ada`
+            return {"kind": v}
         if not isinstance(v, dict):
             return v
         v = dict(v)
@@ -120,11 +122,6 @@ class AugmentParams(_Section):
     ada_kimg: float = Field(100.0, gt=0, description="kind=ada: thousands of images over which p can go from 0 to 1 "
                             "(stylegan2-ada: 500 for long runs)")
     ada_interval: int = Field(4, ge=1, description="kind=ada: D updates between adjustments of p")
-
-    @model_validator(mode="before")
-    @classmethod
-    def _kind_alone(cls, v: Any) -> Any:
-        return {"kind": v} if isinstance(v, str) else v     # `--set train.augment=ada`
 
     @field_validator("policy")
     @classmethod
@@ -520,12 +517,28 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str] | dict[str, Any]) 
         node = out
         for i, part in enumerate(parts[:-1]):
             child = node.setdefault(part, {})
+            if isinstance(child, str) and _kind_section(parts[: i + 1]):   # `augment: ada`, then one of its keys
+                child = node[part] = {"kind": child}
             if not isinstance(child, dict):
                 where = ".".join(parts[: i + 1])
                 raise ParamsError(f"key '{dotted}': '{where}' is a value, not a section")
             node = child
-        node[parts[-1]] = value
+        if isinstance(value, str) and isinstance(node.get(parts[-1]), dict) and _kind_section(parts):
+            node[parts[-1]] = {**node[parts[-1]], "kind": value}   # the kind alone keeps the section's other keys
+        else:
+            node[parts[-1]] = value
     return out
+
+
+def _kind_section(parts: list[str]) -> bool:
+    """Whether the dotted path names a section with a ``kind`` that a word alone may set (``train.augment=ada``)."""
+    model: Any = Params
+    for part in parts:
+        field = model.model_fields.get(part) if isinstance(model, type) and issubclass(model, BaseModel) else None
+        if field is None:
+            return False
+        model = field.annotation
+    return isinstance(model, type) and issubclass(model, BaseModel) and "kind" in model.model_fields
 
 
 def validate(raw: dict[str, Any]) -> Params:

@@ -180,3 +180,16 @@ def test_an_empty_params_file_runs_on_the_defaults_with_a_word(tmp_path, caplog,
     with caplog.at_level("WARNING", logger="ganops.params"):
         P.load(REPO / "params.yaml", required=True)
     assert "is empty" not in caplog.text
+
+
+def test_a_section_with_a_kind_takes_the_kind_alone_and_keeps_its_other_keys(tmp_path):
+    for order in (["train.augment=ada", "train.augment.ada_kimg=20"], ["train.augment.ada_kimg=20", "train.augment=ada"]):
+        a = P.load(None, order).train.augment
+        assert (a.kind, a.ada_kimg) == ("ada", 20.0), order
+    f = tmp_path / "params.yaml"
+    f.write_text("train:\n  augment: diffaugment\nevaluator: classifier\n")
+    p = P.load(f, ["train.augment.policy=translation"])
+    assert (p.train.augment.kind, p.train.augment.policy, p.evaluator.kind) == ("diffaugment", "translation",
+                                                                                 "classifier")
+    with pytest.raises(P.ParamsError, match="'data' is a value, not a section"):
+        P.load(None, ["data=mnist", "data.limit=5"])     # a section without a kind takes no word
