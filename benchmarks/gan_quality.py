@@ -63,7 +63,7 @@ def main() -> None:
             rows += [{**r, "family": f"{r['family']} ({p.train.augment.kind})" if aug else r["family"]}
                      for r in leaderboard(root, p) if r["family"].split()[0] == p.train.family]
     rows.sort(key=lambda r: r.get("fid_evaluator", float("inf")))
-    judge = json.loads((root / "data/evaluator/mnist/meta.json").read_text())["metrics"]
+    judge = json.loads((root / "data/evaluator" / p.data.dataset / "meta.json").read_text())["metrics"]
     print(markdown(rows))
     print(f"evaluator held-out accuracy (the judge's ceiling): {judge.get('holdout_accuracy')}")
     keep = ("fid_evaluator", "precision_evaluator", "recall_evaluator", "label_accuracy", "label_accuracy_min",

@@ -14,7 +14,7 @@ def check_policy(policy: str) -> str:
     """A DiffAugment policy: a comma-separated, non-empty subset of ``DIFFAUGMENT_OPS``."""
     names = [s.strip() for s in policy.split(",") if s.strip()]
     bad = [n for n in names if n not in DIFFAUGMENT_OPS]
-    if bad or not names:
+    if bad or not names or len(set(names)) < len(names):
         # worded to follow the schema's "value … is not allowed; expected"
-        raise ValueError(f"a comma-separated subset of {', '.join(DIFFAUGMENT_OPS)}")
+        raise ValueError(f"a comma-separated subset of {', '.join(DIFFAUGMENT_OPS)}, each at most once")
     return ",".join(names)

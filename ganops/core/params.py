@@ -118,10 +118,25 @@ class AugmentParams(_Section):
     kind: Literal[tuple(AUGMENTS)] = Field("none", description="; ".join(f"{k}: {v}" for k, v in AUGMENTS.items()))
     policy: str = Field("color,translation,cutout", description="kind=diffaugment: its transforms, a "
                         "comma-separated subset of color, translation, cutout")
-    ada_target: float = Field(0.6, gt=0, lt=1, description="kind=ada: the r_t = E[sign(D(real))] it steers p to")
-    ada_kimg: float = Field(100.0, gt=0, description="kind=ada: thousands of images over which p can go from 0 to 1 "
-                            "(stylegan2-ada: 500 for long runs)")
+    ada_target: float = Field(0.6, gt=0, lt=1, allow_inf_nan=False,
+                              description="kind=ada: the r_t = E[sign(D(real))] it steers p to")
+    ada_kimg: float = Field(100.0, gt=0, allow_inf_nan=False, description="kind=ada: thousands of images over which p "
+                            "can go from 0 to 1 (stylegan2-ada: 500 for long runs)")
     ada_interval: int = Field(4, ge=1, description="kind=ada: D updates between adjustments of p")
+
+    @field_validator("policy")
+    @classmethod
+    def _policy(cls, v: str) -> str:
+        return check_policy(v)
+
+
+class TransferAugmentParams(_Section):
+    """What the translators' discriminators see: DiffAugment or nothing. ADA steers by the sign of one real/fake
+    logit, and their discriminators give least-squares patches (CycleGAN) or three classes (DTN)."""
+    kind: Literal["none", "diffaugment"] = Field("none", description="none or diffaugment (ADA needs a real/fake logit "
+                                                 "these discriminators do not give)")
+    policy: str = Field("color,translation,cutout", description="kind=diffaugment: its transforms, a "
+                        "comma-separated subset of color, translation, cutout")
 
     @field_validator("policy")
     @classmethod
@@ -233,8 +248,8 @@ class TransferParams(_Section):
     tid_weight: float = Field(15.0, ge=0, description="dtn: β of L_TID, G(x) against x on the target (paper, "
                               "digits)")
     tv_weight: float = Field(0.0, ge=0, description="dtn: γ of the total-variation loss (paper, digits: 0)")
-    augment: AugmentParams = Field(AugmentParams(), description="what the discriminators see of real and translated "
-                                   "images: augment.* keys; none or diffaugment")
+    augment: TransferAugmentParams = Field(TransferAugmentParams(), description="what the discriminators see of real "
+                                           "and translated images: augment.* keys")
     # Not in either paper, but a DTN's per-class modes move from step to step: the average is the steadier
     # translator (as train.ema is the steadier sampler)
     ema: bool = Field(True, description="translate with an EMA of the generators' weights (neither paper does)")
@@ -244,14 +259,6 @@ class TransferParams(_Section):
     checkpoint_every: int = Field(200, ge=1)
     log_every: int = Field(50, ge=1)
     sample_every: int = Field(200, ge=1)
-
-    @field_validator("augment")
-    @classmethod
-    def _no_ada(cls, v: AugmentParams) -> AugmentParams:
-        if v.kind == "ada":   # ADA steers by the sign of one real/fake logit
-            raise ValueError("kind none or diffaugment: ADA steers by the sign of a real/fake logit, and the "
-                             "translators' discriminators give least-squares patches (CycleGAN) or three classes (DTN)")
-        return v
 
     @model_validator(mode="before")
     @classmethod

@@ -64,8 +64,8 @@ class Augment(nn.Module):
     @classmethod
     def of(cls, ap, channels: int, batch: int) -> Augment:
         """From a section's ``augment`` keys (``AugmentParams``)."""
-        return cls(ap.kind, channels, policy=ap.policy, target=ap.ada_target, interval=ap.ada_interval,
-                   kimg=ap.ada_kimg, batch=batch)
+        ada = {"target": ap.ada_target, "interval": ap.ada_interval, "kimg": ap.ada_kimg} if ap.kind == "ada" else {}
+        return cls(ap.kind, channels, policy=ap.policy, batch=batch, **ada)
 
     def __init__(self, kind: str, channels: int, *, policy: str = "color,translation,cutout", target: float = 0.6,
                  interval: int = 4, kimg: float = 100.0, batch: int = 64):

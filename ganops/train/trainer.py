@@ -179,7 +179,7 @@ class Trainer:
             raise TrainError(
                 f"training {self.family.name} needs about {need / gib:.1f} GiB for a step ({weights / gib:.1f} GiB of "
                 f"weights, {act / gib:.1f} GiB of activations) but {free / gib:.1f} GiB is free on {self.device}; "
-                f"lower {section}.batch_size={tp.batch_size}, data.resolution={self.info.resolution} or "
+                f"lower {section}.batch_size={tp.batch_size}{_per_process(self)}, data.resolution={self.info.resolution} or "
                 f"{section}.g_filters={tp.g_filters}/{section}.d_filters={tp.d_filters}")
 
     # ------------------------------------------------------------ the step
@@ -375,15 +375,20 @@ class Trainer:
         return tr.result(resumed_from=resumed, seconds=time.perf_counter() - t0, checkpoint=path)
 
 
+def _per_process(tr: Trainer) -> str:
+    """`` (the global batch, 2048 per process)`` on several ranks; nothing on one."""
+    w = tr.world
+    return f" (the global batch, {tr.family.batch // w.size} per process)" if w.grouped else ""
+
+
 def _out_of_memory(tr: Trainer, exc: BaseException, path: Path | None, last_ckpt: int | None) -> str:
     """One line for an allocation that failed mid-step: where, how much, which keys lower it, what a rerun does."""
-    world, sec, tp = tr.world, tr.section, getattr(tr.p, tr.section)
+    sec, tp = tr.section, getattr(tr.p, tr.section)
     said = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
     asked = re.search(r"[Tt]ried to allocate (\d+(?:\.\d+)? ?[KMGT]i?B|(\d+) bytes)", said)
     more = (asked.group(1) if asked and not asked.group(2) else f"{int(asked.group(2)) / 2 ** 20:.1f} MiB" if asked
             else None)
-    per = f", {tr.family.batch // world.size} per process" if world.grouped else ""
-    keys = [f"{sec}.batch_size={tr.family.batch} (the global batch{per})", f"data.resolution={tr.info.resolution}"]
+    keys = [f"{sec}.batch_size={tr.family.batch}{_per_process(tr)}", f"data.resolution={tr.info.resolution}"]
     if hasattr(tp, "g_filters"):
         keys.append(f"{sec}.g_filters={tp.g_filters}/{sec}.d_filters={tp.d_filters}")
     kept = (f"a rerun resumes from step {last_ckpt} ({path})" if last_ckpt is not None

@@ -55,6 +55,13 @@ def test_a_bad_policy_or_kind_names_the_key_and_what_is_allowed():
                                           r"'none', 'diffaugment' or 'ada'"):
         _load("train.augment=mixup")
     assert _load("train.augment=ada").train.augment.kind == "ada"      # the kind alone, its keys' defaults
+    with pytest.raises(ParamsError, match=r"key 'transfer\.augment\.kind': value 'ada' is not allowed; expected one "
+                                          r"of 'none' or 'diffaugment'"):
+        _load("transfer.augment=ada")     # ADA steers by one real/fake logit: the translators' D give none
+    with pytest.raises(ParamsError, match=r"train\.augment\.policy.*each at most once"):
+        _load("train.augment.policy=color,color")
+    with pytest.raises(ParamsError, match=r"train\.augment\.ada_kimg"):
+        _load("train.augment.ada_kimg=.inf")     # p would never move
 
 
 def _load(item: str) -> Params:
