@@ -115,7 +115,7 @@ class NeighborsParams(_Section):
 
 class AugmentParams(_Section):
     """What the discriminator sees of every image, real and fake (ganops.models.augment)."""
-    kind: Literal[tuple(AUGMENTS)] = Field("none", description="; ".join(f"{k}: {v}" for k, v in AUGMENTS.items()))
+    kind: Literal[tuple(AUGMENTS)] = Field("ada", description="; ".join(f"{k}: {v}" for k, v in AUGMENTS.items()))
     policy: str = Field("color,translation,cutout", description="kind=diffaugment: its transforms, a "
                         "comma-separated subset of color, translation, cutout")
     ada_target: float = Field(0.6, gt=0, lt=1, allow_inf_nan=False,
