@@ -50,8 +50,11 @@ def project(prepared, tmp_path) -> Path:
 
 
 def _start_training(root: Path, sets: list[str]) -> subprocess.Popen:
+    # Ctrl-C live, as in a terminal, even when the test runner itself was started with SIGINT ignored (a
+    # background job of a non-interactive shell): an ignored SIGINT is inherited and Python keeps it ignored
     return subprocess.Popen(ganops_args("stage", "train", sets=sets), cwd=root, env=ENV, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, start_new_session=True)
+                            stderr=subprocess.PIPE, start_new_session=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
 
 
 def _kill(proc: subprocess.Popen) -> None:
