@@ -115,8 +115,8 @@ class NeighborsParams(_Section):
 
 class AugmentParams(_Section):
     """What the discriminator sees of every image, real and fake (ganops.models.augment)."""
-    kind: Literal[tuple(AUGMENTS)] = Field("ada", description="; ".join(f"{k}: {v}" for k, v in AUGMENTS.items()))
-    policy: str = Field("color,translation,cutout", description="kind=diffaugment: its transforms, a "
+    kind: Literal[tuple(AUGMENTS)] = Field("diffaugment", description="; ".join(f"{k}: {v}" for k, v in AUGMENTS.items()))
+    policy: str = Field("translation", description="kind=diffaugment: its transforms, a "
                         "comma-separated subset of color, translation, cutout")
     ada_target: float = Field(0.6, gt=0, lt=1, allow_inf_nan=False,
                               description="kind=ada: the r_t = E[sign(D(real))] it steers p to")

@@ -242,7 +242,7 @@ def test_callbacks_get_metrics_and_progress_grids(data):
     assert {"d_loss", "g_loss", "d_real", "d_fake", "steps_per_s"} <= set(logs[0][1])
     assert [s for s, *_ in grids] == [3, 4]
     assert grids[0][1].shape == (16, 1, RES, RES) and grids[0][1].dtype == np.uint8 and grids[0][2] == 10
-    assert r.final_losses.keys() == {"d_loss", "g_loss", "d_real", "d_fake", "ada_p"}   # ADA's p, by default
+    assert r.final_losses.keys() == {"d_loss", "g_loss", "d_real", "d_fake"}
 
 
 def test_conditioning_changes_the_output(data, tmp_path):
