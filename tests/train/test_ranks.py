@@ -26,7 +26,9 @@ ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"}
 TINY_TRANSFER = ["transfer.steps=4", "transfer.batch_size=8", "transfer.g_filters=4", "transfer.d_filters=4",
                  "transfer.n_blocks=1", "transfer.pool_size=0", "transfer.grid_size=4",
                  "transfer.source.resolution=16", "transfer.target.resolution=16"]
-TINY_GAN = ["train.steps=4", "train.batch_size=8", "train.g_filters=8", "train.d_filters=8", "train.grid_size=4"]
+# no augmentation: each rank draws its own (the same global batch still trains, but not the same bytes)
+TINY_GAN = ["train.steps=4", "train.batch_size=8", "train.g_filters=8", "train.d_filters=8", "train.grid_size=4",
+            "train.augment=none"]
 
 
 def _torchrun(nproc: int, *args: str, timeout: float = 240) -> subprocess.CompletedProcess:
