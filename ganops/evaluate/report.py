@@ -8,6 +8,7 @@ for IC-GAN, labels from the training distribution for cGAN), seeded by ``evaluat
 
 from __future__ import annotations
 
+import functools
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -63,6 +64,10 @@ def evaluate(x: Inputs, p: Params, out: Path, device: torch.device) -> Report:
                                                  "pipeline (data/evaluator); not comparable with Inception figures"}}
     pics: dict[str, str] = {}
 
+    @functools.cache
+    def held_h() -> np.ndarray:       # IC-GAN: the held-out images embedded once, by whichever section needs them
+        return x.embed_held(np.asarray(x.held_images))
+
     # -- distribution metrics: samples from the model of the data against the real training images
     y, h, picks = model.data_conditions(e.n_samples, e.seed, x.h, x.labels)
     fake = model.generate(e.n_samples, seed=e.seed, labels=y, features=h, batch_size=e.batch_size)
@@ -116,7 +121,7 @@ def evaluate(x: Inputs, p: Params, out: Path, device: torch.device) -> Report:
             s.fakes[:8]).name
         if len(x.held_images) and x.embed_held is not None:
             held = np.sort(rng.choice(len(x.held_images), min(e.instances, len(x.held_images)), replace=False))
-            hh = x.embed_held(np.asarray(x.held_images[held]))
+            hh = held_h()[held]
             rows = instances.held_out_neighbors(np.asarray(x.h), hh, x.neighbors.shape[1])
             ok = x.held_labels[held] >= 0
             labels_for = np.where(ok, x.held_labels[held], 0) if cc else None
@@ -149,13 +154,12 @@ def evaluate(x: Inputs, p: Params, out: Path, device: torch.device) -> Report:
         flat = lambda a: np.asarray(a, np.float32).reshape(len(a), -1) / 255.0  # noqa: E731
         m["probe_pixels"] = probe.linear_probe(flat(x.images), x.labels, flat(x.held_images), x.held_labels, e.seed)
         if x.h is not None and x.embed_held is not None:
-            m["probe_encoder"] = probe.linear_probe(np.asarray(x.h), x.labels, x.embed_held(np.asarray(x.held_images)),
-                                                    x.held_labels, e.seed)
+            m["probe_encoder"] = probe.linear_probe(np.asarray(x.h), x.labels, held_h(), x.held_labels, e.seed)
 
     # -- D's overfitting signal (ADA's r_t): D on training images against held-out ones and samples
     if len(x.held_images) and (not c.instance or x.embed_held is not None) and (
             not c.label or (x.held_labels >= 0).all()):
-        m.update(_d_signal(model, x, fake, y, h, e.seed))
+        m.update(_d_signal(model, x, fake, y, h, held_h if c.instance else None, e.seed))
 
     # -- pictures a person wants
     cond_rows = model.data_conditions(PER_ROW, e.seed, x.h, x.labels)
@@ -173,7 +177,7 @@ def evaluate(x: Inputs, p: Params, out: Path, device: torch.device) -> Report:
     return Report({k: float(v) for k, v in m.items()}, details, pics)
 
 
-def _d_signal(model: GeneratorModel, x: Inputs, fake: np.ndarray, y, h, seed: int) -> dict[str, float]:
+def _d_signal(model: GeneratorModel, x: Inputs, fake: np.ndarray, y, h, held_h, seed: int) -> dict[str, float]:
     """``overfitting.signal`` on as many training images as there are held-out ones (at least 1,000 where the
     training set has them), each with its own condition; the samples with theirs."""
     c, D = model.conditions, model.discriminator()
@@ -183,7 +187,7 @@ def _d_signal(model: GeneratorModel, x: Inputs, fake: np.ndarray, y, h, seed: in
     train = overfitting.d_outputs(D, np.asarray(x.images[idx]), x.labels[idx] if c.label else None,
                                   np.asarray(x.h[idx]) if c.instance else None)
     held_out = overfitting.d_outputs(D, held, x.held_labels if c.label else None,
-                                     x.embed_held(held) if c.instance else None)
+                                     held_h() if c.instance else None)
     generated = overfitting.d_outputs(D, fake, y, h)
     return overfitting.signal(train, held_out, generated)
 

@@ -71,6 +71,16 @@ class Context:
         """A seed of a stream each rank draws on its own (rank 0's is ``seed``: a world of one is unchanged)."""
         return seed + 7919 * self.world.rank
 
+    def augment(self, ap, channels: int, batch: int):
+        """What a discriminator sees of every image (``ganops.models.augment``) under ``ap`` (an augment section).
+        The transforms draw from torch's global stream, which the checkpoint keeps per rank; with several ranks
+        each rank seeds its own, so that the ranks' shares are not augmented alike."""
+        from ganops.models.augment import Augment
+
+        if ap.kind != "none" and self.world.grouped:
+            torch.manual_seed(self.rank_seed(self.p.seed + 4))
+        return Augment.of(ap, channels, batch)
+
     @property
     def memory_format(self) -> torch.memory_format:
         return torch.channels_last if self.channels_last else torch.contiguous_format

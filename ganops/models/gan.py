@@ -19,7 +19,6 @@ from ganops.catalog.losses import get_loss
 from ganops.core import device as devices
 from ganops.core.params import TrainParams
 from ganops.core.pixels import to_uint8
-from ganops.models.augment import Augment
 from ganops.models.base import Context, DataInfo, Family, TrainData, check_images
 from ganops.models.batches import BatchSampler
 from ganops.models.blocks import DConfig, Discriminator, GConfig, Generator, check_resolution
@@ -96,11 +95,9 @@ class GANFamily(Family):
                                     share=ctx.share)
         self._grid = self._grid_inputs()
         # what D sees of every image, real and fake, in D's step and G's (none: the images themselves)
-        self.aug = Augment.of(tp.augment, info.channels, tp.batch_size)
+        self.aug = ctx.augment(tp.augment, info.channels, tp.batch_size)
         if tp.augment.kind == "ada":
             self.loss_names = (*type(self).loss_names, "ada_p")
-        if tp.augment.kind != "none" and ctx.world.grouped:   # each rank augments its share with draws of its own
-            torch.manual_seed(ctx.rank_seed(ctx.p.seed + 4))
 
     def extra_state(self):
         return {"augment": self.aug.state()}

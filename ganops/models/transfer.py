@@ -15,7 +15,6 @@ from torch import nn
 from ganops.core import device as devices
 from ganops.core.params import TransferParams
 from ganops.core.pixels import to_uint8
-from ganops.models.augment import Augment
 from ganops.models.base import Context, DataInfo, Family, TrainData, check_images
 from ganops.models.batches import BatchSampler
 from ganops.models.errors import TrainError
@@ -65,10 +64,8 @@ class TransferFamily(Family):
                                              device=ctx.device, rng=ctx.rngs["data"], share=ctx.share)
         self.source, self.target = domain(data.images), domain(data.target_images)
         # what each domain's discriminator sees of its real and translated images (none: the images themselves)
-        self.aug_source = Augment.of(self.tp.augment, info.channels, self.batch)
-        self.aug_target = Augment.of(self.tp.augment, info.target_channels, self.batch)
-        if self.tp.augment.kind != "none" and ctx.world.grouped:   # each rank's draws its own
-            torch.manual_seed(ctx.rank_seed(ctx.p.seed + 5))
+        self.aug_source = ctx.augment(self.tp.augment, info.channels, self.batch)
+        self.aug_target = ctx.augment(self.tp.augment, info.target_channels, self.batch)
         rng = torch.Generator().manual_seed(ctx.p.seed + 3)      # the grid's own: training RNG untouched
         k = min(self.tp.grid_size, info.n)
         self._grid_source = self.source.images_at(torch.randperm(info.n, generator=rng)[:k].sort().values)

@@ -133,3 +133,22 @@ def test_a_d_trained_long_on_few_images_is_surer_of_them_than_of_held_out_ones()
     sig = overfitting.signal(overfitting.d_outputs(D, train_x), overfitting.d_outputs(D, held),
                              overfitting.d_outputs(D, np.zeros_like(held)))
     assert sig["d_mean_train"] > sig["d_mean_holdout"] and sig["d_rv"] > 0.1, sig
+
+
+def test_each_rank_augments_its_share_with_draws_of_its_own_and_one_process_is_unchanged():
+    from ganops.core.distributed import World
+    from ganops.models.base import Context
+
+    p = params()
+    x = torch.rand(4, 1, 16, 16) * 2 - 1
+
+    def view(world: World) -> torch.Tensor:
+        torch.manual_seed(123)     # the same global stream before the family is built, as on every rank
+        aug = Context(p, torch.device("cpu"), {}, world=world).augment(p.train.augment, 1, 8)
+        return aug(x)
+
+    one, again = view(World()), view(World())
+    assert torch.equal(one, again)                                    # one process: as before, reproducible
+    rank0, rank1 = view(World(0, 2, backend="gloo")), view(World(1, 2, backend="gloo"))
+    assert not torch.equal(rank0, rank1)                              # the ranks' shares are not augmented alike
+    assert torch.equal(rank1, view(World(1, 2, backend="gloo")))      # and each rank's draws are seeded
