@@ -46,7 +46,7 @@ def main() -> None:
     from ganops.evaluate.leaderboard import leaderboard, markdown
 
     root = Path(args.root or tempfile.mkdtemp(prefix="ganops-quality-"))
-    common = ["data.dataset=mnist", f"data.root={SHARED}", "data.download=false", f"device={args.device}",
+    common = ["data.dataset=mnist", f"data.root={SHARED}", "data.download=false", "data.resolution=32", f"device={args.device}",
               f"train.steps={args.steps}", f"train.g_filters={args.filters}", f"train.d_filters={args.filters}",
               f"evaluate.n_samples={args.samples}", "train.checkpoint_every=100000", "train.sample_every=100000", *args.set]
     seconds: dict[str, float] = {}

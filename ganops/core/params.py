@@ -70,7 +70,8 @@ class _Section(BaseModel):
 class DataParams(_Section):
     dataset: Literal[DATASETS] = Field("digits", description="source name")
     root: str = Field("data/raw", description="cache of downloadable datasets, or the image folder")
-    resolution: int = Field(32, ge=8, le=1024, description="square side in pixels after resizing")
+    resolution: int = Field(16, ge=8, le=1024, description="square side in pixels after resizing (16 keeps every "
+                            "pixel of the bundled 8×8 digits; 32 suits MNIST and CIFAR-10, 64 or more photos)")
     channels: Literal[0, 1, 3] = Field(0, description="1 or 3 to convert; 0 keeps the source's")
     split: Literal["available", "train", "test", "all"] = Field(
         "available", description="available: every split whose files are present (all when downloading)"
@@ -150,13 +151,13 @@ class TrainParams(_Section):
     family: Literal[FAMILY_NAMES] = Field("icgan", description="the GAN family (ganops.catalog.families)")
     class_conditional: bool = Field(False, description="icgan: also condition on the sampled neighbor's label")
     loss: Literal[LOSS_NAMES] = Field("hinge", description=", ".join(f"{k}: {v.about}" for k, v in LOSSES.items()))
-    steps: int = Field(500, ge=1, description="generator updates")
+    steps: int = Field(800, ge=1, description="generator updates")
     batch_size: int = Field(64, ge=2)
     z_dim: int = Field(100, ge=1, description="noise size")
-    g_filters: int = Field(32, ge=4, description="base width of G")
-    d_filters: int = Field(32, ge=4, description="base width of D")
-    lr_g: float = Field(2e-4, gt=0)
-    lr_d: float = Field(2e-4, gt=0)
+    g_filters: int = Field(64, ge=4, description="base width of G")
+    d_filters: int = Field(64, ge=4, description="base width of D")
+    lr_g: float = Field(5e-4, gt=0)
+    lr_d: float = Field(5e-4, gt=0)
     beta1: float = Field(0.5, ge=0, lt=1)
     beta2: float = Field(0.999, ge=0, lt=1)
     d_steps: int = Field(1, ge=1, description="D updates per G update")
@@ -216,8 +217,8 @@ class TransferParams(_Section):
     own data parameters, built by the dataset stage; the loop keys mean what they mean in train."""
     family: Literal[TRANSFER_NAMES] = Field("dtn", description="cyclegan (Zhu et al. 2017) or dtn (Taigman et "
                                             "al. 2016)")
-    source: DataParams = Field(DataParams(dataset="digits"), description="the source domain's data.* keys")
-    target: DataParams = Field(DataParams(dataset="mnist"), description="the target domain's data.* keys")
+    source: DataParams = Field(DataParams(dataset="digits", resolution=32), description="the source domain's data.* keys")
+    target: DataParams = Field(DataParams(dataset="mnist", resolution=32), description="the target domain's data.* keys")
     # Each domain's evaluator judges translations into it, as the papers score them (plain classifiers, mild
     # views). DTN's f is not an evaluator but part of its training: a network of its own (source_classifier),
     # as IC-GAN's encoder is not the generators' evaluator.
