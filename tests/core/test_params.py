@@ -10,7 +10,8 @@ def test_defaults_match_the_documented_keys():
     p = P.load(None)
     assert p.data.dataset == "digits"
     assert p.embed.encoder == "simclr"
-    assert p.data.resolution == 32 and p.neighbors.k == 10 and p.seed == 0
+    assert p.data.resolution == 16 and p.neighbors.k == 10 and p.seed == 0   # the bundled digits are 8×8
+    assert p.transfer.source.resolution == p.transfer.target.resolution == 32   # MNIST's 28×28 kept
     assert {"data.dataset", "data.root", "data.resolution", "embed.encoder", "neighbors.k", "seed"} <= set(p.flat())
 
 
