@@ -159,7 +159,7 @@ def evaluate(x: Inputs, p: Params, out: Path, device: torch.device) -> Report:
     # -- D's overfitting signal (ADA's r_t): D on training images against held-out ones and samples
     if len(x.held_images) and (not c.instance or x.embed_held is not None) and (
             not c.label or (x.held_labels >= 0).all()):
-        m.update(_d_signal(model, x, fake, y, h, held_h if c.instance else None, e.seed))
+        m.update(_d_signal(model, x, fake, y, h, held_h, e.seed))
 
     # -- pictures a person wants
     cond_rows = model.data_conditions(PER_ROW, e.seed, x.h, x.labels)
