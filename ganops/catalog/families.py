@@ -34,6 +34,8 @@ ALL: dict[str, FamilySpec] = {s.name: s for s in (
                unused_keys=frozenset({"n_blocks", "cycle_weight", "identity_weight", "pool_size",
                                          "source_evaluator", "target_evaluator"})),
 )}
+# the square sides the generator families' networks are built for: G doubles 4×4 up to the side, D halves it down
+RESOLUTIONS = (16, 32, 64, 128, 256, 512, 1024)
 TRANSFER_SPECS = {name: s for name, s in ALL.items() if s.kind == "transfer"}
 SPECS = {name: s for name, s in ALL.items() if s.kind == "generator"}   # the generator families
 FAMILY_NAMES = tuple(SPECS)

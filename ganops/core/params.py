@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError,
 
 from ganops.catalog.augments import AUGMENTS, check_policy
 from ganops.catalog.encoders import ENCODER_SPECS, ENCODERS
-from ganops.catalog.families import FAMILY_NAMES, TRANSFER_NAMES
+from ganops.catalog.families import FAMILY_NAMES, RESOLUTIONS, TRANSFER_NAMES
 from ganops.catalog.losses import LOSS_NAMES, LOSSES
 from ganops.core.errors import UserError
 
@@ -84,6 +84,13 @@ class DataParams(_Section):
     grid_size: int = Field(64, ge=1, le=1024, description="images in the sample grid PNG")
     holdout: float = Field(0.1, ge=0, lt=1, description="share of images held out of all training (seeded, "
                            "stratified by label): the evaluation's unseen real images")
+
+
+class GeneratorDataParams(DataParams):
+    """data.*: the generator families' dataset. Their networks take only the sides in RESOLUTIONS, refused here
+    rather than after the dataset, embeddings and neighborhoods were built at a side training cannot use (the
+    transfer domains keep any side: CycleGAN takes MNIST's 28, DTN refuses what its networks cannot build)."""
+    resolution: Literal[RESOLUTIONS] = Field(16, description=DataParams.model_fields["resolution"].description)
 
 
 class EmbedParams(_Section):
@@ -352,7 +359,7 @@ class DistributedParams(_Section):
 class Params(_Section):
     seed: int = Field(0, ge=0)
     device: Literal[DEVICES] = "auto"
-    data: DataParams = DataParams()
+    data: GeneratorDataParams = GeneratorDataParams()
     embed: EmbedParams = EmbedParams()
     neighbors: NeighborsParams = NeighborsParams()
     train: TrainParams = TrainParams()

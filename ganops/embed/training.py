@@ -166,7 +166,8 @@ def fit(family: type[EncoderFamily], data: TrainData, p: Params, device: torch.d
     per_epoch, epochs = family.steps_per_epoch(e, info.n), family.epochs(e, info.n)
     total = epochs * per_epoch
     if epochs > e.epochs:
-        logger.info("%s: %d epochs instead of embed.epochs=%d, to make embed.min_steps=%d updates (%d an epoch)",
+        # no key names: these settings come from embed.*, evaluator.* or a transfer domain's section
+        logger.info("%s: %d epochs instead of the %d set, to make the %d updates its min_steps asks (%d an epoch)",
                     family.name, epochs, e.epochs, e.min_steps, per_epoch)
 
     def each_epoch(step: int, metrics: dict[str, float]) -> None:

@@ -163,7 +163,11 @@ def evaluate(x: Inputs, p: Params, out: Path, device: torch.device) -> Report:
 
     # -- pictures a person wants
     cond_rows = model.data_conditions(PER_ROW, e.seed, x.h, x.labels)
-    pics["samples"] = pictures.sample_grid(model, out / "samples.png", 64, e.seed, *_per_row(cond_rows, PER_ROW)).name
+    by_class = c.label and not c.instance      # cGAN: a row per class, in order (8 drawn labels miss some)
+    grid_rows = (np.arange(c.n_classes), None, None) if by_class else cond_rows
+    n_grid = PER_ROW * (c.n_classes if by_class else PER_ROW)
+    pics["samples"] = pictures.sample_grid(model, out / "samples.png", n_grid, e.seed,
+                                           *_per_row(grid_rows, PER_ROW)).name
     pics["latent_walk"] = pictures.latent_walk(model, out / "latent_walk.png", rows=8, steps=10, seed=e.seed,
                                                labels=cond_rows[0], features=cond_rows[1]).name
     if x.evaluator.head is not None:
@@ -193,6 +197,6 @@ def _d_signal(model: GeneratorModel, x: Inputs, fake: np.ndarray, y, h, held_h, 
 
 
 def _per_row(cond: tuple, per_row: int) -> tuple:
-    """Conditions for a 64-sample grid: each of the 8 rows repeats one condition."""
+    """Conditions for a sample grid: each row repeats one condition ``per_row`` times."""
     y, h, _ = cond
     return (None if y is None else np.repeat(y, per_row), None if h is None else np.repeat(h, per_row, axis=0))

@@ -27,20 +27,17 @@ from torch import nn
 from torch.nn.utils import parametrize
 from torch.nn.utils.parametrizations import spectral_norm as _sn
 
+from ganops.catalog.families import RESOLUTIONS
 from ganops.models.errors import TrainError
 
 
-def supported_resolutions() -> tuple[int, ...]:
-    return (16, 32, 64, 128, 256, 512, 1024)
-
-
-def check_resolution(height: int, width: int) -> int:
-    allowed = supported_resolutions()
-    if height != width or height not in allowed:
+def check_resolution(height: int, width: int, key: str = "data.resolution",
+                     rerun: str = "run `ganops stage dataset` again") -> int:
+    if height != width or height not in RESOLUTIONS:
         raise TrainError(
-            f"data.resolution: images are {height}×{width}, which the DCGAN-style networks do not support; "
-            f"allowed values are square powers of two {', '.join(map(str, allowed))}. "
-            f"Set data.resolution to one of them and run `ganops stage dataset` again.")
+            f"{key}: images are {height}×{width}, which the DCGAN-style networks do not support; "
+            f"allowed values are square powers of two {', '.join(map(str, RESOLUTIONS))}. "
+            f"Set {key} to one of them and {rerun}.")
     return height
 
 

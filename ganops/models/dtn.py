@@ -40,7 +40,8 @@ class DTN(TransferFamily):
     @classmethod
     def check(cls, tp: TransferParams, data: TrainData) -> TransferInfo:
         info = super().check(tp, data)
-        check_resolution(info.resolution, info.resolution)
+        check_resolution(info.resolution, info.resolution, "transfer.source.resolution and transfer.target.resolution",
+                         "run `ganops stage dataset --domain source` and `--domain target` again")
         f = data.source_classifier
         if f is None or not isinstance(getattr(f, "config", None), dict):
             raise TrainError("transfer.family=dtn needs f, a classifier trained on the source domain's labels "

@@ -43,11 +43,21 @@ def test_unknown_dataset_names_the_allowed_values():
 
 
 @pytest.mark.parametrize("override,key", [("neighbors.k=0", "neighbors.k"), ("embed.lr=-0.1", "embed.lr"),
-                                          ("data.resolution=2", "data.resolution"), ("seed=-1", "seed")])
+                                          ("data.grid_size=0", "data.grid_size"), ("seed=-1", "seed")])
 def test_out_of_range_values_name_the_key_and_bound(override, key):
     with pytest.raises(P.ParamsError) as e:
         P.load(None, [override])
     assert f"'{key}'" in str(e.value) and ("≥" in str(e.value) or ">" in str(e.value))
+
+
+@pytest.mark.parametrize("side", [8, 20, 2048])
+def test_a_side_the_generators_cannot_build_is_refused_with_the_allowed_ones(side):
+    # refused before the dataset, embeddings and neighborhoods are built at a side training then rejects
+    with pytest.raises(P.ParamsError) as e:
+        P.load(None, [f"data.resolution={side}"])
+    assert f"'data.resolution': value {side} is not allowed" in str(e.value)
+    assert "16, 32, 64, 128, 256, 512 or 1024" in str(e.value)
+    assert P.load(None, ["data.resolution=64"]).data.resolution == 64
 
 
 def test_wrong_type_is_reported():

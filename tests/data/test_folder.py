@@ -48,12 +48,12 @@ def test_16_bit_png_keeps_its_grey_levels(tmp_path):
 def test_int_and_float_tiffs_are_scaled_and_clipped(tmp_path, mode, values, expected):
     root = tmp_path / "imgs"
     root.mkdir()
-    row = np.repeat(np.array(values, np.int32 if mode == "I" else np.float32), 2)  # 8 pixels: 2 per value
-    Image.fromarray(np.repeat(row[None], 8, axis=0), mode).save(root / "x.tif")
+    row = np.repeat(np.array(values, np.int32 if mode == "I" else np.float32), 4)  # 16 pixels: 4 per value
+    Image.fromarray(np.repeat(row[None], 16, axis=0), mode).save(root / "x.tif")
     with Image.open(root / "x.tif") as im:
         assert im.mode == mode
-    raw = _load(root, resolution=8)  # 8×8: no resizing, every value exactly
-    assert raw.images[0, 0, 0, ::2].tolist() == expected
+    raw = _load(root, resolution=16)  # 16×16: no resizing, every value exactly
+    assert raw.images[0, 0, 0, ::4].tolist() == expected
     assert raw.report["conversions"] == {f"{mode}->L": 1}
 
 

@@ -379,7 +379,7 @@ def test_cli_errors_are_clear(tmp_path):
     proc = subprocess.run(["ganops", "stage", "neighbors", "--set", "neighbors.k=300"], cwd=root, env=ENV,
                           capture_output=True, text=True)
     assert proc.returncode == 2 and "neighbors.k" in proc.stderr and "300" in proc.stderr
-    proc = subprocess.run(["ganops", "stage", "embeddings", "--set", "data.resolution=24"], cwd=root, env=ENV,
+    proc = subprocess.run(["ganops", "stage", "embeddings", "--set", "data.resolution=32"], cwd=root, env=ENV,
                           capture_output=True, text=True)
     assert proc.returncode == 2 and "data.resolution" in proc.stderr and "ganops stage dataset" in proc.stderr
 
@@ -392,7 +392,7 @@ def test_dvc_exp_run_and_dagster_selection_in_one_environment(tmp_path):
     _sh(["dvc", "init", "-q"], root)
     _sh(["git", "add", "-A"], root)
     _sh(["git", "-c", "user.email=t@t", "-c", "user.name=t", "commit", "-qm", "init"], root)
-    exp = _sh(["dvc", "exp", "run", "--set-param", "neighbors.k=3", "train_dcgan", "neighbors"], root)
+    exp = _sh(["dvc", "exp", "run", "--set-param", "neighbors.k=3", "neighbors"], root)
     assert "Ran experiment" in exp.stdout + exp.stderr
     assert (root / "data/neighbors/digits/pixels/k3/indices.npy").exists()
     config = {"resources": {"params": {"config": {"overrides": ["neighbors.k=4"]}}}}

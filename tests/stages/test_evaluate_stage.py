@@ -58,6 +58,8 @@ def test_the_report_names_every_figure_with_its_feature_space(project):
     for name in ("samples", "latent_walk", "latent_arithmetic", "nearest", "losses"):
         with Image.open(out / f"{name}.png") as im:
             assert im.format == "PNG" and min(im.size) >= 96, name
+            if name == "samples":       # a row of 8 per class, all 10 in order: taller than wide by about 10/8
+                assert 1.15 < im.size[1] / im.size[0] < 1.35, im.size
     assert json.loads((project / "metrics/evaluate_cgan.json").read_text())["fid_evaluator"] == m["fid_evaluator"]
 
 
