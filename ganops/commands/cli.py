@@ -65,12 +65,25 @@ def build_parser() -> argparse.ArgumentParser:
     show = sub.add_parser("params", help="print the effective parameters (validated) as YAML")
     _common(show)
     smp = sub.add_parser("sample", help="generate images with the trained generator into a PNG grid")
-    smp.add_argument("--n", type=int, default=64, help="number of samples (default 64)")
+    smp.add_argument("--n", type=int, default=None, help="number of samples (default 64)")
     smp.add_argument("--out", default="samples.png", help="PNG file to write (default samples.png)")
     smp.add_argument("--seed", type=int, default=0, help="noise seed (default 0)")
     smp.add_argument("--instance", type=Path, default=None,
                      help="IC-GAN: an image file; samples are generated from its neighborhood")
-    smp.add_argument("--label", type=int, default=None, help="cgan / class-conditional icgan: the class")
+    smp.add_argument("--instances", default=None, metavar="DATASET|FOLDER",
+                     help="IC-GAN: condition on every image of another dataset (a data.dataset name, or a folder "
+                          "of images), embedded with the encoder G was trained with, in its order (a folder's "
+                          "sorted paths); the grid shows each instance before its samples, --npy holds them all")
+    smp.add_argument("--per-instance", type=int, default=1, help="with --instances: samples per instance (default 1)")
+    smp.add_argument("--instances-root", default=None, metavar="DIR",
+                     help="with --instances and a downloadable dataset: its cache (default data.root when it is the "
+                          "training dataset, else data/raw)")
+    smp.add_argument("--instances-limit", type=int, default=None, metavar="N",
+                     help="with --instances: the first N images only")
+    smp.add_argument("--skip-corrupt", action="store_true", help="with --instances and a folder: skip unreadable "
+                     "files (listed in the log) instead of refusing them")
+    smp.add_argument("--label", type=int, default=None, help="cgan / class-conditional icgan: the class (with "
+                     "--instances: given to every instance, the class swap)")
     smp.add_argument("--npy", action="store_true", help="also write the uint8 N×C×H×W array next to the PNG")
     smp.add_argument("--model", default=None, metavar="champion|VERSION",
                      help="sample a registered version (models:/ganops-<dataset>-<family>@champion, or a version "
@@ -88,17 +101,48 @@ def _sample(args: argparse.Namespace, p: P.Params) -> int:
     from ganops.core.artifacts import atomic_save_npy
     from ganops.core.visual import save_grid
 
-    if args.n < 1:
-        raise P.ParamsError(f"--n {args.n}: the number of samples must be ≥ 1")
     if args.seed < 0:
         raise P.ParamsError(f"--seed {args.seed}: a noise seed is an integer ≥ 0")
     if Path(args.out).suffix.lower() != ".png":
         raise P.ParamsError(f"--out {args.out}: the grid is written as PNG; give a file name ending in .png")
-    images = sample(p, Path(args.root), args.n, args.seed, args.instance, args.label, model=args.model)
+    if args.instances is not None:
+        return _sample_instances(args, p)
+    extra = [f for f, v in (("--per-instance", args.per_instance != 1), ("--instances-root", args.instances_root),
+                            ("--instances-limit", args.instances_limit), ("--skip-corrupt", args.skip_corrupt))
+             if v]
+    if extra:
+        raise P.ParamsError(f"{extra[0]} applies with --instances only")
+    n = 64 if args.n is None else args.n
+    if n < 1:
+        raise P.ParamsError(f"--n {n}: the number of samples must be ≥ 1")
+    images = sample(p, Path(args.root), n, args.seed, args.instance, args.label, model=args.model)
     out = save_grid(images, Path(args.out), nrow=int(np.ceil(np.sqrt(len(images)))))
     if args.npy:
         atomic_save_npy(out.with_suffix(".npy"), images)
     print(f"sample: {out} ({len(images)} images)")
+    return 0
+
+
+def _sample_instances(args: argparse.Namespace, p: P.Params) -> int:
+    from ganops.commands.sample import sample_instances
+    from ganops.core.artifacts import atomic_save_npy
+    from ganops.evaluate.pictures import instances_grid
+
+    if args.n is not None or args.instance is not None:
+        raise P.ParamsError(f"{'--n' if args.n is not None else '--instance'} does not apply with --instances: "
+                            "each instance of the dataset gets --per-instance samples")
+    if args.instances_limit is not None and args.instances_limit < 1:
+        raise P.ParamsError(f"--instances-limit {args.instances_limit}: the number of images must be ≥ 1")
+    got = sample_instances(p, Path(args.root), args.instances, args.per_instance, args.seed, args.label,
+                           model=args.model, data_root=args.instances_root, limit=args.instances_limit,
+                           skip_corrupt=args.skip_corrupt)
+    out, shown = instances_grid(Path(args.out), got.instances, got.samples, got.per_instance)
+    if args.npy:
+        atomic_save_npy(out.with_suffix(".npy"), got.samples)
+    n = len(got.instances)
+    print(f"sample: {out} ({n} instances × {got.per_instance} sample{'s' if got.per_instance > 1 else ''}"
+          f"{'' if shown == n else f'; the picture shows the first {shown}'})"
+          + (f", {out.with_suffix('.npy')} ({len(got.samples)} samples, instance by instance)" if args.npy else ""))
     return 0
 
 

@@ -4,10 +4,14 @@
 - cgan (and class-conditional IC-GAN): a label per row.
 - IC-GAN: an instance embedding h per row: a dataset instance's features, or a user's own image
   embedded with the pipeline's encoder (what IC-GAN's users ask for: "generate around my image").
+- IC-GAN on another dataset's instances (``sample_instances``): every image of a source the pipeline
+  reads (a torchvision source, ``digits``, an image folder), embedded with the encoder G was trained
+  with: the paper's transfer by swapping the conditioning instances.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +19,7 @@ import numpy as np
 from ganops.core import artifacts as A
 from ganops.core.errors import UserError
 from ganops.core.params import Params
+from ganops.data.raw import RawImages
 
 
 class SampleError(UserError, ValueError):
@@ -84,21 +89,26 @@ def _registered(p: Params, root: Path, ref: str):
     return model
 
 
-def sample(p: Params, root: Path, n: int, seed: int, instance: Path | None = None,
-           label: int | None = None, model: str | None = None) -> np.ndarray:
-    """``n`` samples from the trained generator of ``p`` (its EMA weights when kept), or from a registered
-    version (``model``: ``champion`` or a version number)."""
+def _trained(p: Params, root: Path, model: str | None):
+    """The generator of ``p`` (checked against the artifacts it was made from), or a registered version."""
     from ganops.models import load_model
 
     gdir = A.generator_dir(root, p)
     if model is not None:
-        trained = _registered(p, root, model)
-    elif not (gdir / "model.pt").exists():
+        return _registered(p, root, model)
+    if not (gdir / "model.pt").exists():
         raise SampleError(f"no {p.train.family} generator for these parameters ({gdir} is empty): train it with "
                           f"`ganops stage train --set train.family={p.train.family}` and the same --set options")
-    else:
-        trained = load_model(gdir / "model.pt", kind="generator")
-        _check_upstream(gdir, p, root)
+    trained = load_model(gdir / "model.pt", kind="generator")
+    _check_upstream(gdir, p, root)
+    return trained
+
+
+def sample(p: Params, root: Path, n: int, seed: int, instance: Path | None = None,
+           label: int | None = None, model: str | None = None) -> np.ndarray:
+    """``n`` samples from the trained generator of ``p`` (its EMA weights when kept), or from a registered
+    version (``model``: ``champion`` or a version number)."""
+    trained = _trained(p, root, model)
     c = trained.conditions
     if instance is not None and not c.instance:
         raise SampleError(f"--instance needs an IC-GAN generator; {A.generator_dir(root, p)} is "
@@ -126,3 +136,81 @@ def sample(p: Params, root: Path, n: int, seed: int, instance: Path | None = Non
     except ValueError as exc:
         raise SampleError(f"--label {label}: {exc}") from None
     return trained.generate(n, seed=seed, labels=y, features=h)
+
+
+@dataclass(frozen=True)
+class InstanceSamples:
+    """An IC-GAN's samples conditioned on every instance of a dataset, in the dataset's order."""
+    instances: np.ndarray     # uint8 N×C×H×W: the instances as G's frame (its side and channels)
+    samples: np.ndarray       # uint8 (N·per_instance)×C×H×W: instance i's samples are rows i·k … i·k + k − 1
+    labels: np.ndarray        # int64 N: the instances' labels, -1 where unknown
+    sources: list[str]        # where each instance came from (a path under the folder, or 'digits/all/17')
+    per_instance: int
+
+
+def load_instances(spec: str, p: Params, root: Path, channels: int, resolution: int,
+                   data_root: str | None = None, limit: int | None = None, skip_corrupt: bool = False) -> RawImages:
+    """The images of ``spec`` (a source name of data.dataset, or a folder of images: an image_folder),
+    prepared as the dataset stage prepares them, at G's side and channels. A folder is read in its sorted
+    paths' order; ``data_root`` is a downloadable source's cache (default: data.root when ``spec`` is the
+    training dataset, else data/raw); ``limit`` keeps the first ``limit`` images; ``skip_corrupt``: a folder's
+    unreadable files are skipped (logged) instead of refused."""
+    from ganops.core.params import DATASETS, DataParams
+    from ganops.data.resize import resize_square, to_channels
+    from ganops.data.sources import load_source
+
+    folder = Path(spec).expanduser()
+    if spec in DATASETS and spec != "image_folder":
+        name = spec
+        where = data_root or (p.data.root if p.data.dataset == spec else DataParams().root)
+    elif folder.is_dir():
+        name, where = "image_folder", str(folder)
+    else:
+        sources = ", ".join(d for d in DATASETS if d != "image_folder")
+        raise SampleError(f"--instances {spec}: neither a dataset ({sources}) nor a folder of images")
+    q = DataParams(dataset=name, root=where, resolution=resolution, channels=channels, download=p.data.download,
+                   skip_corrupt=skip_corrupt)
+    try:
+        raw = load_source(q, root)
+    except UserError as exc:
+        raise SampleError(f"--instances {spec}: {exc} (For --instances, data.root is --instances-root and "
+                          "data.skip_corrupt is --skip-corrupt.)") from None
+    if not len(raw.images):
+        raise SampleError(f"--instances {spec}: no images")
+    keep = slice(None, limit)
+    # as the dataset stage prepares its images (store.prepare): centre square, G's side, G's channels
+    images = np.ascontiguousarray(to_channels(resize_square(raw.images[keep], resolution), channels))
+    return RawImages(images, raw.labels[keep], raw.splits[keep], raw.sources[keep], raw.class_names, raw.report)
+
+
+def sample_instances(p: Params, root: Path, spec: str, per_instance: int = 1, seed: int = 0,
+                     label: int | None = None, model: str | None = None, data_root: str | None = None,
+                     limit: int | None = None, skip_corrupt: bool = False) -> InstanceSamples:
+    """``per_instance`` samples of the IC-GAN of ``p`` (or a registered version) for each instance of
+    ``spec`` (see ``load_instances``), embedded with the encoder G was trained with. A class-conditional
+    IC-GAN takes each instance's own label, or ``label`` for all (the class swap)."""
+    if per_instance < 1:
+        raise SampleError(f"--per-instance {per_instance}: the samples per instance must be ≥ 1")
+    trained = _trained(p, root, model)
+    c = trained.conditions
+    if not c.instance:
+        raise SampleError(f"--instances needs an IC-GAN generator; this is {trained.describe()}")
+    if label is not None and not c.label:
+        raise SampleError(f"--label needs a class-conditional IC-GAN (train.class_conditional=true); this is "
+                          f"{trained.describe()}")
+    if label is not None and not 0 <= label < c.n_classes:
+        raise SampleError(f"--label {label}: the model knows labels 0..{c.n_classes - 1}")
+    raw = load_instances(spec, p, root, trained.cfg.channels, trained.cfg.resolution, data_root, limit,
+                         skip_corrupt)
+    labels = None
+    if c.label:
+        labels = np.full(len(raw.images), label) if label is not None else raw.labels
+        if label is None and not ((raw.labels >= 0) & (raw.labels < c.n_classes)).all():
+            raise SampleError(f"--instances {spec}: this IC-GAN is class-conditional and not every instance has "
+                              f"a label in 0..{c.n_classes - 1}: pass --label to give them one")
+    from ganops.embed.api import embed_as_dataset
+
+    h = embed_as_dataset(raw.images, p, root)
+    rep = lambda a: None if a is None else np.repeat(a, per_instance, axis=0)  # noqa: E731
+    samples = trained.generate(len(h) * per_instance, seed=seed, labels=rep(labels), features=rep(h))
+    return InstanceSamples(raw.images, samples, raw.labels, list(raw.sources), per_instance)

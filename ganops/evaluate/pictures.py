@@ -156,6 +156,24 @@ def instance_panel(path: Path, instances: np.ndarray, neighbors: np.ndarray, fak
     return save_image(annotated_grid(np.stack(cells), 1 + k + s, caps, frames, split=1), path)
 
 
+def instances_grid(path: Path, instances: np.ndarray, samples: np.ndarray, per_instance: int) -> tuple[Path, int]:
+    """IC-GAN on a dataset's instances: each instance (blue frame) followed by its ``per_instance`` samples
+    (orange frames), as many instance groups a row as fit 8 cells (one group when they do not), at most
+    PANEL_ROWS rows. Returns the path and how many instances the picture shows (the first ones)."""
+    instances, samples = np.asarray(instances), np.asarray(samples)
+    if len(samples) != len(instances) * per_instance or samples.shape[1:] != instances.shape[1:]:
+        raise ValueError(f"want {per_instance} samples of shape {instances.shape[1:]} for each of {len(instances)} "
+                         f"instances, got {samples.shape}")
+    group = 1 + per_instance
+    per_row = max(1, PANEL_COLS // group)
+    shown = min(len(instances), per_row * PANEL_ROWS)
+    cells = np.concatenate([instances[:shown, None],
+                            samples[:shown * per_instance].reshape(shown, per_instance, *samples.shape[1:])], axis=1)
+    frames = [INSTANCE_FRAME, *[GENERATED_FRAME] * per_instance] * shown
+    img = annotated_grid(cells.reshape(-1, *instances.shape[1:]), group * per_row, None, frames)
+    return save_image(img, path), shown
+
+
 def nearest_panel(path: Path, fakes: np.ndarray, nearest: np.ndarray, distances,
                   holdout_reference: float | None = None) -> Path:
     """Memorisation: (generated sample, its nearest training image) pairs, closest first (the NEAREST_PAIRS

@@ -90,6 +90,48 @@ def test_sample_from_a_users_image_and_the_errors(project, tmp_path):
     assert proc.returncode == 2 and "nope.png" in proc.stderr
 
 
+def test_an_icgan_samples_on_another_datasets_instances_in_their_order(project, tmp_path):
+    from sklearn.datasets import load_digits
+
+    from ganops.commands.sample import load_image, sample_instances
+    from ganops.core import params as P
+
+    _ganops(project, "run", "--until", "neighbors")
+    _ganops(project, "stage", "train")
+    folder = tmp_path / "mine"
+    folder.mkdir()
+    for i, name in enumerate(["c.png", "a.png", "b.png"]):      # the order is the sorted paths', not the writing's
+        img = np.zeros((24, 24), np.uint8)
+        img[4:20, 4 + 5 * i:8 + 5 * i] = 255
+        Image.fromarray(img).save(folder / name)
+    out = tmp_path / "grid.png"
+    proc = _ganops(project, "sample", "--instances", str(folder), "--per-instance", "4", "--out", str(out), "--npy")
+    assert "3 instances × 4 samples" in proc.stdout
+    samples = np.load(out.with_suffix(".npy"))
+    assert samples.shape == (12, 1, 16, 16) and samples.dtype == np.uint8
+    with Image.open(out) as im:
+        assert im.format == "PNG"
+
+    p = P.load(project / "params.yaml", FAST)
+    got = sample_instances(p, project, str(folder), per_instance=4)
+    assert got.sources == ["a.png", "b.png", "c.png"]                # relative to the folder
+    for i, name in enumerate(("a.png", "b.png", "c.png")):        # prepared as the dataset's images are
+        assert np.array_equal(got.instances[i], load_image(folder / name, 1, 16))
+    assert np.array_equal(got.samples, samples)                   # Python and the CLI: the same samples
+    assert not np.array_equal(sample_instances(p, project, str(folder), per_instance=4, seed=1).samples, samples)
+
+    digits = sample_instances(p, project, "digits", limit=7)     # a dataset by name, in its own order
+    assert digits.samples.shape == (7, 1, 16, 16)
+    assert digits.labels.tolist() == load_digits().target[:7].tolist()
+
+    proc = _ganops(project, "sample", "--instances", str(tmp_path / "nowhere"), check=False)
+    assert proc.returncode == 2 and "neither a dataset" in proc.stderr and "nowhere" in proc.stderr
+    proc = _ganops(project, "sample", "--instances", "digits", "--n", "5", check=False)
+    assert proc.returncode == 2 and "--n does not apply with --instances" in proc.stderr
+    proc = _ganops(project, "sample", "--instances", "digits", "--label", "2", check=False)
+    assert proc.returncode == 2 and "class-conditional IC-GAN" in proc.stderr
+
+
 def test_cgan_trains_and_samples_by_label(project, tmp_path):
     sets = [*FAST, "train.family=cgan"]
     _ganops(project, "stage", "train", sets=sets)
@@ -98,5 +140,7 @@ def test_cgan_trains_and_samples_by_label(project, tmp_path):
     assert np.load(out.with_suffix(".npy")).shape == (4, 1, 16, 16)
     proc = _ganops(project, "sample", "--label", "10", sets=sets, check=False)
     assert proc.returncode == 2 and "0..9" in proc.stderr
+    proc = _ganops(project, "sample", "--instances", "digits", sets=sets, check=False)
+    assert proc.returncode == 2 and "--instances needs an IC-GAN" in proc.stderr
     proc = _ganops(project, "sample", "--label", "3", "--seed", "-2", sets=sets, check=False)
     assert proc.returncode == 2 and "--seed -2: a noise seed is an integer ≥ 0" in proc.stderr
