@@ -157,6 +157,9 @@ class TrainParams(_Section):
     SECTION: ClassVar[str] = "train"
     family: Literal[FAMILY_NAMES] = Field("icgan", description="the GAN family (ganops.catalog.families)")
     class_conditional: bool = Field(False, description="icgan: also condition on the sampled neighbor's label")
+    class_swap: float = Field(0.0, ge=0, le=1, description="class-conditional icgan: share of draws whose real image "
+                              "and label are a nearest neighbor of the instance among the images of a random class, "
+                              "so that the label decides the class and the instance the rest (the class swap)")
     loss: Literal[LOSS_NAMES] = Field("hinge", description=", ".join(f"{k}: {v.about}" for k, v in LOSSES.items()))
     steps: int = Field(800, ge=1, description="generator updates")
     batch_size: int = Field(64, ge=2)

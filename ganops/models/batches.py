@@ -40,7 +40,7 @@ class BatchSampler:
 
     def __init__(self, images, labels: np.ndarray | None, features: np.ndarray | None,
                  neighbors: np.ndarray | None, *, use_labels: bool, use_features: bool,
-                 device: torch.device, rng: torch.Generator, share=None):
+                 device: torch.device, rng: torch.Generator, share=None, class_swap: float = 0.0):
         self.device = device
         self.rng = rng
         self.share = share or (lambda n: slice(0, n))     # n (the global batch) -> this rank's rows
@@ -58,6 +58,9 @@ class BatchSampler:
         self.features = (torch.as_tensor(np.array(features, dtype=np.float32), device=device)
                          if use_features else None)
         self.neighbors = torch.as_tensor(np.array(neighbors), dtype=torch.long) if neighbors is not None else None
+        self.class_swap = float(class_swap) if self.neighbors is not None and self.labels is not None else 0.0
+        if self.class_swap:
+            self.n_classes = int(self.labels.max()) + 1
 
     def draw(self, n: int) -> Draw:
         """This rank's share of a global draw of ``n``."""
@@ -66,7 +69,23 @@ class BatchSampler:
         if self.neighbors is None:
             return Draw(i[mine], i[mine])
         col = torch.randint(0, self.neighbors.shape[1], (n,), generator=self.rng)
-        return Draw(i[mine], self.neighbors[i[mine], col[mine]])
+        j = self.neighbors[i, col]
+        if self.class_swap:
+            swap = torch.rand(n, generator=self.rng) < self.class_swap
+            to = torch.randint(0, self.n_classes, (n,), generator=self.rng)
+            j = torch.where(swap, self._nearest_of_class(i, to, col), j)
+        return Draw(i[mine], j[mine])
+
+    def _nearest_of_class(self, i: torch.Tensor, to: torch.Tensor, col: torch.Tensor) -> torch.Tensor:
+        """The ``col``-th nearest image of class ``to`` to each instance i (by its feature), never i itself.
+        Computed per draw against every feature: O(batch × N) time, no N×classes×k table to keep."""
+        f = self.features
+        sims = f[i.to(f.device)] @ f.T
+        other = self.labels[None, :] != to.to(f.device)[:, None]
+        sims = sims.masked_fill(other, -torch.inf)
+        sims[torch.arange(len(i), device=f.device), i.to(f.device)] = -torch.inf
+        top = sims.topk(self.neighbors.shape[1], dim=1).indices.cpu()
+        return top[torch.arange(len(i)), col]
 
     def conditions(self, d: Draw) -> tuple[torch.Tensor | None, torch.Tensor | None]:
         y = self.labels[d.image_index.to(self.device)] if self.labels is not None else None

@@ -92,7 +92,7 @@ class GANFamily(Family):
         self.batches = BatchSampler(data.images, data.labels, data.features if icgan else None,
                                     data.neighbors if icgan else None, use_labels=info.n_classes > 0,
                                     use_features=icgan, device=ctx.device, rng=ctx.rngs["data"],
-                                    share=ctx.share)
+                                    share=ctx.share, class_swap=tp.class_swap if icgan else 0.0)
         self._grid = self._grid_inputs()
         # what D sees of every image, real and fake, in D's step and G's (none: the images themselves)
         self.aug = ctx.augment(tp.augment, info.channels, tp.batch_size)

@@ -122,6 +122,35 @@ def test_class_conditional_icgan_uses_the_neighbors_label(data):
     assert (d.image_index != d.cond_index).all()
 
 
+def test_class_swap_pairs_an_instance_with_the_nearest_images_of_a_drawn_class(data):
+    images, _, _, neighbors = data
+    rng = np.random.default_rng(2)
+    labels = rng.integers(0, 4, N)
+    feats = rng.normal(size=(N, 12)).astype(np.float32)
+    feats /= np.linalg.norm(feats, axis=1, keepdims=True)
+    kw = dict(use_labels=True, use_features=True, device=torch.device("cpu"))
+    s = BatchSampler(images, labels, feats, neighbors, **kw, rng=torch.Generator().manual_seed(0), class_swap=1.0)
+    d = s.draw(400)
+    i, j = d.cond_index.numpy(), d.image_index.numpy()
+    assert (i != j).all()
+    sims = feats @ feats.T
+    for a, b in zip(i, j):         # j is among the k most similar of its own class to i (i itself excluded)
+        same = np.flatnonzero((labels == labels[b]) & (np.arange(N) != a))
+        assert b in same[np.argsort(-sims[a, same])[:neighbors.shape[1]]]
+    assert (labels[j] != labels[i]).mean() > 0.6                 # the drawn class is mostly another one
+    assert set(np.unique(labels[j])) == {0, 1, 2, 3}
+    # class_swap is the share of such draws; 0 draws from the neighborhoods as ever (the same random stream)
+    def in_neighborhood(swap: float) -> float:
+        d = BatchSampler(images, labels, feats, neighbors, **kw, rng=torch.Generator().manual_seed(0),
+                         class_swap=swap).draw(400)
+        return (neighbors[d.cond_index.numpy()] == d.image_index.numpy()[:, None]).any(1).mean()
+
+    assert in_neighborhood(0.0) == 1.0 and 0.4 < in_neighborhood(0.5) < 0.8 and in_neighborhood(1.0) < 0.3
+    plain = BatchSampler(images, labels, feats, neighbors, **kw, rng=torch.Generator().manual_seed(0))
+    assert torch.equal(plain.draw(64).image_index, BatchSampler(
+        images, labels, feats, neighbors, **kw, rng=torch.Generator().manual_seed(0), class_swap=0.0).draw(64).image_index)
+
+
 # ---------------------------------------------------------------- errors
 
 def test_icgan_without_neighborhoods_says_which_stage(data):
