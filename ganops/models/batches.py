@@ -24,6 +24,7 @@ import numpy as np
 import torch
 
 from ganops.core.pixels import to_float
+from ganops.models.errors import TrainError
 
 _IN_MEMORY_BYTES = 4 << 30      # datasets up to this size are held as one tensor
 _ON_DEVICE_BYTES = 1 << 30      # …and moved whole to a CUDA device up to this size
@@ -60,7 +61,13 @@ class BatchSampler:
         self.neighbors = torch.as_tensor(np.array(neighbors), dtype=torch.long) if neighbors is not None else None
         self.class_swap = float(class_swap) if self.neighbors is not None and self.labels is not None else 0.0
         if self.class_swap:
-            self.n_classes = int(self.labels.max()) + 1
+            self.classes, counts = self.labels.cpu().unique(return_counts=True)
+            if (counts <= self.neighbors.shape[1]).any():
+                small = int(self.classes[counts <= self.neighbors.shape[1]][0])
+                raise TrainError(f"train.class_swap={class_swap}: class {small} has "
+                                 f"{int(counts[self.classes == small][0])} images; drawing the neighbors.k="
+                                 f"{self.neighbors.shape[1]} nearest of every class needs at least "
+                                 f"{self.neighbors.shape[1] + 1} each: lower neighbors.k or set train.class_swap=0")
 
     def draw(self, n: int) -> Draw:
         """This rank's share of a global draw of ``n``."""
@@ -72,7 +79,7 @@ class BatchSampler:
         j = self.neighbors[i, col]
         if self.class_swap:
             swap = torch.rand(n, generator=self.rng) < self.class_swap
-            to = torch.randint(0, self.n_classes, (n,), generator=self.rng)
+            to = self.classes[torch.randint(0, len(self.classes), (n,), generator=self.rng)]
             j = torch.where(swap, self._nearest_of_class(i, to, col), j)
         return Draw(i[mine], j[mine])
 

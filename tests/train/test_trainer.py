@@ -146,6 +146,10 @@ def test_class_swap_pairs_an_instance_with_the_nearest_images_of_a_drawn_class(d
         return (neighbors[d.cond_index.numpy()] == d.image_index.numpy()[:, None]).any(1).mean()
 
     assert in_neighborhood(0.0) == 1.0 and 0.4 < in_neighborhood(0.5) < 0.8 and in_neighborhood(1.0) < 0.3
+    few = labels.copy()
+    few[np.flatnonzero(few == 2)[3:]] = 1                      # class 2 keeps 3 images, k = 3 needs 4
+    with pytest.raises(TrainError, match=r"class_swap=1.0: class 2 has 3 images.*neighbors.k=3"):
+        BatchSampler(images, few, feats, neighbors, **kw, rng=torch.Generator(), class_swap=1.0)
     plain = BatchSampler(images, labels, feats, neighbors, **kw, rng=torch.Generator().manual_seed(0))
     assert torch.equal(plain.draw(64).image_index, BatchSampler(
         images, labels, feats, neighbors, **kw, rng=torch.Generator().manual_seed(0), class_swap=0.0).draw(64).image_index)
