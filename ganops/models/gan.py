@@ -126,6 +126,8 @@ class GANFamily(Family):
         for _ in range(self.tp.d_steps):
             real.append(self.batches.real(B))
             fake.append(self.batches.fake_conditions(B))
+        if self.tp.mode_seeking:    # G's batch: rows 2m and 2m + 1 share a condition (the mode-seeking pairs)
+            fake[-1] = tuple(None if c is None else c[0::2].repeat_interleave(2, dim=0)[:len(c)] for c in fake[-1])
         return GANBatch(real, fake)
 
     # ------------------------------------------------------------ the step
@@ -150,6 +152,8 @@ class GANFamily(Family):
         D.requires_grad_(False)
         with devices.autocast(dev):
             g_loss = self.loss.g(D(A(fake), yf, hf).float())
+        if self.tp.mode_seeking:
+            g_loss = g_loss + self.tp.mode_seeking * _mode_seeking(fake.float(), z)
         opt_g.zero_grad(set_to_none=True)
         g_loss.backward()
         opt_g.step()
@@ -184,6 +188,15 @@ class GANFamily(Family):
         with devices.autocast(self.ctx.device):
             out = nets["G"](z, y, h)
         return to_uint8(out), nrow
+
+
+def _mode_seeking(fake: torch.Tensor, z: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
+    """MSGAN's term (Mao et al. 2019) over the pairs (2m, 2m + 1), which share a condition: the inverse of
+    the images' mean absolute difference over the noises', small when two noises give two images."""
+    m = len(fake) // 2
+    a, b = fake[0:2 * m:2], fake[1:2 * m:2]
+    ratio = (a - b).abs().mean(dim=(1, 2, 3)) / (z[0:2 * m:2] - z[1:2 * m:2]).abs().mean(dim=1)
+    return 1.0 / (ratio.mean() + eps)
 
 
 def _check_labels(labels, n: int, key: str, other: str) -> int:
