@@ -214,7 +214,8 @@ def _assert_same_opt(a, b):
 
 def test_resume_is_bit_exact(data, tmp_path):
     images, labels, feats, neighbors = data
-    kw = dict(family="icgan", class_conditional=True, d_steps=2, steps=6, checkpoint_every=3, spectral_norm=True)
+    kw = dict(family="icgan", class_conditional=True, d_steps=2, steps=6, checkpoint_every=3, spectral_norm=True,
+              class_swap=0.5, mode_seeking=1.0)      # their draws come from the checkpointed streams too
     straight = train(params(**kw), images, labels, feats, neighbors, checkpoint_path=tmp_path / "a.pt")
     first = train(params(**{**kw, "steps": 3}), images, labels, feats, neighbors, checkpoint_path=tmp_path / "b.pt")
     assert first.steps == 3
@@ -229,6 +230,16 @@ def test_resume_is_bit_exact(data, tmp_path):
     _assert_same_opt(a["optimizers"]["D"], b["optimizers"]["D"])
     assert [e["step"] for e in resumed.history] == list(range(1, 7))
     assert not torch.equal(straight.states["G"]["out.weight"], first.states["G"]["out.weight"])
+
+
+def test_mode_seeking_rewards_pairs_whose_images_differ_as_their_noise_does():
+    from ganops.models.gan import _mode_seeking
+
+    z = torch.randn(9, 16)                                     # an odd row is left out of the pairs
+    same = torch.zeros(9, 1, 8, 8)
+    differ = torch.rand(9, 1, 8, 8) * 2 - 1
+    assert _mode_seeking(same, z) > 1e4 > 10 > _mode_seeking(differ, z)
+    assert _mode_seeking(differ, z * 2) == pytest.approx(2 * _mode_seeking(differ, z).item(), rel=1e-4)
 
 
 def test_killed_run_resumes_to_the_same_weights(data, tmp_path):
