@@ -4,6 +4,7 @@ icgan at the same step budget, through the pipeline's own stages and evaluation.
     python benchmarks/gan_quality.py                         # 1500 steps each, 32 filters
     python benchmarks/gan_quality.py --steps 300 --families cgan icgan
     python benchmarks/gan_quality.py --families dcgan cgan --augments none diffaugment ada --set data.limit=1000
+    python benchmarks/gan_quality.py --families dcgan icgan --instances digits   # IC-GAN on digits' instances
 
 The project lives in a temporary folder (its own MLflow store: nothing reaches a user's registry).
 Figures: FID in the evaluator's space (a classifier trained in the pipeline on the 9,000 training
@@ -39,6 +40,9 @@ def main() -> None:
     ap.add_argument("--device", default="auto")
     ap.add_argument("--root", default=None, help="project folder (default: a temporary one)")
     ap.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="more overrides, for every family")
+    ap.add_argument("--instances", default=None, metavar="DATASET|FOLDER",
+                    help="also condition the IC-GAN on this dataset's instances (ganops sample --instances) and score "
+                         "its samples against that dataset, beside the IC-GAN's own draw and the DCGAN's")
     args = ap.parse_args()
 
     from ganops import stages
@@ -63,6 +67,7 @@ def main() -> None:
             rows += [{**r, "family": f"{r['family']} ({p.train.augment.kind})" if aug else r["family"]}
                      for r in leaderboard(root, p) if r["family"].split()[0] == p.train.family]
     rows.sort(key=lambda r: r.get("fid_evaluator", float("inf")))
+    transfer = on_other_dataset(root, args.instances, common, args.families) if args.instances else None
     judge = json.loads((root / "data/evaluator" / p.data.dataset / "meta.json").read_text())["metrics"]
     print(markdown(rows))
     print(f"evaluator held-out accuracy (the judge's ceiling): {judge.get('holdout_accuracy')}")
@@ -72,7 +77,35 @@ def main() -> None:
     print(json.dumps({"benchmark": "gan_quality", "steps": args.steps, "filters": args.filters,
                       "evaluator_holdout_accuracy": judge.get("holdout_accuracy"), "seconds": seconds,
                       "leaderboard": [{"family": r["family"], **{k: r[k] for k in keep if r.get(k) is not None}}
-                                      for r in rows]}))
+                                      for r in rows],
+                      **({"on_instances": transfer} if transfer else {})}))
+
+
+def on_other_dataset(root: Path, spec: str, common: list[str], families: list[str]) -> dict:
+    """The IC-GAN conditioned on ``spec``'s instances (one sample each), its own draw p(x) and the DCGAN's
+    samples (as many), each scored against ``spec``'s images in the evaluator's space."""
+    from ganops.commands.sample import sample, sample_instances
+    from ganops.core import artifacts as A
+    from ganops.core import params as P
+    from ganops.evaluate import on_instances
+    from ganops.evaluate.evaluator import Evaluator
+
+    if "icgan" not in families:
+        raise SystemExit("--instances needs the icgan family in --families")
+    p = P.load(REPO / "params.yaml", [*common, *VARIANTS["icgan"]])
+    got = sample_instances(p, root, spec)
+    ev = Evaluator.load(A.evaluator_dir(root, p) / "evaluator.pt")
+    n = len(got.instances)
+    out = {f"icgan on {spec}'s instances": on_instances.score(ev, got.instances, got.samples,
+                                                              instance_labels=got.labels),
+           "icgan, its own instances": on_instances.score(ev, got.instances, sample(p, root, n, 0))}
+    if "dcgan" in families:
+        q = P.load(REPO / "params.yaml", [*common, *VARIANTS["dcgan"]])
+        out["dcgan"] = on_instances.score(ev, got.instances, sample(q, root, n, 0))
+    print(f"against {spec} ({n} images, the evaluator's space):")
+    for name, m in out.items():
+        print(f"  {name}: " + ", ".join(f"{k} {v:.3f}" for k, v in m.items()))
+    return {name: {k: round(v, 4) for k, v in m.items()} for name, m in out.items()}
 
 
 if __name__ == "__main__":
