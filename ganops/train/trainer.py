@@ -23,6 +23,11 @@ and logged (a NaN on any rank stops every rank at the same step with the same me
 alone writes checkpoints, logs and grids. A checkpoint holds every rank's random streams and family
 state: it resumes bit-exactly at the same world size, and at another one continues the same global
 batch and the same data and noise streams.
+
+SIGTERM (a scheduler's preemption, `kill`, a Kubernetes pod's eviction, torchrun passing its own on) is
+a request to stop: the ranks agree on it with the losses they reduce, write a checkpoint at the step
+they finished and stop with one line, so the rerun loses nothing (on a GPU the losses, and so the
+request, reach the host every log_every steps). Ctrl-C stops at once, at the last checkpoint.
 """
 
 from __future__ import annotations
@@ -33,8 +38,11 @@ import logging
 import math
 import random
 import re
+import signal
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -318,61 +326,98 @@ class Trainer:
         # step is checked and a NaN is reported at its exact step; on a GPU, within the last few steps.
         check_every = 1 if tr.device.type == "cpu" else s.log_every
         pending, pending_n = None, 0
-        try:
-            while tr.step < s.steps:
-                if s.epoch_steps and tr.step % s.epoch_steps == 0:
-                    bar.section(f"epoch {tr.step // s.epoch_steps + 1}/{s.steps // s.epoch_steps}", s.epoch_steps)
-                values = tr.train_step()
-                pending = values if pending is None else pending + values
-                pending_n += 1
-                final = tr.step == s.steps
-                boundary = final or tr.step % s.log_every == 0 or (path is not None and tr.step % s.checkpoint_every == 0)
-                if not (boundary or tr.step % check_every == 0):
-                    bar.update(1)
-                    continue
-                sums, pending, n_summed = world.mean(pending).tolist(), None, pending_n
-                pending_n = 0
-                if not all(map(math.isfinite, sums)):
-                    where = (f"the last good checkpoint is {path} (step {last_ckpt})" if last_ckpt is not None
-                             else "no checkpoint had been written yet" + (f" ({s.key('checkpoint_every')})"
-                                                                          if path is not None else ""))
-                    at = f"step {tr.step}" if n_summed == 1 else f"steps {tr.step - n_summed + 1}..{tr.step}"
-                    raise TrainError(
-                        f"non-finite loss at {at} ({', '.join(f'{k}={v}' for k, v in zip(tr.loss_names, sums))}); "
-                        f"training stopped, {where}. {tr.family.divergence_hint}")
-                for i, v in enumerate(sums):
-                    tr.window[i] += v
-                tr.window[-1] += n_summed
-                if path is not None and (tr.step % s.checkpoint_every == 0 or final):
+        stopped = False
+        with _sigterm_request() as term:
+            try:
+                while tr.step < s.steps:
+                    if s.epoch_steps and tr.step % s.epoch_steps == 0:
+                        bar.section(f"epoch {tr.step // s.epoch_steps + 1}/{s.steps // s.epoch_steps}", s.epoch_steps)
+                    values = tr.train_step()
+                    pending = values if pending is None else pending + values
+                    pending_n += 1
+                    final = tr.step == s.steps
+                    boundary = final or tr.step % s.log_every == 0 or (path is not None and tr.step % s.checkpoint_every == 0)
+                    if not (boundary or tr.step % check_every == 0):
+                        bar.update(1)
+                        continue
+                    flag = torch.tensor([float(term.requested)], dtype=pending.dtype, device=pending.device)
+                    *sums, stop = world.mean(torch.cat([pending, flag])).tolist()   # a request on any rank
+                    pending, n_summed = None, pending_n
+                    pending_n = 0
+                    if not all(map(math.isfinite, sums)):
+                        where = (f"the last good checkpoint is {path} (step {last_ckpt})" if last_ckpt is not None
+                                 else "no checkpoint had been written yet" + (f" ({s.key('checkpoint_every')})"
+                                                                              if path is not None else ""))
+                        at = f"step {tr.step}" if n_summed == 1 else f"steps {tr.step - n_summed + 1}..{tr.step}"
+                        raise TrainError(
+                            f"non-finite loss at {at} ({', '.join(f'{k}={v}' for k, v in zip(tr.loss_names, sums))}); "
+                            f"training stopped, {where}. {tr.family.divergence_hint}")
+                    for i, v in enumerate(sums):
+                        tr.window[i] += v
+                    tr.window[-1] += n_summed
+                    if path is not None and (tr.step % s.checkpoint_every == 0 or final):
+                        if tr.step % s.log_every == 0 or final:
+                            _close_window(tr)
+                        tr.save_checkpoint(path)
+                        last_ckpt = tr.step
+                    metrics = None
                     if tr.step % s.log_every == 0 or final:
-                        _close_window(tr)
-                    tr.save_checkpoint(path)
-                    last_ckpt = tr.step
-                metrics = None
-                if tr.step % s.log_every == 0 or final:
-                    entry = _close_window(tr)
-                    now = time.perf_counter()
-                    metrics = {**{k: entry[k] for k in tr.loss_names},
-                               "steps_per_s": (tr.step - tick_step) / max(now - tick, 1e-9)}
-                    tick, tick_step = now, tr.step
-                    bar.set_postfix(**_headline(tr, entry))
-                bar.update(1)       # after this step's losses are known: the last line shows the final ones
-                if metrics is not None and log is not None:
-                    log(tr.step, metrics)
-                if sample_cb is not None and (tr.step % s.sample_every == 0 or final):
-                    sample_cb(tr.step, *tr.progress_grid())
-        except KeyboardInterrupt:
-            # no checkpoint here: the step under way may be half applied; the last one is whole
-            kept = (f"rerun the same command to resume from step {last_ckpt} ({path})" if last_ckpt is not None
-                    else "no checkpoint was written yet, so a rerun starts over")
-            raise Interrupted(f"interrupted at step {tr.step} of {s.steps}; {kept}") from None
-        except Exception as exc:
-            if not devices.out_of_memory(exc):
-                raise
-            raise TrainError(_out_of_memory(tr, exc, path, last_ckpt)) from None
-        finally:
-            bar.close()
+                        entry = _close_window(tr)
+                        now = time.perf_counter()
+                        metrics = {**{k: entry[k] for k in tr.loss_names},
+                                   "steps_per_s": (tr.step - tick_step) / max(now - tick, 1e-9)}
+                        tick, tick_step = now, tr.step
+                        bar.set_postfix(**_headline(tr, entry))
+                    bar.update(1)       # after this step's losses are known: the last line shows the final ones
+                    if metrics is not None and log is not None:
+                        log(tr.step, metrics)
+                    if sample_cb is not None and (tr.step % s.sample_every == 0 or final):
+                        sample_cb(tr.step, *tr.progress_grid())
+                    if stop > 0 and not final:
+                        if path is not None and last_ckpt != tr.step:
+                            tr.save_checkpoint(path)
+                            last_ckpt = tr.step
+                        stopped = True
+                        break
+            except KeyboardInterrupt:
+                # no checkpoint here: the step under way may be half applied; the last one is whole
+                kept = (f"rerun the same command to resume from step {last_ckpt} ({path})" if last_ckpt is not None
+                        else "no checkpoint was written yet, so a rerun starts over")
+                raise Interrupted(f"interrupted at step {tr.step} of {s.steps}; {kept}") from None
+            except Exception as exc:
+                if not devices.out_of_memory(exc):
+                    raise
+                raise TrainError(_out_of_memory(tr, exc, path, last_ckpt)) from None
+            finally:
+                bar.close()
+        if stopped:
+            kept = (f"a checkpoint holds it: rerun the same command to resume ({path})" if path is not None
+                    else "nothing was checkpointed, so a rerun starts over")
+            raise Interrupted(f"stopped by SIGTERM after step {tr.step} of {s.steps}; {kept}")
         return tr.result(resumed_from=resumed, seconds=time.perf_counter() - t0, checkpoint=path)
+
+
+class _Request:
+    requested = False
+
+
+@contextmanager
+def _sigterm_request() -> Iterator[_Request]:
+    """While training, SIGTERM sets ``requested`` instead of ending the process (the main thread only:
+    signal handlers live there; elsewhere SIGTERM keeps its own handling)."""
+    req = _Request()
+    if threading.current_thread() is not threading.main_thread():
+        yield req
+        return
+
+    def handler(signum, frame) -> None:
+        req.requested = True
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield req
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _per_process(tr: Trainer) -> str:

@@ -264,6 +264,28 @@ def test_ctrl_c_is_one_line_the_run_killed_and_the_rerun_resumes(project):
     assert f"resuming from step {at}" in done.stderr
 
 
+def test_sigterm_checkpoints_the_step_it_stopped_at_and_the_rerun_resumes_there(project):
+    # what a scheduler's preemption or `kill` sends: nothing after the last finished step is lost
+    import torch
+
+    sets = [*FAST, "train.steps=600", "train.checkpoint_every=100", "train.log_every=10"]
+    proc = _start_training(project, sets)
+    ckpt = wait_for_checkpoint(project, "icgan", proc)                # step 100's
+    os.kill(proc.pid, signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    err = err.decode()
+    assert proc.returncode == 130 and "Traceback" not in err, err[-3000:]
+    line = [x for x in err.splitlines() if x.startswith("ganops: stopped by SIGTERM after step")]
+    assert len(line) == 1 and "rerun the same command to resume" in line[0], err[-3000:]
+    at = int(torch.load(ckpt, weights_only=True)["step"])
+    assert 100 < at < 600 and f"after step {at} of 600" in line[0]     # written on the way out, at that step
+    ckpt = ckpt.parent
+    run_id = json.loads((ckpt / "mlflow_run.json").read_text())["run_id"]
+    assert _runs(project)[run_id]["status"] == "KILLED"
+    done = _ganops(project, "stage", "train", sets=sets, quiet=False)
+    assert f"resuming from step {at}" in done.stderr
+
+
 @pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="this machine has the CUDA device it asks for")
 def test_a_device_this_machine_lacks_is_refused_before_any_work(tmp_path):
     (tmp_path / "params.yaml").write_text((REPO / "params.yaml").read_text())
