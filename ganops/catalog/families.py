@@ -23,7 +23,7 @@ class FamilySpec:
 
 ALL: dict[str, FamilySpec] = {s.name: s for s in (
     FamilySpec("dcgan", "Radford et al. 2015", "ganops.models.dcgan:DCGAN",
-               unused_keys=frozenset({"class_conditional", "class_swap", "h_dim"})),
+               unused_keys=frozenset({"class_conditional", "class_swap", "h_dim", "mode_seeking"})),
     FamilySpec("cgan", "Mirza & Osindero 2014", "ganops.models.cgan:CGAN",
                unused_keys=frozenset({"class_conditional", "class_swap"})),
     FamilySpec("icgan", "Casanova et al. 2021", "ganops.models.icgan:ICGAN", needs_neighbors=True),

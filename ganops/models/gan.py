@@ -96,6 +96,8 @@ class GANFamily(Family):
         self._grid = self._grid_inputs()
         # what D sees of every image, real and fake, in D's step and G's (none: the images themselves)
         self.aug = ctx.augment(tp.augment, info.channels, tp.batch_size)
+        # MSGAN's term is for conditional G (pairs that share a condition); DCGAN's samples share none
+        self.mode_seeking = tp.mode_seeking if info.n_classes or info.feat_dim else 0.0
         if tp.augment.kind == "ada":
             self.loss_names = (*type(self).loss_names, "ada_p")
 
@@ -126,7 +128,7 @@ class GANFamily(Family):
         for _ in range(self.tp.d_steps):
             real.append(self.batches.real(B))
             fake.append(self.batches.fake_conditions(B))
-        if self.tp.mode_seeking:    # G's batch: rows 2m and 2m + 1 share a condition (the mode-seeking pairs)
+        if self.mode_seeking:       # G's batch: rows 2m and 2m + 1 share a condition (the mode-seeking pairs)
             fake[-1] = tuple(None if c is None else c[0::2].repeat_interleave(2, dim=0)[:len(c)] for c in fake[-1])
         return GANBatch(real, fake)
 
@@ -152,8 +154,8 @@ class GANFamily(Family):
         D.requires_grad_(False)
         with devices.autocast(dev):
             g_loss = self.loss.g(D(A(fake), yf, hf).float())
-        if self.tp.mode_seeking:
-            g_loss = g_loss + self.tp.mode_seeking * _mode_seeking(fake.float(), z)
+        if self.mode_seeking:
+            g_loss = g_loss + self.mode_seeking * _mode_seeking(fake.float(), z)
         opt_g.zero_grad(set_to_none=True)
         g_loss.backward()
         opt_g.step()
