@@ -216,7 +216,7 @@ def main(argv: list[str] | None = None) -> int:
         # of several ranks rank 0 speaks; under ganops's launcher, through it
         if not (report_failure(message) and (rank or os.environ.get(LAUNCHER_ENV))):
             print(f"ganops: {message}", file=sys.stderr)
-        return 130
+        return getattr(exc, "exit_code", 130)
 
 
 def _fail(message: str) -> None:

@@ -143,7 +143,7 @@ class InstanceSamples:
     """An IC-GAN's samples conditioned on every instance of a dataset, in the dataset's order."""
     instances: np.ndarray     # uint8 N×C×H×W: the instances as G's frame (its side and channels)
     samples: np.ndarray       # uint8 (N·per_instance)×C×H×W: instance i's samples are rows i·k … i·k + k − 1
-    labels: np.ndarray        # int64 N: the instances' labels, -1 where unknown
+    labels: np.ndarray        # int64 N: the instances' classes in the training's numbering (by name), -1: none
     sources: list[str]        # where each instance came from (a path under the folder, or 'digits/all/17')
     per_instance: int
 
@@ -172,9 +172,10 @@ def load_instances(spec: str, p: Params, root: Path, channels: int, resolution: 
                    skip_corrupt=skip_corrupt)
     try:
         raw = load_source(q, root)
-    except UserError as exc:
-        raise SampleError(f"--instances {spec}: {exc} (For --instances, data.root is --instances-root and "
-                          "data.skip_corrupt is --skip-corrupt.)") from None
+    except UserError as exc:    # the source speaks of data.* keys; here they are these flags
+        said = str(exc).replace("set data.skip_corrupt=true", "pass --skip-corrupt").replace(
+            "set data.root", "set --instances-root")
+        raise SampleError(f"--instances {spec}: {said}") from None
     if not len(raw.images):
         raise SampleError(f"--instances {spec}: no images")
     keep = slice(None, limit)
@@ -202,15 +203,35 @@ def sample_instances(p: Params, root: Path, spec: str, per_instance: int = 1, se
         raise SampleError(f"--label {label}: the model knows labels 0..{c.n_classes - 1}")
     raw = load_instances(spec, p, root, trained.cfg.channels, trained.cfg.resolution, data_root, limit,
                          skip_corrupt)
+    own = _in_training_labels(raw, spec, p, root)
     labels = None
     if c.label:
-        labels = np.full(len(raw.images), label) if label is not None else raw.labels
-        if label is None and not ((raw.labels >= 0) & (raw.labels < c.n_classes)).all():
+        labels = np.full(len(raw.images), label) if label is not None else own
+        if label is None and not ((own >= 0) & (own < c.n_classes)).all():
             raise SampleError(f"--instances {spec}: this IC-GAN is class-conditional and not every instance has "
-                              f"a label in 0..{c.n_classes - 1}: pass --label to give them one")
+                              "a class of its training data (matched by class name): pass --label to give them one")
     from ganops.embed.api import embed_as_dataset
 
     h = embed_as_dataset(raw.images, p, root)
     rep = lambda a: None if a is None else np.repeat(a, per_instance, axis=0)  # noqa: E731
     samples = trained.generate(len(h) * per_instance, seed=seed, labels=rep(labels), features=rep(h))
-    return InstanceSamples(raw.images, samples, raw.labels, list(raw.sources), per_instance)
+    return InstanceSamples(raw.images, samples, own, list(raw.sources), per_instance)
+
+
+def _in_training_labels(raw: RawImages, spec: str, p: Params, root: Path) -> np.ndarray:
+    """The instances' labels as the training dataset numbers its classes, matched by class name (a folder's
+    class 7/ is the training's class "7" whatever its position); -1 where there is no such class. Without
+    names on both sides, only the training dataset itself keeps its labels."""
+    import json
+
+    from ganops.data.store import SUMMARY
+
+    summary = A.dataset_dir(root, p) / SUMMARY
+    names = json.loads(summary.read_text()).get("class_names") if summary.is_file() else None
+    known = raw.labels >= 0
+    if names and raw.class_names:
+        ids = {name: i for i, name in enumerate(names)}
+        table = np.array([ids.get(name, -1) for name in raw.class_names], np.int64)
+        safe = np.clip(raw.labels, 0, len(table) - 1)
+        return np.where(known & (raw.labels < len(table)), table[safe], -1)
+    return raw.labels.copy() if spec == p.data.dataset else np.full(len(raw.labels), -1, np.int64)

@@ -14,6 +14,12 @@ class UserError(Exception):
 
 class Interrupted(KeyboardInterrupt):
     """Ctrl-C, with where the work stopped and what a rerun does (the trainer names the step)."""
+    exit_code = 130         # the shell's code for SIGINT
+
+
+class Terminated(Interrupted):
+    """SIGTERM honoured at a step boundary (the trainer checkpointed that step)."""
+    exit_code = 143         # the shell's code for SIGTERM
 
 
 def user_errors() -> tuple[type[BaseException], ...]:

@@ -18,7 +18,7 @@ from pathlib import Path
 import yaml
 
 from ganops.core.distributed import CONTEXT_ENV, ERRORS_DIR_ENV, LAUNCHER_ENV, DistributedError, World, launched
-from ganops.core.errors import Interrupted
+from ganops.core.errors import Interrupted, Terminated
 from ganops.core.params import Params
 
 log = logging.getLogger(__name__)
@@ -74,10 +74,16 @@ def run_stage_on_ranks(name: str, p: Params, root: Path, domain: str | None, con
             try:
                 run(args)
             except ChildFailedError as exc:
-                if any(f.exitcode == 130 for f in exc.failures.values()):   # Ctrl-C reached the ranks
+                codes = {f.exitcode for f in exc.failures.values()}
+                if Interrupted.exit_code in codes:                  # Ctrl-C reached the ranks
                     raise Interrupted(_interrupted(errors)) from None
+                if Terminated.exit_code in codes:                   # SIGTERM: the ranks checkpointed and stopped
+                    raise Terminated(_interrupted(errors)) from None
                 raise DistributedError(_cause(exc, errors)) from None
-            except (KeyboardInterrupt, SignalException):   # Ctrl-C (or a stop): torchrun passed it to the ranks
+            except SignalException as exc:   # a stop sent to this process: torchrun passed it to the ranks
+                stop = Terminated if exc.sigval == signal.SIGTERM else Interrupted
+                raise stop(_interrupted(errors)) from None
+            except KeyboardInterrupt:        # Ctrl-C
                 raise Interrupted(_interrupted(errors)) from None
             except Exception as exc:   # the rendezvous could not form: one line, not torchrun's trace
                 if "rendezvous" not in type(exc).__module__ + type(exc).__name__.lower():

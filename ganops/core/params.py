@@ -172,7 +172,7 @@ class TrainParams(_Section):
     beta2: float = Field(0.999, ge=0, lt=1)
     d_steps: int = Field(1, ge=1, description="D updates per G update")
     spectral_norm: bool = Field(False, description="spectral norm on D's layers")
-    mode_seeking: float = Field(0.0, ge=0, description="cgan, icgan: weight of the mode-seeking term (Mao et al. "
+    mode_seeking: float = Field(0.0, ge=0, allow_inf_nan=False, description="cgan, icgan: weight of the mode-seeking term (Mao et al. "
                                 "2019, MSGAN): G's batch pairs samples of one condition and is rewarded for images "
                                 "that differ as their noise does (0: off)")
     augment: AugmentParams = Field(AugmentParams(), description="what D sees of real and fake images: augment.* keys "
@@ -188,6 +188,14 @@ class TrainParams(_Section):
     sample_every: int = Field(200, ge=1, description="steps between sample grids")
     warm_start: bool = Field(False, description="start from the registered champion's weights (same family, "
                              "dataset and architecture) instead of a fresh initialisation")
+
+    @model_validator(mode="after")
+    def _swap_needs_labels(self) -> TrainParams:
+        # a swapped draw's real image is of another class than the instance: only a label can say so
+        if self.class_swap and not self.class_conditional:
+            raise ValueError(f"train.class_swap={self.class_swap} needs train.class_conditional=true (the label "
+                             "is what tells G and D the class a swapped pair shows)")
+        return self
 
 
 EVALUATORS = ("auto", "classifier", "simclr")

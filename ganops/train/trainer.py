@@ -53,7 +53,7 @@ from torch import nn
 
 from ganops.core import device as devices
 from ganops.core import distributed
-from ganops.core.errors import Interrupted
+from ganops.core.errors import Interrupted, Terminated
 from ganops.core.identity import TRAIN_SCHEDULE
 from ganops.core.params import Params
 from ganops.core.progress import Progress
@@ -393,7 +393,7 @@ class Trainer:
         if stopped:
             kept = (f"a checkpoint holds it: rerun the same command to resume ({path})" if path is not None
                     else "nothing was checkpointed, so a rerun starts over")
-            raise Interrupted(f"stopped by SIGTERM after step {tr.step} of {s.steps}; {kept}")
+            raise Terminated(f"stopped by SIGTERM after step {tr.step} of {s.steps}; {kept}")
         return tr.result(resumed_from=resumed, seconds=time.perf_counter() - t0, checkpoint=path)
 
 

@@ -60,6 +60,14 @@ def test_a_side_the_generators_cannot_build_is_refused_with_the_allowed_ones(sid
     assert P.load(None, ["data.resolution=64"]).data.resolution == 64
 
 
+def test_training_keys_that_cannot_work_are_refused_before_any_work():
+    with pytest.raises(P.ParamsError, match=r"train.class_swap=0.5 needs train.class_conditional=true"):
+        P.load(None, ["train.class_swap=0.5"])
+    assert P.load(None, ["train.class_swap=0.5", "train.class_conditional=true"]).train.class_swap == 0.5
+    with pytest.raises(P.ParamsError, match=r"'train.mode_seeking'.*finite"):
+        P.load(None, ["train.mode_seeking=inf"])
+
+
 def test_wrong_type_is_reported():
     with pytest.raises(P.ParamsError) as e:
         P.load(None, ["neighbors.k=many"])

@@ -186,3 +186,24 @@ def test_a_three_image_folder_is_built_with_its_warnings(tmp_path, caplog):
     for i in range(3, 120):                      # enough images: no warning, and no warnings key at all
         _grey_file(root / f"{i}.png", i)
     assert "warnings" not in json.loads((run_stage("dataset", p, tmp_path).path / "summary.json").read_text())
+
+
+def test_instances_of_another_dataset_take_the_training_classes_by_name(tmp_path):
+    """`ganops sample --instances FOLDER` on a class-conditional IC-GAN: a class subfolder 7/ is the training's
+    class "7" wherever it sorts; a class the training lacks, or a dataset without names, has none."""
+    from ganops.commands.sample import _in_training_labels, load_instances
+    from ganops.core import artifacts as A
+    from ganops.core import params as P
+
+    p = P.load(None, ["data.dataset=digits"])
+    summary = A.dataset_dir(tmp_path, p) / "summary.json"
+    summary.parent.mkdir(parents=True)
+    summary.write_text(json.dumps({"class_names": [str(d) for d in range(10)]}))
+    folder = tmp_path / "mine"
+    for name in ("3", "7", "cat"):
+        _grey_file(folder / name / "a.png")
+    raw = load_instances(str(folder), p, tmp_path, channels=1, resolution=16)
+    assert raw.sources == ["3/a.png", "7/a.png", "cat/a.png"] and raw.labels.tolist() == [0, 1, 2]
+    assert _in_training_labels(raw, str(folder), p, tmp_path).tolist() == [3, 7, -1]
+    summary.write_text(json.dumps({"class_names": None}))
+    assert _in_training_labels(raw, str(folder), p, tmp_path).tolist() == [-1, -1, -1]
