@@ -26,7 +26,8 @@ from pathlib import Path
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist"
 REPO = Path(__file__).resolve().parents[1]
 VARIANTS = {"dcgan": ["train.family=dcgan"], "cgan": ["train.family=cgan"], "icgan": ["train.family=icgan"],
-            "icgan_cc": ["train.family=icgan", "train.class_conditional=true"]}
+            "icgan_cc": ["train.family=icgan", "train.class_conditional=true"],
+            "icgan_swap": ["train.family=icgan", "train.class_conditional=true", "train.class_swap=0.5"]}
 
 
 def main() -> None:
@@ -64,7 +65,9 @@ def main() -> None:
             seconds[label] = round(time.perf_counter() - t0, 1)
             print(f"{label}: {seconds[label]} s", flush=True)
             # the variants share one artifact folder: take each row as soon as it is evaluated
-            rows += [{**r, "family": f"{r['family']} ({p.train.augment.kind})" if aug else r["family"]}
+            tag = f" ({p.train.augment.kind})" if aug else ""
+            tag += f" (class_swap {p.train.class_swap})" if p.train.class_swap else ""
+            rows += [{**r, "family": r["family"] + tag}
                      for r in leaderboard(root, p) if r["family"].split()[0] == p.train.family]
     rows.sort(key=lambda r: r.get("fid_evaluator", float("inf")))
     transfer = on_other_dataset(root, args.instances, common, args.families) if args.instances else None

@@ -172,7 +172,7 @@ class TrainParams(_Section):
     beta2: float = Field(0.999, ge=0, lt=1)
     d_steps: int = Field(1, ge=1, description="D updates per G update")
     spectral_norm: bool = Field(False, description="spectral norm on D's layers")
-    mode_seeking: float = Field(0.0, ge=0, allow_inf_nan=False, description="icgan: weight of the mode-seeking term "
+    mode_seeking: float = Field(0.02, ge=0, allow_inf_nan=False, description="icgan: weight of the mode-seeking term "
                                 "(Mao et al. 2019, MSGAN): G's batch pairs samples of one instance and is rewarded for "
                                 "images that differ as their noise does (0: off)")
     augment: AugmentParams = Field(AugmentParams(), description="what D sees of real and fake images: augment.* keys "
