@@ -156,8 +156,8 @@ def load_instances(spec: str, p: Params, root: Path, channels: int, resolution: 
     training dataset, else data/raw); ``limit`` keeps the first ``limit`` images; ``skip_corrupt``: a folder's
     unreadable files are skipped (logged) instead of refused."""
     from ganops.core.params import DATASETS, DataParams
-    from ganops.data.resize import resize_square, to_channels
     from ganops.data.sources import load_source
+    from ganops.data.store import frame
 
     folder = Path(spec).expanduser()
     if spec in DATASETS and spec != "image_folder":
@@ -179,8 +179,7 @@ def load_instances(spec: str, p: Params, root: Path, channels: int, resolution: 
     if not len(raw.images):
         raise SampleError(f"--instances {spec}: no images")
     keep = slice(None, limit)
-    # as the dataset stage prepares its images (store.prepare): centre square, G's side, G's channels
-    images = np.ascontiguousarray(to_channels(resize_square(raw.images[keep], resolution), channels))
+    images = frame(raw.images[keep], resolution, channels)     # as the dataset stage holds its images
     return RawImages(images, raw.labels[keep], raw.splits[keep], raw.sources[keep], raw.class_names, raw.report)
 
 
@@ -222,12 +221,10 @@ def _in_training_labels(raw: RawImages, spec: str, p: Params, root: Path) -> np.
     """The instances' labels as the training dataset numbers its classes, matched by class name (a folder's
     class 7/ is the training's class "7" whatever its position); -1 where there is no such class. Without
     names on both sides, only the training dataset itself keeps its labels."""
-    import json
+    from ganops.data.store import SUMMARY, load_summary
 
-    from ganops.data.store import SUMMARY
-
-    summary = A.dataset_dir(root, p) / SUMMARY
-    names = json.loads(summary.read_text()).get("class_names") if summary.is_file() else None
+    ds = A.dataset_dir(root, p)
+    names = load_summary(ds).get("class_names") if (ds / SUMMARY).is_file() else None
     known = raw.labels >= 0
     if names and raw.class_names:
         ids = {name: i for i, name in enumerate(names)}

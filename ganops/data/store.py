@@ -43,10 +43,14 @@ class Dataset:
     report: dict[str, Any]
 
 
+def frame(images: np.ndarray, resolution: int, channels: int) -> np.ndarray:
+    """Images as the dataset holds them: centre square at resolution², converted to ``channels`` (0 keeps)."""
+    return np.ascontiguousarray(to_channels(resize_square(images, resolution), channels))
+
+
 def prepare(raw: RawImages, p: DataParams, seed: int) -> Dataset:
     """Resize to resolution², convert channels, hash each image. Deterministic: no randomness here."""
-    images = to_channels(resize_square(raw.images, p.resolution), p.channels)
-    images = np.ascontiguousarray(images)
+    images = frame(raw.images, p.resolution, p.channels)
     sha1 = [hashlib.sha1(img.tobytes()).hexdigest() for img in images]
     return Dataset(images, raw.labels, raw.splits, list(raw.sources), sha1, raw.class_names, dict(raw.report))
 

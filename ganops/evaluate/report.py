@@ -163,11 +163,11 @@ def evaluate(x: Inputs, p: Params, out: Path, device: torch.device) -> Report:
 
     # -- pictures a person wants
     cond_rows = model.data_conditions(PER_ROW, e.seed, x.h, x.labels)
-    by_class = c.label and not c.instance      # cGAN: a row per class, in order (8 drawn labels miss some)
-    grid_rows = (np.arange(c.n_classes), None, None) if by_class else cond_rows
-    n_grid = PER_ROW * (c.n_classes if by_class else PER_ROW)
-    pics["samples"] = pictures.sample_grid(model, out / "samples.png", n_grid, e.seed,
-                                           *_per_row(grid_rows, PER_ROW)).name
+    if c.label and not c.instance:     # cGAN: sample_grid's row per class, every class (8 drawn labels miss some)
+        grid = pictures.sample_grid(model, out / "samples.png", PER_ROW * c.n_classes, e.seed)
+    else:
+        grid = pictures.sample_grid(model, out / "samples.png", 64, e.seed, *_per_row(cond_rows, PER_ROW))
+    pics["samples"] = grid.name
     pics["latent_walk"] = pictures.latent_walk(model, out / "latent_walk.png", rows=8, steps=10, seed=e.seed,
                                                labels=cond_rows[0], features=cond_rows[1]).name
     if x.evaluator.head is not None:

@@ -76,12 +76,14 @@ class BatchSampler:
         if self.neighbors is None:
             return Draw(i[mine], i[mine])
         col = torch.randint(0, self.neighbors.shape[1], (n,), generator=self.rng)
+        i, col = i[mine], col[mine]
         j = self.neighbors[i, col]
-        if self.class_swap:
-            swap = torch.rand(n, generator=self.rng) < self.class_swap
-            to = self.classes[torch.randint(0, len(self.classes), (n,), generator=self.rng)]
-            j = torch.where(swap, self._nearest_of_class(i, to, col), j)
-        return Draw(i[mine], j[mine])
+        if self.class_swap:      # every rank draws the whole batch's streams; it searches for its own swapped rows
+            swap = (torch.rand(n, generator=self.rng) < self.class_swap)[mine]
+            to = self.classes[torch.randint(0, len(self.classes), (n,), generator=self.rng)][mine]
+            if swap.any():
+                j[swap] = self._nearest_of_class(i[swap], to[swap], col[swap])
+        return Draw(i, j)
 
     def _nearest_of_class(self, i: torch.Tensor, to: torch.Tensor, col: torch.Tensor) -> torch.Tensor:
         """The ``col``-th nearest image of class ``to`` to each instance i (by its feature), never i itself.

@@ -207,3 +207,20 @@ def test_instances_of_another_dataset_take_the_training_classes_by_name(tmp_path
     assert _in_training_labels(raw, str(folder), p, tmp_path).tolist() == [3, 7, -1]
     summary.write_text(json.dumps({"class_names": None}))
     assert _in_training_labels(raw, str(folder), p, tmp_path).tolist() == [-1, -1, -1]
+
+
+def test_a_corrupt_instance_file_is_named_with_the_flag_that_skips_it(tmp_path):
+    """`--instances FOLDER`: the folder's own error, worded for sample's flags (data.skip_corrupt would change
+    the generator's parameters and send the user off to retrain)."""
+    from ganops.commands.sample import SampleError, load_instances
+    from ganops.core import params as P
+
+    p = P.load(None)
+    folder = tmp_path / "mine"
+    _grey_file(folder / "a.png")
+    (folder / "b.png").write_bytes(b"\x89PNG\r\n\x1a\n not really")
+    with pytest.raises(SampleError) as e:
+        load_instances(str(folder), p, tmp_path, channels=1, resolution=16)
+    assert "b.png" in str(e.value) and "pass --skip-corrupt" in str(e.value) and "data.skip_corrupt" not in str(e.value)
+    raw = load_instances(str(folder), p, tmp_path, channels=1, resolution=16, skip_corrupt=True)
+    assert raw.sources == ["a.png"] and raw.images.shape == (1, 1, 16, 16)
