@@ -16,7 +16,7 @@ import dagster as dg
 from ganops import stages
 from ganops.catalog.families import SPECS, TRANSFER_SPECS
 from ganops.core.errors import describe, user_errors
-from ganops.core.identity import roles, split_name, upstream_stages
+from ganops.core.identity import ON_INSTANCES, roles, split_name, upstream_stages
 from ganops.core.lineage import code_version
 from ganops.core.params import DOMAINS, ParamsError
 from ganops.tracking.runs import RunContext
@@ -41,6 +41,10 @@ def evaluation_key(family: str) -> dg.AssetKey:
     return dg.AssetKey(["evaluation", family])
 
 
+def on_instances_key(family: str) -> dg.AssetKey:
+    return dg.AssetKey(["evaluation_on_instances", family])
+
+
 def champion_key(family: str) -> dg.AssetKey:
     return dg.AssetKey(["champion", family])
 
@@ -63,6 +67,8 @@ def stage_key(stage: str, family: str | None = None) -> dg.AssetKey:
         return generator_key(family or "")
     if stage == "evaluate":
         return evaluation_key(family or "")
+    if stage == ON_INSTANCES:
+        return on_instances_key(family or "")
     if stage == "transfer":
         return translator_key(family or "")
     if stage == "evaluate_transfer":
@@ -245,11 +251,30 @@ def champion_asset(family: str) -> dg.AssetsDefinition:
     return champion
 
 
+def on_instances_asset(family: str) -> dg.AssetsDefinition:
+    """The IC-GAN conditioned on the instances of `on_instances.dataset`, scored against that dataset. After the
+    evaluation (which registers the generator), so the figures also land on the registered version."""
+    @dg.asset(key=on_instances_key(family), group_name=EVAL_GROUP, kinds={"pytorch", "mlflow"},
+              deps=[*(stage_key(s, family) for s in upstream_stages(ON_INSTANCES, family)), evaluation_key(family)],
+              code_version=code_version(ON_INSTANCES),
+              description=f"{family} conditioned on another dataset's instances (`on_instances.*`, IC-GAN's transfer): "
+                          "FID/KID and precision/recall/density/coverage against that dataset beside the model's own "
+                          "draw, label agreement where the classes are shared, instance | samples picture.")
+    def evaluation_on_instances(context: dg.AssetExecutionContext, params: GanopsParams, mlflow: MlflowTracking,
+                                device: ComputeDevice) -> dg.MaterializeResult:
+        return _materialized(run_stage(context, ON_INSTANCES, params, mlflow, device, (f"train.family={family}",)))
+
+    return evaluation_on_instances
+
+
 EVALUATIONS = [evaluation_asset(family) for family in SPECS]
 CHAMPIONS = [champion_asset(family) for family in SPECS]
+ON_INSTANCES_FAMILIES = tuple(f for f, spec in SPECS.items() if spec.needs_neighbors)
+ON_INSTANCES_EVALUATIONS = [on_instances_asset(family) for family in ON_INSTANCES_FAMILIES]
 
 
-@dg.asset(group_name=EVAL_GROUP, deps=[evaluation_key(f) for f in SPECS], kinds={"python"},
+@dg.asset(group_name=EVAL_GROUP, deps=[*(evaluation_key(f) for f in SPECS), *map(on_instances_key, ON_INSTANCES_FAMILIES)],
+          kinds={"python"},
           description="Every family evaluated on the dataset in one table, best FID (evaluator space) first.")
 def leaderboard(params: GanopsParams, mlflow: MlflowTracking, device: ComputeDevice) -> dg.MaterializeResult:
     from ganops.evaluate.leaderboard import leaderboard as board
@@ -328,4 +353,5 @@ def transfer_evaluation_asset(family: str) -> dg.AssetsDefinition:
 
 TRANSFER = [*(a for role in DOMAINS for a in domain_assets(role)), *map(translator_asset, TRANSFER_SPECS),
             *map(transfer_evaluation_asset, TRANSFER_SPECS)]
-ALL = [dataset, embeddings, neighbors, *GENERATORS, evaluator, *EVALUATIONS, *CHAMPIONS, leaderboard, *TRANSFER]
+ALL = [dataset, embeddings, neighbors, *GENERATORS, evaluator, *EVALUATIONS, *CHAMPIONS, *ON_INSTANCES_EVALUATIONS,
+       leaderboard, *TRANSFER]

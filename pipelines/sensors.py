@@ -6,6 +6,7 @@ shows (pictures, the MLflow run, the logged or registered model) and the asset's
 registry's champions and the leaderboard are reported when they change."""
 
 
+import contextlib
 import hashlib
 import json
 from pathlib import Path
@@ -15,17 +16,19 @@ import dagster as dg
 from ganops.catalog.families import SPECS, TRANSFER_SPECS
 from ganops.core import artifacts as A
 from ganops.core.errors import describe, user_errors
-from ganops.core.identity import DOMAIN_STAGES, roles
+from ganops.core.identity import DOMAIN_STAGES, ON_INSTANCES, roles
 from ganops.stages.on_disk import result_on_disk
 from ganops.tracking import checks
 from ganops.tracking.store import has_store
 from pipelines.assets import (
     KEY_OF_STAGE,
+    ON_INSTANCES_FAMILIES,
     champion_key,
     evaluation_key,
     generator_key,
     leaderboard_metadata,
     metadata,
+    on_instances_key,
     stage_key,
 )
 from pipelines.checks import ON_DISK
@@ -52,6 +55,8 @@ def _on_disk(params: GanopsParams, mlflow: MlflowTracking, device: ComputeDevice
         q = effective_params(params, mlflow, device, (f"train.family={family}",))
         yield generator_key(family), "train", q, family, None
         yield evaluation_key(family), "evaluate", q, family, None
+        if family in ON_INSTANCES_FAMILIES:
+            yield on_instances_key(family), ON_INSTANCES, q, family, None
     for stage in DOMAIN_STAGES:
         for role in roles(stage):
             yield stage_key(f"{stage}@{role}"), stage, p.domain(role), None, role
@@ -148,6 +153,13 @@ def reported_events(instance: dg.DagsterInstance, params: GanopsParams, mlflow: 
             up = stage_key(f"{up_stage}@{role}" if role and "@" not in up_stage else up_stage, family)
             tags[f"{INPUT_DATA_VERSION_TAG_PREFIX}/{up.to_user_string()}"] = up_hash
             tags[f"{INPUT_EVENT_POINTER_TAG_PREFIX}/{up.to_user_string()}"] = _event_pointer(instance, up)
+        if stage == ON_INSTANCES:   # its asset also follows the evaluation (the registry's version), as a run records
+            evaluated = A.evaluation_dir(root, q) / A.META
+            with contextlib.suppress(OSError, ValueError, KeyError):
+                up = evaluation_key(family)
+                tags[f"{INPUT_DATA_VERSION_TAG_PREFIX}/{up.to_user_string()}"] = json.loads(
+                    evaluated.read_text())["content_hash"]
+                tags[f"{INPUT_EVENT_POINTER_TAG_PREFIX}/{up.to_user_string()}"] = _event_pointer(instance, up)
         shown = {**metadata(result), "reported_from": "disk (built by dvc repro or the ganops CLI)"}
         events.append(dg.AssetMaterialization(asset_key=key, metadata=shown, tags=tags))
         events.extend(_checks(key, stage, q, root))

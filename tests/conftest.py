@@ -45,7 +45,9 @@ def fast_overrides(**extra: object) -> list[str]:
             "transfer.target_evaluator.min_steps": 0,
             "transfer.source_classifier.epochs": 1, "transfer.source_classifier.batch_size": 64,
             "transfer.target_evaluator.epochs": 10,     # a judge under 80% may not crown a translator: ~0.97
-            "transfer.target_evaluator.batch_size": 64}
+            "transfer.target_evaluator.batch_size": 64,
+            # the IC-GAN on another dataset's instances: the shared MNIST split's first 200 (no download)
+            "on_instances.root": str(SHARED_MNIST), "on_instances.download": False, "on_instances.limit": 200}
     base.update(extra)
     return [f"{k}={v}" for k, v in base.items()]
 

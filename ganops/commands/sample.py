@@ -149,12 +149,14 @@ class InstanceSamples:
 
 
 def load_instances(spec: str, p: Params, root: Path, channels: int, resolution: int,
-                   data_root: str | None = None, limit: int | None = None, skip_corrupt: bool = False) -> RawImages:
+                   data_root: str | None = None, limit: int | None = None, skip_corrupt: bool = False,
+                   download: bool | None = None) -> RawImages:
     """The images of ``spec`` (a source name of data.dataset, or a folder of images: an image_folder),
     prepared as the dataset stage prepares them, at G's side and channels. A folder is read in its sorted
     paths' order; ``data_root`` is a downloadable source's cache (default: data.root when ``spec`` is the
     training dataset, else data/raw); ``limit`` keeps the first ``limit`` images; ``skip_corrupt``: a folder's
-    unreadable files are skipped (logged) instead of refused."""
+    unreadable files are skipped (logged) instead of refused; ``download``: fetch a named source's missing files
+    (default data.download)."""
     from ganops.core.params import DATASETS, DataParams
     from ganops.data.sources import load_source
     from ganops.data.store import frame
@@ -168,7 +170,8 @@ def load_instances(spec: str, p: Params, root: Path, channels: int, resolution: 
     else:
         sources = ", ".join(d for d in DATASETS if d != "image_folder")
         raise SampleError(f"--instances {spec}: neither a dataset ({sources}) nor a folder of images")
-    q = DataParams(dataset=name, root=where, resolution=resolution, channels=channels, download=p.data.download,
+    q = DataParams(dataset=name, root=where, resolution=resolution, channels=channels,
+                   download=p.data.download if download is None else download,
                    skip_corrupt=skip_corrupt)
     try:
         raw = load_source(q, root)
@@ -185,7 +188,8 @@ def load_instances(spec: str, p: Params, root: Path, channels: int, resolution: 
 
 def sample_instances(p: Params, root: Path, spec: str, per_instance: int = 1, seed: int = 0,
                      label: int | None = None, model: str | None = None, data_root: str | None = None,
-                     limit: int | None = None, skip_corrupt: bool = False) -> InstanceSamples:
+                     limit: int | None = None, skip_corrupt: bool = False,
+                     download: bool | None = None) -> InstanceSamples:
     """``per_instance`` samples of the IC-GAN of ``p`` (or a registered version) for each instance of
     ``spec`` (see ``load_instances``), embedded with the encoder G was trained with. A class-conditional
     IC-GAN takes each instance's own label, or ``label`` for all (the class swap)."""
@@ -201,7 +205,7 @@ def sample_instances(p: Params, root: Path, spec: str, per_instance: int = 1, se
     if label is not None and not 0 <= label < c.n_classes:
         raise SampleError(f"--label {label}: the model knows labels 0..{c.n_classes - 1}")
     raw = load_instances(spec, p, root, trained.cfg.channels, trained.cfg.resolution, data_root, limit,
-                         skip_corrupt)
+                         skip_corrupt, download)
     own = _in_training_labels(raw, spec, p, root)
     labels = None
     if c.label:

@@ -78,6 +78,13 @@ def evaluation_dir(root: Path, p: Params, family: str | None = None) -> Path:
     return Path(root) / "data" / "evaluation" / gen.relative_to(Path(root) / "data" / "generator")
 
 
+def on_instances_dir(root: Path, p: Params, family: str | None = None) -> Path:
+    """The IC-GAN's evaluation on another dataset's instances: data/evaluation/on_instances/<the generator's
+    path below data/generator> (one per generator: the on_instances.* in force, named in its meta.json)."""
+    gen = generator_dir(root, p, family)
+    return Path(root) / "data" / "evaluation" / "on_instances" / gen.relative_to(Path(root) / "data" / "generator")
+
+
 def pair(p: Params) -> str:
     """A domain transfer's name: ``<source>-to-<target>`` (no dataset name holds "-to-")."""
     return f"{p.transfer.source.dataset}-to-{p.transfer.target.dataset}"
@@ -94,7 +101,7 @@ def transfer_evaluation_dir(root: Path, p: Params, family: str | None = None) ->
 def stage_dir(root: Path, p: Params, stage: str) -> Path:
     return {"dataset": dataset_dir, "embeddings": embeddings_dir, "neighbors": neighbors_dir,
             "train": generator_dir, "evaluator": evaluator_dir, "classifier": classifier_dir, "evaluate": evaluation_dir,
-            "transfer": translator_dir, "evaluate_transfer": transfer_evaluation_dir}[stage](root, p)
+            "evaluate_on_instances": on_instances_dir, "transfer": translator_dir, "evaluate_transfer": transfer_evaluation_dir}[stage](root, p)
 
 
 def metrics_file(root: Path, stage: str) -> Path:

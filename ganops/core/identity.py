@@ -22,8 +22,10 @@ TRANSFER_STAGES = ("transfer", "evaluate_transfer")
 DOMAIN_STAGES = ("dataset", "evaluator", "classifier")
 # The domains each domain stage runs on: DTN's f (the classifier) is trained on the source alone.
 _ROLES = {"classifier": ("source",)}
+# An IC-GAN conditioned on another dataset's instances (on_instances.*), scored against that dataset.
+ON_INSTANCES = "evaluate_on_instances"
 # Stages whose artifact is one family's (train.* or transfer.* identity carries the family's name).
-FAMILY_STAGES = ("train", "evaluate", *TRANSFER_STAGES)
+FAMILY_STAGES = ("train", "evaluate", ON_INSTANCES, *TRANSFER_STAGES)
 
 # Sections each data stage reads as a whole.
 _SECTIONS = {
@@ -45,6 +47,8 @@ TRAIN_RESUMABLE = frozenset({"log_every", "grid_size"})
 TRAIN_SCHEDULE = TRAIN_RUN_ONLY | TRAIN_RESUMABLE | {"steps"}
 # What the transfer evaluation reads of `evaluate`: it scores every held-out source image, so no sample count.
 TRANSFER_EVALUATE_KEYS = ("seed", "batch_size", "kid_subsets", "kid_subset_size")
+# What the evaluation on another dataset's instances reads of `evaluate`: its sample count is on_instances'.
+ON_INSTANCES_EVALUATE_KEYS = (*TRANSFER_EVALUATE_KEYS, "pr_k", "dc_k")
 
 
 def roles(stage: str) -> tuple[str, ...]:
@@ -81,7 +85,7 @@ def upstream_stages(stage: str, family: str | None = None) -> tuple[str, ...]:
         return ("dataset", "embeddings", "neighbors") if uses_neighbors(family or "") else ("dataset",)
     if stage == "evaluator":
         return ("dataset",)
-    if stage == "evaluate":
+    if stage in ("evaluate", ON_INSTANCES):
         return (*upstream_stages("train", family), "train", "evaluator")
     return STAGES[: STAGES.index(stage)]
 
@@ -118,6 +122,8 @@ def keys(stage: str, family: str | None = None) -> list[str]:
     if stage == "evaluate":   # the generator's identity, the evaluator's, and how it is scored
         evaluate = [f"evaluate.{k}" for k in EvaluateParams.model_fields if k not in EVALUATE_RUN_ONLY]
         return [*keys("train", family), "evaluator", *evaluate]
+    if stage == ON_INSTANCES:   # the generator's identity, the evaluator's, the other dataset, how it is scored
+        return [*keys("train", family), "evaluator", "on_instances", *(f"evaluate.{k}" for k in ON_INSTANCES_EVALUATE_KEYS)]
     if stage != "train":
         return list(_SECTIONS[stage])
     sections = ["seed", "data", *(("embed", "neighbors") if uses_neighbors(family or "") else ())]

@@ -338,6 +338,25 @@ class EvaluateParams(_Section):
                                  "space is below this share of the real images' count as collapsed")
 
 
+class OnInstancesParams(_Section):
+    """on_instances.*: the dataset whose instances an IC-GAN is conditioned on in the `evaluate_on_instances`
+    stage (IC-GAN's transfer: Casanova et al. 2021 condition an ImageNet model on COCO's instances)."""
+    dataset: str = Field("mnist", min_length=1, description="a source name (digits, mnist, …; not image_folder) or "
+                         "a folder of images, read in its sorted paths' order")
+    root: str = Field("data/raw", min_length=1, description="download cache of a named source")
+    download: bool = Field(True, description="download a named source's missing files when the network allows")
+    limit: int | None = Field(2000, ge=1, description="the first this many instances; null: all of them")
+    per_instance: int = Field(1, ge=1, description="samples drawn for each instance")
+    skip_corrupt: bool = Field(False, description="a folder's unreadable files are skipped (reported), not refused")
+
+    @field_validator("dataset")
+    @classmethod
+    def _a_source_or_folder(cls, v: str) -> str:
+        if v == "image_folder":
+            raise ValueError("name the folder itself (on_instances.dataset=/path/to/images), not image_folder")
+        return v
+
+
 class TrackingParams(_Section):
     enabled: bool = True
     uri: str = Field("", description="MLflow tracking URI; empty means sqlite:///<project>/mlflow.db")
@@ -380,13 +399,14 @@ class Params(_Section):
     transfer: TransferParams = TransferParams()
     evaluator: EvaluatorParams = EvaluatorParams()
     evaluate: EvaluateParams = EvaluateParams()
+    on_instances: OnInstancesParams = OnInstancesParams()
     tracking: TrackingParams = TrackingParams()
     distributed: DistributedParams = DistributedParams()
     _role: str | None = PrivateAttr(None)
     _overrides: tuple[str, ...] = PrivateAttr(())   # the user's --set items, for the commands errors suggest
 
-    @field_validator("data", "embed", "neighbors", "train", "transfer", "evaluator", "evaluate", "tracking",
-                     "distributed", mode="before")
+    @field_validator("data", "embed", "neighbors", "train", "transfer", "evaluator", "evaluate", "on_instances",
+                     "tracking", "distributed", mode="before")
     @classmethod
     def _none_is_default(cls, v: Any) -> Any:
         return {} if v is None else v

@@ -14,7 +14,11 @@ from ganops.core.params import Params
 COLUMNS = ("fid_evaluator", "kid_evaluator_mean", "precision_evaluator", "recall_evaluator", "density_evaluator",
            "coverage_evaluator", "label_accuracy", "label_accuracy_min", "label_accuracy_swapped", "instance_label_agreement",
            "heldout_instance_precision_evaluator", "near_copy_fraction_pixels", "ppl_evaluator",
-           "probe_discriminator", "probe_pixels", "d_rt_train", "d_rt_holdout", "d_rv", "fid_inception")
+           "probe_discriminator", "probe_pixels", "d_rt_train", "d_rt_holdout", "d_rv", "fid_inception",
+           "on_instances", "fid_on_instances", "own_fid_on_instances", "label_agreement_on_instances")
+# An IC-GAN's evaluation on another dataset's instances (stage evaluate_on_instances) → its leaderboard columns.
+ON_INSTANCES_COLUMNS = {"fid_evaluator": "fid_on_instances", "own_fid_evaluator": "own_fid_on_instances",
+                        "label_agreement": "label_agreement_on_instances"}
 
 
 def leaderboard(root: Path, p: Params) -> list[dict[str, Any]]:
@@ -31,8 +35,22 @@ def leaderboard(root: Path, p: Params) -> list[dict[str, Any]]:
             variant = f"{family} (class-conditional)"
         rows.append({"family": variant, "steps": meta.get("params", {}).get("train", {}).get("steps"),
                      **_registry_columns(root, p, family, meta["upstream"].get("train")),
-                     **{c: metrics.get(c) for c in COLUMNS if c in metrics}})
+                     **{c: metrics.get(c) for c in COLUMNS if c in metrics},
+                     **_on_instances(root, p, family, meta["upstream"].get("train"))})
     return sorted(rows, key=lambda r: (r.get("fid_evaluator") is None, r.get("fid_evaluator") or 0.0))
+
+
+def _on_instances(root: Path, p: Params, family: str, generator_hash: str | None) -> dict[str, Any]:
+    """The row's generator scored on another dataset's instances, when that evaluation is of this generator."""
+    directory = A.on_instances_dir(root, p, family)
+    if not (directory / A.META).exists():
+        return {}
+    meta = A.read_meta(directory)
+    if meta.get("upstream", {}).get("train") != generator_hash:
+        return {}
+    figures = meta.get("metrics", {})
+    return {"on_instances": meta.get("params", {}).get("on_instances", {}).get("dataset"),
+            **{col: figures[key] for key, col in ON_INSTANCES_COLUMNS.items() if key in figures}}
 
 
 def _registry_columns(root: Path, p: Params, family: str, generator_hash: str | None) -> dict[str, Any]:

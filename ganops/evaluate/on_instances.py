@@ -18,7 +18,7 @@ from ganops.evaluate import metrics as M
 
 def score(evaluator, reference: np.ndarray, samples: np.ndarray, *, instance_labels: np.ndarray | None = None,
           per_instance: int = 1, batch_size: int = 500, kid_subsets: int = 100, kid_subset_size: int = 1000,
-          seed: int = 0) -> dict[str, float]:
+          seed: int = 0, pr_k: int = 3, dc_k: int = 5) -> dict[str, float]:
     """Figures of ``samples`` (uint8 N×C×H×W) against ``reference``, the other dataset's images at G's side and
     channels. ``instance_labels`` (one per instance, -1 unknown; sample i belongs to instance i // per_instance):
     ``label_agreement`` over the samples whose instance has a label the evaluator knows."""
@@ -26,7 +26,7 @@ def score(evaluator, reference: np.ndarray, samples: np.ndarray, *, instance_lab
     fake = evaluator.features(samples, batch_size)
     out = {"fid": M.fid(real, fake)}
     mean, std = M.kid(real, fake, kid_subsets, kid_subset_size, seed=seed)
-    out.update(kid_mean=mean, kid_std=std, **M.prdc(real, fake))
+    out.update(kid_mean=mean, kid_std=std, **M.prdc(real, fake, pr_k, dc_k))
     if instance_labels is not None and evaluator.head is not None:
         want = np.repeat(np.asarray(instance_labels), per_instance)
         known = np.isin(want, evaluator.classes)

@@ -50,8 +50,8 @@ def command(stage: str, p: Params, root: Path | None = None) -> str:
     stage, the domain for a domain's stage, those of the user's ``--set`` items the stage reads (a hint
     that dropped ``--set transfer.target.root=…`` would build something else), and ``--root`` when the
     project is not the current folder."""
-    if stage in ("train", "transfer", "evaluate_transfer"):
-        section = "train" if stage == "train" else "transfer"
+    if stage in ("train", identity.ON_INSTANCES, "transfer", "evaluate_transfer"):
+        section = "transfer" if stage in identity.TRANSFER_STAGES else "train"
         line = f"ganops stage {stage} --set {section}.family={identity.family_of(p, stage)}"
     else:
         line = f"ganops stage {stage}" + (f" --domain {p.role}" if p.role else "")
@@ -78,7 +78,7 @@ def _overrides_read(stage: str, p: Params) -> list[str]:
 
 def metrics_name(stage: str, p: Params) -> str:
     """The DVC metrics file of a stage: one per family, one per transfer domain."""
-    if stage in ("train", "evaluate", "transfer", "evaluate_transfer"):
+    if stage in identity.FAMILY_STAGES:
         return f"{stage}_{identity.family_of(p, stage)}"
     return f"{stage}_{p.role}" if p.role else stage
 
@@ -211,13 +211,16 @@ CONTENT_TAG = "ganops.content_hash"   # on a stage's MLflow run: the artifact it
 # evaluator's space; every figure stays in metrics/<stage>.json and report.json.
 HEADLINE = {"evaluate": {"fid": "fid_evaluator", "precision": "precision_evaluator", "recall": "recall_evaluator",
                          "label_accuracy": "label_accuracy"},
-            "evaluate_transfer": {"fid": "fid_target", "transfer_accuracy": "transfer_accuracy"}}
+            "evaluate_transfer": {"fid": "fid_target", "transfer_accuracy": "transfer_accuracy"},
+            # against the other dataset; its label accuracy is the instance's class kept (label_agreement)
+            identity.ON_INSTANCES: {"fid": "fid_evaluator", "precision": "precision_evaluator",
+                                    "recall": "recall_evaluator", "label_accuracy": "label_agreement"}}
 
 
 def pictures(stage: str, directory: Path) -> dict[str, Path]:
     """The pictures a finished artifact holds, by name."""
     directory = Path(directory)
-    if stage in ("evaluate", "evaluate_transfer"):
+    if stage in ("evaluate", identity.ON_INSTANCES, "evaluate_transfer"):
         return {png.stem: png for png in sorted(directory.glob("*.png"))}
     return {name: directory / file for name, file in PICTURES.get(stage, {}).items() if (directory / file).exists()}
 

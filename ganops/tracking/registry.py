@@ -96,8 +96,8 @@ def version_of(p: Params, root: Path, generator_hash: str, kind: str = "generato
     return None if mv is None else str(mv.version)
 
 
-def _tag_values(metrics: dict[str, Any]) -> dict[str, str]:
-    return {f"metric.{k}": f"{v:.6g}" if isinstance(v, float) else str(v) for k, v in metrics.items()
+def _tag_values(metrics: dict[str, Any], prefix: str = "metric.") -> dict[str, str]:
+    return {f"{prefix}{k}": f"{v:.6g}" if isinstance(v, float) else str(v) for k, v in metrics.items()
             if isinstance(v, (int, float)) and not isinstance(v, bool)}
 
 
@@ -132,6 +132,16 @@ def register(p: Params, root: Path, run: Any, generator_dir: Path, generator_has
         for key, value in tags.items():
             client.set_model_version_tag(name, mv.version, key, value)
     return str(mv.version)
+
+
+def annotate(p: Params, root: Path, version: str, figures: dict[str, Any], prefix: str,
+             kind: str = "generator") -> None:
+    """Another evaluation's figures (an IC-GAN on another dataset's instances) as tags ``<prefix><figure>`` of a
+    registered version, beside the ``metric.*`` its own evaluation registered it with (the champion is decided
+    on those alone)."""
+    client = mlflow_client(p, root)
+    for key, value in _tag_values(figures, prefix).items():
+        client.set_model_version_tag(registered_model_name(p, kind), version, key, value)
 
 
 def champion(p: Params, root: Path, kind: str = "generator") -> Any | None:

@@ -344,6 +344,7 @@ def run_name(p: Params, stage: str) -> str:
     """What the run list shows: the stage and what tells its runs apart (the family, the encoder, k)."""
     return {"embeddings": f"embeddings {p.embed.encoder}", "neighbors": f"neighbors {p.embed.encoder} k{p.neighbors.k}",
             "train": f"train {p.train.family}", "evaluate": f"evaluate {p.train.family}",
+            "evaluate_on_instances": f"evaluate {p.train.family} on {p.on_instances.dataset}",
             "evaluator": "evaluator" if p.evaluator.kind == "auto" else f"evaluator {p.evaluator.kind}",
             "transfer": f"transfer {p.transfer.family}",
             "evaluate_transfer": f"evaluate transfer {p.transfer.family}"}.get(stage, stage)

@@ -17,6 +17,7 @@ DVC = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]
 DVC_STAGES = {"dataset": ("dataset", None), "embeddings": ("embeddings", None), "neighbors": ("neighbors", None),
               **{f"train_{f}": ("train", f) for f in SPECS}, "evaluator": ("evaluator", None),
               **{f"evaluate_{f}": ("evaluate", f) for f in SPECS},
+              **{f"evaluate_on_instances_{f}": (I.ON_INSTANCES, f) for f in SPECS if SPECS[f].needs_neighbors},
               **{f"{s}_{role}": (s, None) for s in I.DOMAIN_STAGES for role in I.roles(s)},
               **{f"{s}_{f}": (s, f) for s in ("transfer", "evaluate_transfer") for f in TRANSFER_SPECS}}
 RUN_ONLY_PARAMS = {"device"}   # decides where the stage runs; rerun when it changes, not part of the identity
@@ -99,7 +100,11 @@ def test_dagster_evaluations_depend_on_their_generator_and_the_evaluator():
     assert parents(["evaluation", "icgan"]) == {"dataset", "embeddings", "neighbors", "generator/icgan",
                                                 "evaluator"}
     assert parents(["champion", "cgan"]) == {"evaluation/cgan"}
-    assert {"evaluation/dcgan", "evaluation/cgan", "evaluation/icgan"} == parents(["leaderboard"])
+    # the IC-GAN on another dataset's instances: the same inputs, after the evaluation that registers the generator
+    assert parents(["evaluation_on_instances", "icgan"]) == {"dataset", "embeddings", "neighbors", "generator/icgan",
+                                                             "evaluator", "evaluation/icgan"}
+    assert {"evaluation/dcgan", "evaluation/cgan", "evaluation/icgan",
+            "evaluation_on_instances/icgan"} == parents(["leaderboard"])
     gate = next(c for c in defs.asset_checks if any(k.asset_key == dg.AssetKey(["evaluation", "cgan"])
                                                        for k in c.check_keys))
     assert all(spec.blocking for spec in gate.check_specs)

@@ -29,7 +29,8 @@ TRANSFER = {"source/dataset": "domains/source/dataset/digits", "source/evaluator
             **{f"{kind}/{f}": f"{folder}/digits-to-mnist/{f}" for f in ("dtn", "cyclegan")
                for kind, folder in (("translator", "transfer"), ("transfer_evaluation", "evaluation"))}}
 ARTIFACT_ASSETS = {"dataset", "embeddings", "neighbors", "evaluator",
-                   *(f"{kind}/{f}" for kind in ("generator", "evaluation") for f in GENERATORS), *TRANSFER}
+                   *(f"{kind}/{f}" for kind in ("generator", "evaluation") for f in GENERATORS), *TRANSFER,
+                   "evaluation_on_instances/icgan"}
 
 
 def _write_params(root: Path, overrides: list[str]) -> None:
@@ -155,6 +156,8 @@ def test_same_parameters_give_the_same_bytes_through_every_door(cli_project, dvc
         assert not {"argv", "created", "timings_s"} & set(json.loads(meta))
     # the domain transfer too: both domains, both translators and their evaluations, byte for byte
     assert _transfer_metas(dvc_root) == _transfer_metas(dag_root)
+    on = "data/evaluation/on_instances/digits/pixels/k5/icgan/meta.json"    # the IC-GAN on MNIST's instances
+    assert (dvc_root / on).read_bytes() == (dag_root / on).read_bytes()
 
 
 def test_a_dagster_run_after_dvc_repro_leaves_dvc_up_to_date(dvc_project):
@@ -187,7 +190,7 @@ def test_dvc_second_repro_does_nothing_and_k_reruns_only_what_reads_the_neighbor
     shown = _sh(["dvc", "metrics", "show"], root)       # the leaderboard: a row per evaluation, fit for a terminal
     rows = {line.split()[0]: line for line in shown.stdout.splitlines()[1:] if line.strip()}
     assert set(rows) == {f"metrics/leaderboard/{name}.json" for name in
-                         ("dcgan", "cgan", "icgan", "transfer_dtn", "transfer_cyclegan")}
+                         ("dcgan", "cgan", "icgan", "on_instances_icgan", "transfer_dtn", "transfer_cyclegan")}
     assert max(map(len, shown.stdout.splitlines())) <= 120 and "WARNING" not in shown.stderr
     every = json.loads(_sh(["dvc", "metrics", "show", "--json", "metrics/train_dcgan.json"], root).stdout)
     assert "final_g_loss" in json.dumps(every)                # a stage's every figure, on asking for its file
@@ -307,7 +310,12 @@ def test_dagster_metadata_and_checks(dagster_result):
     mats = {m.asset_key.to_user_string(): m for m in result.get_asset_materialization_events()}
     families = ("dcgan", "cgan", "icgan")
     assert set(mats) == {"dataset", "embeddings", "neighbors", "evaluator", "leaderboard", *TRANSFER,
-                         *(f"{kind}/{f}" for kind in ("generator", "evaluation", "champion") for f in families)}
+                         *(f"{kind}/{f}" for kind in ("generator", "evaluation", "champion") for f in families),
+                         "evaluation_on_instances/icgan"}
+    o_meta = mats["evaluation_on_instances/icgan"].materialization.metadata    # on the shared MNIST's instances
+    assert o_meta["n_instances"].value == 200 and 0 <= o_meta["label_agreement"].value <= 1
+    assert "own_fid_evaluator" in o_meta and "data:image/png;base64," in o_meta["instances"].value
+    assert o_meta["registered_model"].value == "ganops-digits-icgan" and o_meta["model_version"].value == "1"
     t_meta = mats["transfer_evaluation/dtn"].materialization.metadata
     assert 0 <= t_meta["transfer_accuracy"].value <= 1 and "baseline_accuracy" in t_meta
     assert t_meta["registered_model"].value == "ganops-digits-to-mnist-dtn" and t_meta["promoted"].value is True
@@ -328,6 +336,7 @@ def test_dagster_metadata_and_checks(dagster_result):
     assert "fid_evaluator" in e_meta and "data:image/png;base64," in e_meta["latent_walk"].value
     board = mats["leaderboard"].materialization.metadata
     assert board["families"].value == 3 and "| family |" in board["leaderboard"].value
+    assert "fid_on_instances" in board["leaderboard"].value
     for f in families:   # each family's first healthy version becomes its champion
         c_meta = mats[f"champion/{f}"].materialization.metadata
         assert c_meta["promoted"].value is True and c_meta["reason"].value == "no champion yet"

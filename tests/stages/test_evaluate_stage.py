@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import REPO, fast_overrides, run_ganops
+from conftest import REPO, fast_overrides, one_line_error, run_ganops
 from PIL import Image
 
 from ganops.core import artifacts as A
@@ -163,6 +163,43 @@ def test_class_conditional_icgan_reports_own_class_and_swapped_accuracy(project)
         assert (project / f"data/evaluation/digits/pixels/k5/icgan/{name}.png").exists()
     board = run_ganops(project, "leaderboard", sets=ICGAN).stdout
     assert "| icgan (class-conditional) |" in board and "| cgan |" in board
+
+
+def test_an_icgan_conditioned_on_another_datasets_instances_is_scored_against_it(project, tmp_path):
+    """IC-GAN's transfer: trained on digits, conditioned on the shared MNIST split's instances (fast_overrides'
+    on_instances.*), scored against MNIST beside its own draw; the figures reach the registry and leaderboard."""
+    run_ganops(project, "run", sets=ICGAN)
+    run_ganops(project, "stage", "evaluate_on_instances", sets=ICGAN)
+    out = project / "data/evaluation/on_instances/digits/pixels/k5/icgan"
+    report = json.loads((out / "report.json").read_text())
+    m = report["metrics"]
+    for key in ("fid_evaluator", "kid_evaluator_mean", "precision_evaluator", "recall_evaluator", "coverage_evaluator",
+                "own_fid_evaluator", "own_precision_evaluator", "own_recall_evaluator"):
+        assert key in m and np.isfinite(m[key]), key
+    assert m["n_instances"] == m["n_samples"] == 200
+    # MNIST's classes are digits' by name: every sample is judged against its instance's digit
+    assert m["label_agreement_n"] == 200 and 0.0 <= m["label_agreement"] <= 1.0
+    assert "own_label_agreement" not in m                                 # the own draw has no other instances
+    meta = json.loads((out / "meta.json").read_text())
+    assert meta["params"]["on_instances"]["dataset"] == "mnist" and meta["params"]["on_instances"]["limit"] == 200
+    with Image.open(out / "instances.png") as im:
+        assert im.format == "PNG"
+    # the registered version of this generator carries the figures, beside those of its own evaluation
+    p = _params(project, ICGAN)
+    version = registry.version_of(p, project, meta["upstream"]["train"])
+    tags = registry.mlflow_client(p, project).get_model_version(registry.registered_model_name(p), version).tags
+    assert tags["on_instances.mnist.fid_evaluator"] == f"{m['fid_evaluator']:.6g}" and "metric.fid_evaluator" in tags
+    board = run_ganops(project, "leaderboard", sets=ICGAN).stdout
+    assert "fid_on_instances" in board and "| mnist |" in board
+    # bad input names the key: a folder that is not there, a family with no instance to condition on
+    line = one_line_error(run_ganops(project, "stage", "evaluate_on_instances", check=False,
+                                     sets=[*ICGAN, f"on_instances.dataset={tmp_path / 'nowhere'}"]))
+    assert "on_instances.dataset=" in line and "nowhere" in line and "neither a dataset" in line
+    line = one_line_error(run_ganops(project, "stage", "evaluate_on_instances", check=False, sets=CGAN))
+    assert "train.family=cgan" in line and "train.family=icgan" in line
+    line = one_line_error(run_ganops(project, "stage", "evaluate_on_instances", check=False,
+                                     sets=[*ICGAN, "on_instances.dataset=image_folder"]))
+    assert "on_instances.dataset" in line and "name the folder itself" in line
 
 
 def test_a_dagster_retrain_whose_challenger_loses_stops_at_the_gate(project):
