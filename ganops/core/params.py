@@ -110,15 +110,35 @@ class EmbedParams(_Section):
 
 class NeighborsParams(_Section):
     k: int = Field(10, ge=1, description="neighbors per instance, the instance itself excluded")
-    index: Literal["exact", "ivf", "hnsw"] = "exact"
+    index: Literal["exact", "ivf", "ivfpq", "hnsw", "factory"] = Field(
+        "exact", description="exact; ivf (IVF-Flat); ivfpq (IVF with product-quantised codes, re-ranked exactly: the "
+        "index for millions); hnsw; factory (neighbors.index_factory, FAISS's own index description)")
     query_batch: int = Field(4096, ge=1, description="queries per FAISS search call (bounds memory)")
-    nlist: int = Field(0, ge=0, description="ivf: number of lists; 0 picks 4·sqrt(N)")
-    nprobe: int = Field(16, ge=1, description="ivf: lists visited per query")
+    nlist: int = Field(0, ge=0, description="ivf, ivfpq: number of lists; 0 picks 4·sqrt(N) (ivf), sqrt(N) (ivfpq)")
+    nprobe: int = Field(16, ge=1, description="ivf, ivfpq, factory with IVF: lists visited per query")
+    train_per_list: int = Field(64, ge=39, le=256, description="ivf, ivfpq: k-means training points per list, "
+                                "a seeded sample (FAISS warns below 39 and uses at most 256)")
+    pq_m: int = Field(0, ge=0, description="ivfpq: sub-quantisers per vector (divides d); 0 picks d/4")
+    pq_bits: Literal[4, 8] = Field(4, description="ivfpq: bits per sub-quantiser code: 4 (FAISS's SIMD fast scan) or 8")
+    refine: int = Field(4, ge=1, description="ivfpq, factory: candidates per neighbor re-ranked by the exact "
+                        "similarity (FAISS's k_factor); 1: the quantised similarity's order")
+    index_factory: str = Field("", description="factory: a FAISS index_factory string, e.g. IVF4096,PQ32x4fs,RFlat "
+                               "(inner-product metric; nprobe and refine apply where the index has them)")
     hnsw_m: int = Field(32, ge=4, description="hnsw: links per node")
     ef_search: int = Field(128, ge=1, description="hnsw: search depth")
     recall_sample: int = Field(1000, ge=1, description="approximate index: queries checked against exact")
     use_gpu: bool = Field(True, description="use faiss on GPU when one and faiss-gpu are present")
     panel_instances: int = Field(8, ge=1, le=64, description="rows of the neighbor panel PNG")
+
+    @model_validator(mode="after")
+    def _factory_string(self) -> NeighborsParams:
+        if self.index == "factory" and not self.index_factory.strip():
+            raise ValueError("neighbors.index=factory needs neighbors.index_factory: a FAISS index_factory string "
+                             "such as IVF4096,PQ32x4fs,RFlat")
+        if self.index_factory and self.index != "factory":
+            raise ValueError(f"neighbors.index_factory is read only with neighbors.index=factory (now "
+                             f"{self.index}): set neighbors.index=factory, or leave index_factory empty")
+        return self
 
 
 class AugmentParams(_Section):

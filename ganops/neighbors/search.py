@@ -33,8 +33,8 @@ class NeighborsError(UserError, ValueError):
     """Bad input to the neighbors stage: the message names the file or key, the value and the fix."""
 
 
-__all__ = ["NeighborsError", "KnnResult", "check_features", "knn", "load_neighbors", "validate_neighbors",
-           "exclude_self"]
+__all__ = ["NeighborsError", "KnnResult", "build_index", "check_features", "exact_neighbors", "knn", "load_neighbors",
+           "recall_at_k", "validate_neighbors", "exclude_self"]
 
 # FAISS computes inner products as BLAS tiles of (queries × database rows), then scans each tile
 # into per-query heaps. Its defaults (4096 × 1024) leave GEMM throughput on the table; a taller
@@ -45,6 +45,7 @@ BLAS_DATABASE_BS = 4096
 
 _MIN_POINTS_PER_LIST = 39   # FAISS k-means warns below this many training points per centroid
 _GPU_MAX_K = 2048           # FAISS GPU selection limit
+ADD_CHUNK = 65_536          # rows added to an index at a time (a memory-mapped feature file is read a chunk at once)
 
 
 @dataclass
@@ -169,10 +170,10 @@ def _exact_gpu(x: np.ndarray):
     return search
 
 
-def _auto_nlist(n: int, nlist: int) -> int:
+def _auto_nlist(n: int, nlist: int, per_sqrt: float = 4.0) -> int:
     most = max(1, n // _MIN_POINTS_PER_LIST)
     if nlist == 0:
-        return int(min(max(1, int(4 * np.sqrt(n))), most))
+        return int(min(max(1, int(per_sqrt * np.sqrt(n))), most))
     if nlist > most:
         raise NeighborsError(f"neighbors.nlist = {nlist} is too many lists for N = {n}: FAISS needs "
                              f">= {_MIN_POINTS_PER_LIST} training points per list, so nlist must be "
@@ -180,19 +181,100 @@ def _auto_nlist(n: int, nlist: int) -> int:
     return nlist
 
 
-def _build_ivf(x: np.ndarray, p: NeighborsParams, seed: int, info: dict) -> faiss.Index:
+def index_spec(p: NeighborsParams, n: int, d: int) -> str:
+    """The FAISS index_factory string of ``neighbors.index`` (ivf, ivfpq), or the user's own (factory)."""
+    if p.index == "factory":
+        return p.index_factory
+    if p.index == "ivf":
+        return f"IVF{_auto_nlist(n, p.nlist)},Flat"
+    # PQ codes scan fast, so longer lists cost little and fewer centroids train and assign in a quarter of the
+    # time: sqrt(N) lists (1,000 at a million)
+    nlist = _auto_nlist(n, p.nlist, per_sqrt=1.0)
+    m = p.pq_m or max(1, d // 4)
+    if d % m:
+        raise NeighborsError(f"neighbors.pq_m = {p.pq_m} does not divide the feature size d = {d}: pick a divisor "
+                             f"of {d} (0 picks d/4 = {max(1, d // 4)})")
+    # 4-bit codes: FAISS's fast scan, SIMD table lookups in registers (several times the 8-bit scan's speed)
+    return f"IVF{nlist},PQ{m}x4fs" + (",RFlat" if p.refine > 1 else "") if p.pq_bits == 4 else \
+        f"IVF{nlist},PQ{m}" + (",RFlat" if p.refine > 1 else "")
+
+
+def _build_index(x: np.ndarray, p: NeighborsParams, seed: int, info: dict) -> faiss.Index:
+    """An index from its factory string: trained on a seeded sample, filled a chunk of rows at a time (from a
+    memory map, only the chunk is read at once), its search knobs set (nprobe, refine)."""
     n, d = x.shape
-    nlist = _auto_nlist(n, p.nlist)
-    index = faiss.IndexIVFFlat(faiss.IndexFlatIP(d), d, nlist, faiss.METRIC_INNER_PRODUCT)
-    index.cp.seed = seed
-    index.cp.spherical = True  # unit-norm centroids suit cosine
-    # k-means sees at most 256 points per list anyway; a seeded sample keeps training reproducible.
-    m = min(n, 256 * nlist)
-    sample = np.sort(np.random.default_rng(seed).choice(n, m, replace=False)) if m < n else slice(None)
-    index.train(np.ascontiguousarray(x[sample]))
-    index.add(x)  # an IVF index stores its own copy of the vectors
-    index.nprobe = min(p.nprobe, nlist)
-    info.update(nlist=nlist, nprobe=int(index.nprobe), train_points=m)
+    spec = index_spec(p, n, d)
+    try:
+        index = faiss.index_factory(d, spec, faiss.METRIC_INNER_PRODUCT)
+    except RuntimeError as exc:
+        said = str(exc).strip().splitlines()[-1][:200]
+        key = "neighbors.index_factory" if p.index == "factory" else "neighbors.index"
+        raise NeighborsError(f"{key}: FAISS cannot build {spec!r} ({said}); the strings are those of "
+                             "faiss.index_factory, e.g. IVF4096,PQ32x4fs,RFlat or HNSW32,Flat") from None
+    ivf = faiss.try_extract_index_ivf(index)
+    train = min(n, 10_000)          # enough for 8-bit PQ codebooks (256 codes × 39 points)
+    if ivf is not None:
+        if ivf.nlist > n // _MIN_POINTS_PER_LIST and p.index == "factory":
+            raise NeighborsError(f"neighbors.index_factory = {spec!r}: {ivf.nlist} lists for N = {n} instances; "
+                                 f"FAISS needs >= {_MIN_POINTS_PER_LIST} training points per list, so at most "
+                                 f"{max(1, n // _MIN_POINTS_PER_LIST)} lists")
+        ivf.cp.seed = seed
+        ivf.cp.spherical = True  # unit-norm centroids suit cosine
+        train = min(n, max(train, p.train_per_list * ivf.nlist))
+        ivf.nprobe = min(p.nprobe, ivf.nlist)
+        info.update(nlist=int(ivf.nlist), nprobe=int(ivf.nprobe))
+    if not index.is_trained:
+        sample = np.sort(np.random.default_rng(seed).choice(n, train, replace=False)) if train < n else slice(None)
+        index.train(np.ascontiguousarray(x[sample]))
+        info["train_points"] = train
+    for start in range(0, n, ADD_CHUNK):   # the index stores its own (quantised) copy of the vectors
+        index.add(np.ascontiguousarray(x[start:start + ADD_CHUNK]))
+    refine = faiss.downcast_index(index)
+    if isinstance(refine, faiss.IndexRefine):
+        refine.k_factor = float(p.refine)
+        info["refine"] = p.refine
+    with contextlib.suppress(RuntimeError):   # HNSW inside a factory string: its search depth
+        faiss.ParameterSpace().set_index_parameter(index, "efSearch", p.ef_search)
+    info.update(factory=spec, index_bytes=_index_bytes(index))
+    return _on_gpus(index, p, info)
+
+
+def _index_bytes(index: faiss.Index) -> int:
+    """What the index holds in memory, as FAISS serialises it (its codes, lists, refinement vectors)."""
+    with contextlib.suppress(RuntimeError, AttributeError):
+        writer = faiss.VectorIOWriter()
+        faiss.write_index(index, writer)
+        return int(writer.data.size())
+    return -1
+
+
+def _on_gpus(index: faiss.Index, p: NeighborsParams, info: dict) -> faiss.Index:
+    """The index sharded over every GPU (as IC-GAN searched ImageNet) where faiss has GPU support; otherwise
+    the CPU index, and the diagnostics say why."""
+    if not p.use_gpu:
+        return index
+    if _gpu_count() == 0:
+        info["gpu_note"] = "CPU index: this faiss build sees no GPU (faiss-cpu, or no CUDA device)"
+        return index
+    try:
+        options = faiss.GpuMultipleClonerOptions()
+        options.shard = True
+        moved = faiss.index_cpu_to_all_gpus(index, options)
+    except (RuntimeError, AttributeError) as exc:   # e.g. 4-bit fast scan has no GPU version
+        info["gpu_note"] = f"CPU index: FAISS cannot move {info.get('factory', 'it')} to the GPUs ({str(exc)[:120]})"
+        return index
+    info.update(gpu=True, gpus=_gpu_count())
+    return moved
+
+
+def build_index(x: np.ndarray, p: NeighborsParams, seed: int = 0, info: dict | None = None) -> faiss.Index:
+    """The approximate index of ``neighbors.index`` over ``x`` (unit rows), trained, filled and ready to search;
+    what it is and costs goes into ``info``."""
+    info = {} if info is None else info
+    if p.index != "hnsw":
+        return _build_index(x, p, seed, info)
+    index = _build_hnsw(x, p, info)
+    info["index_bytes"] = _index_bytes(index)
     return index
 
 
@@ -204,16 +286,25 @@ def _build_hnsw(x: np.ndarray, p: NeighborsParams, info: dict) -> faiss.Index:
     return index
 
 
+def exact_neighbors(x: np.ndarray, rows: np.ndarray, k: int, batch: int = 4096) -> np.ndarray:
+    """The exact k nearest of the instances ``rows`` (sorted) among all of ``x``, self excluded: len(rows)×k."""
+    ref = _Batched(len(rows), k)
+    ref.run(x, rows, _exact_cpu(x, batch), batch, dest=np.arange(len(rows)))
+    return ref.ids
+
+
+def recall_at_k(exact: np.ndarray, found: np.ndarray, n: int) -> float:
+    """Mean fraction of each row's exact k-NN set that ``found`` holds (same rows, any order)."""
+    # Intersect per row without a rows×k×k array: tag each id with its row, intersect once.
+    tag = np.arange(len(exact), dtype=np.int64)[:, None] * n
+    return float(len(np.intersect1d(exact + tag, found + tag)) / exact.size)
+
+
 def _recall(x: np.ndarray, ids: np.ndarray, k: int, sample: int, batch: int, seed: int) -> float:
     """Mean fraction of the exact k-NN set found by the approximate index on a seeded query sample."""
     n = len(x)
     rows = np.sort(np.random.default_rng(seed).choice(n, min(sample, n), replace=False))
-    ref = _Batched(len(rows), k)
-    ref.run(x, rows, _exact_cpu(x, batch), batch, dest=np.arange(len(rows)))
-    # Intersect per row without a sample×k×k array: tag each id with its row, intersect once.
-    tag = np.arange(len(rows), dtype=np.int64)[:, None] * n
-    hits = len(np.intersect1d(ref.ids + tag, ids[rows] + tag))
-    return float(hits / ref.ids.size)
+    return recall_at_k(exact_neighbors(x, rows, k, batch), ids[rows], n)
 
 
 # ---------------------------------------------------------------- public entry point
@@ -239,7 +330,7 @@ def knn(features: np.ndarray, k: int, p: NeighborsParams, seed: int = 0) -> KnnR
         info.update(gpu=use_gpu, build_s=time.perf_counter() - t0)
         out.run(x, rows, search, batch)
     else:
-        index = _build_ivf(x, p, seed, info) if p.index == "ivf" else _build_hnsw(x, p, info)
+        index = build_index(x, p, seed, info)
         info["build_s"] = time.perf_counter() - t0
         out.run(x, rows, lambda xq, k1: index.search(xq, k1), batch)
         # IVF can find fewer than k+1 candidates in the probed lists (FAISS pads with -1):

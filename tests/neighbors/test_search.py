@@ -22,6 +22,16 @@ def _clustered(n=1200, d=24, classes=6, seed=0):
     return _unit(centres[labels] + 0.35 * rng.normal(size=(n, d))), labels
 
 
+def _manifold(n=2000, d=32, components=20, rank=4, seed=0):
+    """Clusters spread along low-dimensional subspaces, as real embeddings are: within an isotropic cluster
+    every neighbor is nearly as far as any other, and no quantised index can rank them."""
+    rng = np.random.default_rng(seed)
+    centres, bases = rng.normal(size=(components, d)), rng.normal(size=(components, rank, d)) / np.sqrt(rank)
+    which = rng.integers(0, components, n)
+    spread = np.einsum("nr,nrd->nd", rng.normal(size=(n, rank)), bases[which])
+    return _unit(centres[which] + spread + 0.02 * rng.normal(size=(n, d))), which
+
+
 def _brute(x: np.ndarray, k: int):
     sims = x @ x.T
     np.fill_diagonal(sims, -np.inf)
@@ -57,10 +67,11 @@ def test_duplicates_never_list_self():
     assert {11, 12} <= set(res.indices[10].tolist())
 
 
-@pytest.mark.parametrize("index", ["ivf", "hnsw"])
+@pytest.mark.parametrize("index", ["ivf", "hnsw", "ivfpq", "factory"])
 def test_approximate_index_reports_recall(index):
-    x, labels = _clustered(n=2000, d=32)
-    res = nb.knn(x, 10, NeighborsParams(index=index, nprobe=8, recall_sample=300), seed=1)
+    x, labels = (_manifold if "pq" in index or index == "factory" else _clustered)(n=2000, d=32)
+    extra = {"index_factory": "IVF32,PQ8x4fs,RFlat"} if index == "factory" else {}
+    res = nb.knn(x, 10, NeighborsParams(index=index, nprobe=8, recall_sample=300, **extra), seed=1)
     nb.validate_neighbors(res.indices, 2000)
     assert 0.9 <= res.info["recall_at_k"] <= 1.0 and res.info["recall_queries"] == 300
     exact = nb.knn(x, 10, NeighborsParams())
@@ -85,6 +96,40 @@ def test_bad_features_are_named():
         nb.check_features(x * 2, "features.npy")
     with pytest.raises(nb.NeighborsError, match="float32"):
         nb.check_features(x.astype(np.float64))
+
+
+def test_ivfpq_reads_a_memory_map_a_chunk_at_a_time_and_refines_exactly(tmp_path, monkeypatch):
+    x, _ = _manifold(n=3000, d=32)
+    np.save(tmp_path / "features.npy", x)
+    mapped = np.load(tmp_path / "features.npy", mmap_mode="r")
+    monkeypatch.setattr(nb, "ADD_CHUNK", 700)            # several chunks, the last one short
+    p = NeighborsParams(index="ivfpq", recall_sample=500)
+    res = nb.knn(mapped, 10, p, seed=0)
+    assert res.info["factory"] == "IVF54,PQ8x4fs,RFlat" and res.info["refine"] == 4
+    assert res.info["recall_at_k"] >= 0.9
+    np.testing.assert_array_equal(res.indices, nb.knn(x, 10, p, seed=0).indices)   # as from memory
+    # the re-ranked similarities are the exact cosines of the pairs found, not their quantised estimates
+    rows = np.arange(3000)[:, None]
+    np.testing.assert_allclose(res.similarities, np.einsum("nd,nkd->nk", x, x[res.indices]), atol=1e-5)
+    assert (rows != res.indices).all()
+    unrefined = nb.knn(x, 10, NeighborsParams(index="ivfpq", refine=1, recall_sample=500), seed=0)
+    assert unrefined.info["factory"] == "IVF54,PQ8x4fs" and unrefined.info["recall_at_k"] < res.info["recall_at_k"]
+
+
+def test_index_factory_and_pq_errors_name_the_key():
+    from pydantic import ValidationError
+
+    x, _ = _clustered(n=400)
+    with pytest.raises(nb.NeighborsError, match=r"neighbors.index_factory: FAISS cannot build 'IVFzz,Flat'"):
+        nb.knn(x, 5, NeighborsParams(index="factory", index_factory="IVFzz,Flat"))
+    with pytest.raises(nb.NeighborsError, match=r"neighbors.index_factory = 'IVF100,Flat': 100 lists for N = 400"):
+        nb.knn(x, 5, NeighborsParams(index="factory", index_factory="IVF100,Flat"))
+    with pytest.raises(nb.NeighborsError, match=r"neighbors.pq_m = 5 does not divide the feature size d = 24"):
+        nb.knn(x, 5, NeighborsParams(index="ivfpq", pq_m=5))
+    with pytest.raises(ValidationError, match="neighbors.index=factory needs neighbors.index_factory"):
+        NeighborsParams(index="factory")
+    with pytest.raises(ValidationError, match="index_factory is read only with neighbors.index=factory"):
+        NeighborsParams(index="ivf", index_factory="IVF8,Flat")
 
 
 def test_too_many_ivf_lists_is_an_error():
