@@ -85,30 +85,39 @@ def main() -> None:
 
 
 def on_other_dataset(root: Path, spec: str, common: list[str], families: list[str]) -> dict:
-    """The IC-GAN conditioned on ``spec``'s instances (one sample each), its own draw p(x) and the DCGAN's
-    samples (as many), each scored against ``spec``'s images in the evaluator's space."""
-    from ganops.commands.sample import sample, sample_instances
+    """The IC-GAN conditioned on ``spec``'s instances (one sample each) and its own draw p(x), through the
+    pipeline's `evaluate_on_instances` stage, and the DCGAN's samples (as many), each scored against
+    ``spec``'s images in the evaluator's space."""
+    from ganops import stages
+    from ganops.commands.sample import load_instances, sample
     from ganops.core import artifacts as A
     from ganops.core import params as P
     from ganops.evaluate import on_instances
     from ganops.evaluate.evaluator import Evaluator
+    from ganops.models import load_model
 
     if "icgan" not in families:
         raise SystemExit("--instances needs the icgan family in --families")
-    p = P.load(REPO / "params.yaml", [*common, *VARIANTS["icgan"]])
-    got = sample_instances(p, root, spec)
-    ev = Evaluator.load(A.evaluator_dir(root, p) / "evaluator.pt")
-    n = len(got.instances)
-    out = {f"icgan on {spec}'s instances": on_instances.score(ev, got.instances, got.samples,
-                                                              instance_labels=got.labels),
-           "icgan, its own instances": on_instances.score(ev, got.instances, sample(p, root, n, 0))}
+    p = P.load(REPO / "params.yaml", [*common, *VARIANTS["icgan"], f"on_instances.dataset={spec}",
+                                      "on_instances.limit=null"])
+    m = stages.run_stage("evaluate_on_instances", p, root).metrics
+    mine = {k: v for k, v in m.items() if not k.startswith("own_")}
+    out = {f"icgan on {spec}'s instances": mine, "icgan, its own instances": {k[4:]: v for k, v in m.items()
+                                                                             if k.startswith("own_")}}
     if "dcgan" in families:
         q = P.load(REPO / "params.yaml", [*common, *VARIANTS["dcgan"]])
-        out["dcgan"] = on_instances.score(ev, got.instances, sample(q, root, n, 0))
-    print(f"against {spec} ({n} images, the evaluator's space):")
-    for name, m in out.items():
-        print(f"  {name}: " + ", ".join(f"{k} {v:.3f}" for k, v in m.items()))
-    return {name: {k: round(v, 4) for k, v in m.items()} for name, m in out.items()}
+        n = int(m["n_instances"])
+        ev = Evaluator.load(A.evaluator_dir(root, p) / "evaluator.pt")
+        cfg = load_model(A.generator_dir(root, p) / "model.pt", kind="generator").cfg
+        raw = load_instances(spec, p, root, cfg.channels, cfg.resolution)     # as the stage prepared them
+        e = p.evaluate
+        out["dcgan"] = on_instances.named(on_instances.score(
+            ev, raw.images, sample(q, root, n, e.seed), batch_size=e.batch_size, kid_subsets=e.kid_subsets,
+            kid_subset_size=e.kid_subset_size, seed=e.seed, pr_k=e.pr_k, dc_k=e.dc_k))
+    print(f"against {spec} ({int(m['n_instances'])} images, the evaluator's space):")
+    for name, row in out.items():
+        print(f"  {name}: " + ", ".join(f"{k} {v:.3f}" for k, v in row.items()))
+    return {name: {k: round(v, 4) for k, v in row.items()} for name, row in out.items()}
 
 
 if __name__ == "__main__":

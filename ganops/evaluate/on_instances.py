@@ -35,3 +35,17 @@ def score(evaluator, reference: np.ndarray, samples: np.ndarray, *, instance_lab
             out["label_agreement"] = float((said == want[known]).mean())
             out["label_agreement_n"] = float(known.sum())
     return out
+
+
+def named(figures: dict[str, float], prefix: str = "") -> dict[str, float]:
+    """``score``'s figures under the names the evaluation gives them, the feature space in each
+    (``fid_evaluator``, ``kid_evaluator_mean``); ``prefix`` tells rows apart (``own_``)."""
+    out = {}
+    for key, value in figures.items():
+        if key.startswith("label_agreement"):
+            out[prefix + key] = value
+        elif key.startswith("kid_"):
+            out[f"{prefix}kid_evaluator_{key[4:]}"] = value
+        else:
+            out[f"{prefix}{key}_evaluator"] = value
+    return out

@@ -29,7 +29,6 @@ from ganops.stages import common as C
 from ganops.tracking import registry
 from ganops.tracking.runs import RunContext, stage_run
 
-SPACE = "evaluator"
 # sample_instances speaks of `ganops sample`'s flags; this stage's user set on_instances.* keys
 _FLAGS = (("pass --skip-corrupt", "set on_instances.skip_corrupt=true"), ("--instances-root", "on_instances.root"),
           ("--instances ", "on_instances.dataset="), ("pass --label to give them one",
@@ -47,19 +46,6 @@ def check_family(p: Params) -> None:
     if spec is None or not spec.needs_neighbors:
         raise ParamsError(f"evaluate_on_instances conditions an IC-GAN on another dataset's instances; "
                           f"train.family={p.train.family} conditions on no instance: set train.family=icgan")
-
-
-def _scored(figures: dict[str, float], prefix: str = "") -> dict[str, float]:
-    """on_instances.score's names → this artifact's (the feature space named, as the evaluation names it)."""
-    out = {}
-    for key, value in figures.items():
-        if key.startswith("label_agreement"):
-            out[prefix + key] = value
-        elif key.startswith("kid_"):
-            out[f"{prefix}kid_{SPACE}_{key[4:]}"] = value
-        else:
-            out[f"{prefix}{key}_{SPACE}"] = value
-    return out
 
 
 def run(p: Params, root: Path, ctx: RunContext) -> C.StageResult:
@@ -82,11 +68,11 @@ def run(p: Params, root: Path, ctx: RunContext) -> C.StageResult:
             raise SampleError(said) from None
         own = sample(p, root, len(got.samples), e.seed)      # the same model on its own training instances
         ev = E.Evaluator.load(A.evaluator_dir(root, p) / "evaluator.pt", device)
-        common = dict(batch_size=e.batch_size, kid_subsets=e.kid_subsets, kid_subset_size=e.kid_subset_size,
-                      seed=e.seed, pr_k=e.pr_k, dc_k=e.dc_k)
-        metrics = {**_scored(on_instances.score(ev, got.instances, got.samples, instance_labels=got.labels,
-                                                per_instance=q.per_instance, **common)),
-                   **_scored(on_instances.score(ev, got.instances, own, **common), "own_"),
+        common = {"batch_size": e.batch_size, "kid_subsets": e.kid_subsets, "kid_subset_size": e.kid_subset_size,
+                  "seed": e.seed, "pr_k": e.pr_k, "dc_k": e.dc_k}
+        metrics = {**on_instances.named(on_instances.score(ev, got.instances, got.samples, instance_labels=got.labels,
+                                                           per_instance=q.per_instance, **common)),
+                   **on_instances.named(on_instances.score(ev, got.instances, own, **common), "own_"),
                    "n_instances": len(got.instances), "n_samples": len(got.samples)}
         digest = hashlib.sha256(np.ascontiguousarray(got.instances).data).hexdigest()[:16]
         details = {"dataset": q.dataset, "instances_hash": digest, "feature_space": {
