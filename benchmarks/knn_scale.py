@@ -34,10 +34,10 @@ from pathlib import Path
 import numpy as np
 
 INDEXES = {"ivf_today": ["index=ivf", "nlist=4000", "nprobe=16", "train_per_list=256"],
-           "ivf": ["index=ivf"], "hnsw": ["index=hnsw"], "ivfpq": ["index=ivfpq"]}
+           "ivf": ["index=ivf"], "hnsw": ["index=hnsw"], "ivfpq": ["index=ivfpq"], "factory": ["index=factory"]}
 
 
-def mixture(n: int, d: int, components: int, rank: int, seed: int, out: Path) -> None:
+def mixture(n: int, d: int, components: int, rank: int, spread: float, seed: int, out: Path) -> None:
     """The clustered vectors, written a block at a time (memory: one block, not N×d twice)."""
     rng = np.random.default_rng(seed)
     centres = rng.standard_normal((components, d), dtype=np.float32)
@@ -47,7 +47,7 @@ def mixture(n: int, d: int, components: int, rank: int, seed: int, out: Path) ->
     x = np.lib.format.open_memmap(out, mode="w+", dtype=np.float32, shape=(n, d))
     for s in range(0, n, 65_536):
         c = which[s:s + 65_536]
-        u = rng.standard_normal((len(c), rank), dtype=np.float32) * 0.5
+        u = rng.standard_normal((len(c), rank), dtype=np.float32) * spread
         block = centres[c] + np.einsum("nr,nrd->nd", u, bases[c])
         block += 0.05 / np.sqrt(d) * rng.standard_normal(block.shape, dtype=np.float32)
         block /= np.linalg.norm(block, axis=1, keepdims=True)
@@ -114,6 +114,8 @@ def main() -> None:
     ap.add_argument("--k", type=int, default=10)
     ap.add_argument("--components", type=int, default=4000)
     ap.add_argument("--rank", type=int, default=12, help="dimensions each component spreads along")
+    ap.add_argument("--spread", type=float, default=0.15, help="standard deviation along each of them (the "
+                    "centres are unit vectors: 0.15 × sqrt(12) ≈ 0.5, separate clusters that touch)")
     ap.add_argument("--queries", type=int, default=10_000, help="the query sample timed and checked")
     ap.add_argument("--indexes", nargs="+", default=list(INDEXES), choices=list(INDEXES))
     ap.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="neighbors.* keys for every index")
@@ -128,12 +130,12 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="ganops-knn-scale-") as tmp:
         args.data = str(Path(tmp) / "features.npy")
         t0 = time.perf_counter()
-        mixture(args.n, args.d, args.components, args.rank, args.seed, Path(args.data))
+        mixture(args.n, args.d, args.components, args.rank, args.spread, args.seed, Path(args.data))
         made = time.perf_counter() - t0
         exact = _run("exact", args)
         results = {name: _run(name, args) for name in args.indexes}
     features_mib = args.n * args.d * 4 / 2**20
-    print(f"k-NN graph N={args.n:,} d={args.d} k={args.k}, {args.components:,} components of rank {args.rank} "
+    print(f"k-NN graph N={args.n:,} d={args.d} k={args.k}, {args.components:,} components of rank {args.rank}, spread {args.spread} "
           f"(made in {made:.0f} s), {args.queries:,} sampled queries; features {features_mib:.0f} MiB")
     print(f"  {'exact':<10} {exact['seconds']:8.1f} s (extrapolated)            peak {exact['peak_mib']:7.0f} MiB")
     for name, r in results.items():
@@ -143,7 +145,7 @@ def main() -> None:
     best = max((r for r in results.values() if r["recall_at_k"] >= 0.95), key=lambda r: -r["seconds"], default=None)
     print(json.dumps({"benchmark": "knn_scale", "baseline": "exact search (faiss.knn), extrapolated from the same "
                       "sample", "n": args.n, "d": args.d, "k": args.k, "components": args.components,
-                      "rank": args.rank, "queries": args.queries, "exact_seconds": exact["seconds"],
+                      "rank": args.rank, "spread": args.spread, "queries": args.queries, "exact_seconds": exact["seconds"],
                       "exact_peak_mib": exact["peak_mib"], "features_mib": features_mib,
                       "indexes": {name: {**r, "speedup": exact["seconds"] / r["seconds"]} for name, r in results.items()},
                       "best_speedup_at_recall_0_95": exact["seconds"] / best["seconds"] if best else None}))

@@ -16,7 +16,10 @@ from dataclasses import dataclass
 import numpy as np
 
 NORM_TOLERANCE = 1e-3
-_CHUNK = 65536          # rows per chunk
+_CHUNK = 65536          # rows per chunk of an index array
+# values per chunk of a feature array: the norms are summed in float64, which doubles a float32 block, so
+# 4M values (32 MiB as float64) whatever d is (65,536 rows of 512-d features made 268 MiB, more than k-NN's tile)
+_FEATURE_VALUES = 1 << 22
 
 
 @dataclass(frozen=True)
@@ -52,7 +55,8 @@ def inspect_features(features: np.ndarray, tol: float = NORM_TOLERANCE) -> Featu
     """The rows of an N×d array that break the rule (the caller checks it is 2-D)."""
     n = int(features.shape[0])
     bad, off, worst = [np.zeros(0, np.int64)], [np.zeros(0, np.int64)], 0.0
-    for s in chunks(n):
+    d = int(features.shape[1]) if features.ndim == 2 else 1
+    for s in chunks(n, max(1, _FEATURE_VALUES // max(1, d))):
         block = np.asarray(features[s], dtype=np.float32)
         finite = np.isfinite(block).all(axis=1)
         bad.append(np.flatnonzero(~finite) + s.start)

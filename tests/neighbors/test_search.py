@@ -105,7 +105,7 @@ def test_ivfpq_reads_a_memory_map_a_chunk_at_a_time_and_refines_exactly(tmp_path
     monkeypatch.setattr(nb, "ADD_CHUNK", 700)            # several chunks, the last one short
     p = NeighborsParams(index="ivfpq", recall_sample=500)
     res = nb.knn(mapped, 10, p, seed=0)
-    assert res.info["factory"] == "IVF54,PQ8x4fs,RFlat" and res.info["refine"] == 4
+    assert res.info["factory"] == "IVF54,PQ8x4fs,RFlat" and res.info["refine"] == 10
     assert res.info["recall_at_k"] >= 0.9
     np.testing.assert_array_equal(res.indices, nb.knn(x, 10, p, seed=0).indices)   # as from memory
     # the re-ranked similarities are the exact cosines of the pairs found, not their quantised estimates
