@@ -33,6 +33,13 @@ def project(tmp_path_factory) -> Path:
     return root
 
 
+@pytest.fixture(scope="module")
+def icgan(project) -> Path:
+    """The project with a class-conditional IC-GAN trained, evaluated and registered too (once per module)."""
+    run_ganops(project, "run", sets=ICGAN)
+    return project
+
+
 def _params(root: Path, sets: list[str]) -> P.Params:
     return P.load(root / "params.yaml", sets)
 
@@ -150,8 +157,8 @@ def test_icgan_samples_the_model_of_the_data_an_instance_per_sample():
     assert np.array_equal(y, labels[picks]) and len(np.unique(y)) == 10
 
 
-def test_class_conditional_icgan_reports_own_class_and_swapped_accuracy(project):
-    run_ganops(project, "run", sets=ICGAN)
+def test_class_conditional_icgan_reports_own_class_and_swapped_accuracy(icgan):
+    project = icgan
     report = json.loads((project / "data/evaluation/digits/pixels/k5/icgan/report.json").read_text())
     m = report["metrics"]
     for key in ("label_accuracy", "label_accuracy_swapped", "instance_precision_evaluator",
@@ -165,10 +172,10 @@ def test_class_conditional_icgan_reports_own_class_and_swapped_accuracy(project)
     assert "| icgan (class-conditional) |" in board and "| cgan |" in board
 
 
-def test_an_icgan_conditioned_on_another_datasets_instances_is_scored_against_it(project, tmp_path):
+def test_an_icgan_conditioned_on_another_datasets_instances_is_scored_against_it(icgan, tmp_path):
     """IC-GAN's transfer: trained on digits, conditioned on the shared MNIST split's instances (fast_overrides'
     on_instances.*), scored against MNIST beside its own draw; the figures reach the registry and leaderboard."""
-    run_ganops(project, "run", sets=ICGAN)
+    project = icgan
     run_ganops(project, "stage", "evaluate_on_instances", sets=ICGAN)
     out = project / "data/evaluation/on_instances/digits/pixels/k5/icgan"
     report = json.loads((out / "report.json").read_text())
