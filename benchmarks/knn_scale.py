@@ -14,8 +14,8 @@ Exact search is timed on a seeded sample of ``--queries`` queries against all N 
 queries (the k-NN graph IC-GAN needs). Each index is built over all N (trained on its sample, filled
 shard by shard, timed in full) and searched with the same sample, its search time extrapolated the same
 way; recall@k is measured against the exact neighbors of that sample. Each measurement runs in its own
-process, so its peak memory (ru_maxrss above the process's after its imports, the memory-mapped
-features' pages included) is its own.
+process, so its peak memory (the peak resident set from after its imports on, above the resident set then;
+the memory-mapped features' pages included) is its own.
 Prints a table and, as the last line, one JSON object.
 """
 
@@ -23,8 +23,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import resource
 import subprocess
 import sys
 import tempfile
@@ -55,13 +53,20 @@ def mixture(n: int, d: int, components: int, rank: int, spread: float, seed: int
     x.flush()
 
 
+def _rss_mib(field: str = "VmRSS") -> float:
+    with open("/proc/self/status") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith(field + ":")) / 1024   # kB
+
+
+def _reset_peak() -> float:
+    """Start the peak (VmHWM) afresh from now, past the imports' transient peaks; returns the RSS now."""
+    with open("/proc/self/clear_refs", "w") as f:
+        f.write("5")
+    return _rss_mib()
+
+
 def _peak_mib() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024   # KiB on Linux
-
-
-def _rss_mib() -> float:
-    with open("/proc/self/statm") as f:
-        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+    return _rss_mib("VmHWM")
 
 
 def _child(what: str, args: argparse.Namespace) -> dict:
@@ -69,7 +74,7 @@ def _child(what: str, args: argparse.Namespace) -> dict:
     from ganops.neighbors import search
 
     search.set_threads()
-    base = _rss_mib()        # after the imports: what follows is the measurement's own
+    base = _reset_peak()        # after the imports: what follows is the measurement's own
     x = np.load(args.data, mmap_mode="r")
     n = len(x)
     rows = np.sort(np.random.default_rng(args.seed).choice(n, min(args.queries, n), replace=False))
