@@ -169,7 +169,10 @@ def load_instances(spec: str, p: Params, root: Path, channels: int, resolution: 
         name, where = "image_folder", str(folder)
     else:
         sources = ", ".join(d for d in DATASETS if d != "image_folder")
-        raise SampleError(f"--instances {spec}: neither a dataset ({sources}) nor a folder of images")
+        where = folder.resolve()
+        what = "a file, not a folder" if where.is_file() else "no such folder"
+        raise SampleError(f"--instances {spec}: neither a dataset ({sources}) nor a folder of images ({where}: "
+                          f"{what})")
     q = DataParams(dataset=name, root=where, resolution=resolution, channels=channels,
                    download=p.data.download if download is None else download,
                    skip_corrupt=skip_corrupt)

@@ -33,8 +33,8 @@ class NeighborsError(UserError, ValueError):
     """Bad input to the neighbors stage: the message names the file or key, the value and the fix."""
 
 
-__all__ = ["NeighborsError", "KnnResult", "build_index", "check_features", "exact_neighbors", "knn", "load_neighbors",
-           "recall_at_k", "validate_neighbors", "exclude_self"]
+__all__ = ["KnnResult", "NeighborsError", "build_index", "check_features", "exact_neighbors", "exclude_self", "knn",
+           "load_neighbors", "recall_at_k", "validate_neighbors"]
 
 # FAISS computes inner products as BLAS tiles of (queries × database rows), then scans each tile
 # into per-query heaps. Its defaults (4096 × 1024) leave GEMM throughput on the table; a taller
@@ -177,7 +177,7 @@ def _auto_nlist(n: int, nlist: int, per_sqrt: float = 4.0) -> int:
     if nlist > most:
         raise NeighborsError(f"neighbors.nlist = {nlist} is too many lists for N = {n}: FAISS needs "
                              f">= {_MIN_POINTS_PER_LIST} training points per list, so nlist must be "
-                             f"in 1..{most} (0 picks 4·sqrt(N) = {int(4 * np.sqrt(n))}, clamped)")
+                             f"in 1..{most} (0 picks {per_sqrt:g}·sqrt(N) = {int(per_sqrt * np.sqrt(n))}, clamped)")
     return nlist
 
 
@@ -190,6 +190,11 @@ def index_spec(p: NeighborsParams, n: int, d: int) -> str:
     # PQ codes scan fast, so longer lists cost little and fewer centroids train and assign in a quarter of the
     # time: sqrt(N) lists (1,000 at a million)
     nlist = _auto_nlist(n, p.nlist, per_sqrt=1.0)
+    codes = 2 ** p.pq_bits
+    if n < _MIN_POINTS_PER_LIST * codes:   # each sub-quantiser is a k-means of 2^bits centroids
+        raise NeighborsError(f"neighbors.index=ivfpq with pq_bits={p.pq_bits} trains {codes} codes per sub-quantiser "
+                             f"and needs at least {_MIN_POINTS_PER_LIST * codes:,} instances; N = {n:,}: use "
+                             "neighbors.index=exact, which is fast at this size")
     m = p.pq_m or max(1, d // 4)
     if d % m:
         raise NeighborsError(f"neighbors.pq_m = {p.pq_m} does not divide the feature size d = {d}: pick a divisor "
@@ -223,16 +228,24 @@ def _build_index(x: np.ndarray, p: NeighborsParams, seed: int, info: dict) -> fa
         train = min(n, max(train, p.train_per_list * ivf.nlist))
         ivf.nprobe = min(p.nprobe, ivf.nlist)
         info.update(nlist=int(ivf.nlist), nprobe=int(ivf.nprobe))
-    if not index.is_trained:
-        sample = np.sort(np.random.default_rng(seed).choice(n, train, replace=False)) if train < n else slice(None)
-        index.train(np.ascontiguousarray(x[sample]))
-        info["train_points"] = train
-    for start in range(0, n, ADD_CHUNK):   # the index stores its own (quantised) copy of the vectors
-        index.add(np.ascontiguousarray(x[start:start + ADD_CHUNK]))
+    try:
+        if not index.is_trained:
+            sample = np.sort(np.random.default_rng(seed).choice(n, train, replace=False)) if train < n else slice(None)
+            index.train(np.ascontiguousarray(x[sample]))
+            info["train_points"] = train
+        for start in range(0, n, ADD_CHUNK):   # the index stores its own (quantised) copy of the vectors
+            index.add(np.ascontiguousarray(x[start:start + ADD_CHUNK]))
+    except RuntimeError as exc:    # a string FAISS parses but cannot fill this way (IDMap, a GPU-only index, …)
+        said = str(exc).strip().splitlines()[-1][:200]
+        raise NeighborsError(f"neighbors.index_factory = {spec!r}: FAISS built it but cannot train or fill it "
+                             f"with the features ({said}); use an index that takes vectors as they come, e.g. "
+                             "IVF4096,PQ32x4fs,RFlat or HNSW32,Flat") from None
     refine = faiss.downcast_index(index)
     if isinstance(refine, faiss.IndexRefine):
         refine.k_factor = float(p.refine)
         info["refine"] = p.refine
+    elif p.index == "factory":     # neighbors.refine acts through a refinement stage the string names
+        info["refine"] = "none: the string has no RFlat or Refine(…) stage"
     with contextlib.suppress(RuntimeError):   # HNSW inside a factory string: its search depth
         faiss.ParameterSpace().set_index_parameter(index, "efSearch", p.ef_search)
     info.update(factory=spec, index_bytes=_index_bytes(index))

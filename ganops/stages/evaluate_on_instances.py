@@ -29,10 +29,22 @@ from ganops.stages import common as C
 from ganops.tracking import registry
 from ganops.tracking.runs import RunContext, stage_run
 
-# sample_instances speaks of `ganops sample`'s flags; this stage's user set on_instances.* keys
+# sample_instances speaks of `ganops sample`'s flags and of data.* keys; this stage's user set on_instances.*
 _FLAGS = (("pass --skip-corrupt", "set on_instances.skip_corrupt=true"), ("--instances-root", "on_instances.root"),
-          ("--instances ", "on_instances.dataset="), ("pass --label to give them one",
-                                                      "evaluate it with train.class_conditional=false"))
+          ("--instances ", "on_instances.dataset="), ("data.download", "on_instances.download"),
+          ("data.skip_corrupt", "on_instances.skip_corrupt"),
+          ("pass --label to give them one", ("this evaluation gives each instance its own class, so use instances "
+                                             "whose classes are named as the training's (a folder's sub-folders 0/ "
+                                             "… 9/ for digits), or sample them with `ganops sample --instances … "
+                                             "--label y`")))
+SOURCES_SHOWN = 64     # report.json lists where the first instances came from, not all of a million
+
+
+def _in_stage_terms(text: str, folder: bool) -> str:
+    for flag, key in _FLAGS:
+        text = text.replace(flag, key)
+    # a folder is on_instances.dataset itself; a named source's files live under on_instances.root
+    return text.replace("data.root", "on_instances.dataset" if folder else "on_instances.root")
 
 
 def dataset_name(p: Params) -> str:
@@ -50,6 +62,7 @@ def check_family(p: Params) -> None:
 
 def run(p: Params, root: Path, ctx: RunContext) -> C.StageResult:
     from ganops.commands.sample import SampleError, sample, sample_instances
+    from ganops.core.errors import UserError
 
     check_family(p)
     ups = C.upstream(root, p, ON_INSTANCES)
@@ -61,11 +74,13 @@ def run(p: Params, root: Path, ctx: RunContext) -> C.StageResult:
         try:
             got = sample_instances(p, root, q.dataset, per_instance=q.per_instance, seed=e.seed, data_root=q.root,
                                    limit=q.limit, skip_corrupt=q.skip_corrupt, download=q.download)
-        except SampleError as exc:
-            said = str(exc)
-            for flag, key in _FLAGS:
-                said = said.replace(flag, key)
-            raise SampleError(said) from None
+        except UserError as exc:
+            raise SampleError(_in_stage_terms(str(exc), Path(q.dataset).expanduser().is_dir())) from None
+        least = max(e.pr_k, e.dc_k) + 1      # the k-NN balls of precision/recall and density/coverage, and FID
+        if len(got.instances) < least:
+            raise SampleError(f"on_instances.dataset={q.dataset}: {len(got.instances)} instance(s); the figures need at "
+                              f"least {least} (FID's covariance, the k-NN balls of evaluate.pr_k={e.pr_k} and "
+                              f"evaluate.dc_k={e.dc_k}): point it at more images or raise on_instances.limit")
         own = sample(p, root, len(got.samples), e.seed)      # the same model on its own training instances
         ev = E.Evaluator.load(A.evaluator_dir(root, p) / "evaluator.pt", device)
         common = {"batch_size": e.batch_size, "kid_subsets": e.kid_subsets, "kid_subset_size": e.kid_subset_size,
@@ -79,7 +94,10 @@ def run(p: Params, root: Path, ctx: RunContext) -> C.StageResult:
             "fid_evaluator": f"{ev.kind} evaluator trained on {p.data.dataset} (the generator's training data)"},
             "rows": {"": f"samples conditioned on {q.dataset}'s instances, against its images",
                      "own_": f"the same model's draw from its own {p.data.dataset} instances, against {q.dataset}"},
-            "sources": got.sources[:64]}
+            f"sources_first_{SOURCES_SHOWN}": got.sources[:SOURCES_SHOWN]}
+        if q.dataset == p.data.dataset:
+            details["note"] = (f"the instances are the training dataset {p.data.dataset} itself (its images the "
+                               "generator was trained on, not another dataset's)")
         with A.atomic_dir(out) as tmp:
             instances_grid(tmp / "instances.png", got.instances, got.samples, q.per_instance)
             A.atomic_write_json(tmp / "report.json", {"metrics": metrics, **details})

@@ -15,6 +15,7 @@ from ganops.stages import common as C
 from ganops.tracking.runs import RunContext, stage_run
 
 log = logging.getLogger(__name__)
+LOW_RECALL = 0.9     # an approximate index that misses more than this share of the true neighbors is warned of
 
 
 def run(p: Params, root: Path, ctx: RunContext) -> C.StageResult:
@@ -35,6 +36,15 @@ def run(p: Params, root: Path, ctx: RunContext) -> C.StageResult:
         collapsed = nd.collapse(diag)
         if collapsed:
             log.warning("neighbors: %s", collapsed)
+        if "recall_at_k" in res.info:
+            said = (f"{res.info.get('factory', p.neighbors.index)}: recall@{p.neighbors.k} "
+                    f"{res.info['recall_at_k']:.3f} against exact search on {res.info['recall_queries']} queries")
+            if res.info["recall_at_k"] < LOW_RECALL:
+                log.warning("neighbors: %s; raise neighbors.nprobe or neighbors.refine (or use index=exact)", said)
+            else:
+                log.info("neighbors: %s", said)
+        if "gpu_note" in res.info:
+            log.info("neighbors: %s", res.info["gpu_note"])
         numbers = {k: v for k, v in res.info.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
         metrics = {**diag, **numbers}
         search = {k: v for k, v in res.info.items() if not A.is_run_varying(k)}

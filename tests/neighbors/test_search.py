@@ -125,7 +125,16 @@ def test_index_factory_and_pq_errors_name_the_key():
     with pytest.raises(nb.NeighborsError, match=r"neighbors.index_factory = 'IVF100,Flat': 100 lists for N = 400"):
         nb.knn(x, 5, NeighborsParams(index="factory", index_factory="IVF100,Flat"))
     with pytest.raises(nb.NeighborsError, match=r"neighbors.pq_m = 5 does not divide the feature size d = 24"):
-        nb.knn(x, 5, NeighborsParams(index="ivfpq", pq_m=5))
+        nb.knn(_manifold(n=700, d=24)[0], 5, NeighborsParams(index="ivfpq", pq_m=5))
+    with pytest.raises(nb.NeighborsError, match=r"'IDMap,Flat': FAISS built it but cannot train or fill it"):
+        nb.knn(x, 5, NeighborsParams(index="factory", index_factory="IDMap,Flat"))
+    with pytest.raises(nb.NeighborsError, match=r"pq_bits=4 trains 16 codes .* at least 624 instances; N = 400"):
+        nb.knn(x, 5, NeighborsParams(index="ivfpq"))
+    big, _ = _manifold(n=2000, d=24)
+    with pytest.raises(nb.NeighborsError, match=r"neighbors.nlist = 500 .*\(0 picks 1·sqrt\(N\) = 44"):
+        nb.knn(big, 5, NeighborsParams(index="ivfpq", nlist=500))
+    got = nb.knn(big, 5, NeighborsParams(index="factory", index_factory="IVF8,PQ6x4fs"))    # no refinement stage
+    assert got.info["refine"].startswith("none")
     with pytest.raises(ValidationError, match="neighbors.index=factory needs neighbors.index_factory"):
         NeighborsParams(index="factory")
     with pytest.raises(ValidationError, match="index_factory is read only with neighbors.index=factory"):

@@ -202,6 +202,19 @@ def test_an_icgan_conditioned_on_another_datasets_instances_is_scored_against_it
     line = one_line_error(run_ganops(project, "stage", "evaluate_on_instances", check=False,
                                      sets=[*ICGAN, f"on_instances.dataset={tmp_path / 'nowhere'}"]))
     assert "on_instances.dataset=" in line and "nowhere" in line and "neither a dataset" in line
+    assert "file" not in line and "no such folder" in line
+    few = tmp_path / "few"
+    (few / "3").mkdir(parents=True)                      # a class the training knows, so only the count fails
+    Image.fromarray(np.zeros((12, 12), np.uint8)).save(few / "3" / "a.png")
+    line = one_line_error(run_ganops(project, "stage", "evaluate_on_instances", check=False,
+                                     sets=[*ICGAN, f"on_instances.dataset={few}"]))
+    assert "1 instance(s); the figures need at least 6" in line
+    proc = run_ganops(project, "stage", "evaluate_on_instances", check=False,
+                      sets=[*ICGAN, "on_instances.dataset=usps", f"on_instances.root={tmp_path}",
+                            "on_instances.download=false"])
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr       # the keys this stage's user set
+    assert "on_instances.root" in proc.stderr and "on_instances.download" in proc.stderr
+    assert "data.root" not in proc.stderr and "data.download" not in proc.stderr
     line = one_line_error(run_ganops(project, "stage", "evaluate_on_instances", check=False, sets=CGAN))
     assert "train.family=cgan" in line and "train.family=icgan" in line
     line = one_line_error(run_ganops(project, "stage", "evaluate_on_instances", check=False,
