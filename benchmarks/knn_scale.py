@@ -31,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
-INDEXES = {"ivf_today": ["index=ivf", "nlist=4000", "nprobe=16", "train_per_list=256"],
+INDEXES = {"ivf_today": ["index=ivf", "nlist=4000", "nprobe=16", "train_per_list=256"],     # the stop-29 defaults
            "ivf": ["index=ivf"], "hnsw": ["index=hnsw"], "ivfpq": ["index=ivfpq"], "factory": ["index=factory"]}
 
 

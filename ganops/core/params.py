@@ -116,8 +116,16 @@ class NeighborsParams(_Section):
     query_batch: int = Field(4096, ge=1, description="queries per FAISS search call (bounds memory)")
     nlist: int = Field(0, ge=0, description="ivf, ivfpq: number of lists; 0 picks 4·sqrt(N) (ivf), sqrt(N) (ivfpq)")
     nprobe: int = Field(16, ge=1, description="ivf, ivfpq, factory with IVF: lists visited per query")
-    train_per_list: int = Field(64, ge=39, le=256, description="ivf, ivfpq: k-means training points per list, "
-                                "a seeded sample (FAISS warns below 39 and uses at most 256)")
+    train_per_list: int = Field(0, ge=0, le=256, description="ivf, ivfpq: k-means training points per list, a seeded "
+                                "sample; 0 picks 256 for ivf (recall at a million 1.0 against 0.886 at 64) and 64 "
+                                "for ivfpq (its build 4× faster; recall 0.997 with refine)")
+
+    @field_validator("train_per_list")
+    @classmethod
+    def _enough_per_list(cls, v: int) -> int:
+        if 0 < v < 39:
+            raise ValueError("FAISS's k-means needs at least 39 points per list: 39..256, or 0 for the index's default")
+        return v
     pq_m: int = Field(0, ge=0, description="ivfpq: sub-quantisers per vector (divides d); 0 picks d/4")
     pq_bits: Literal[4, 8] = Field(4, description="ivfpq: bits per sub-quantiser code: 4 (FAISS's SIMD fast scan) or 8")
     refine: int = Field(10, ge=1, description="ivfpq, factory: candidates per neighbor re-ranked by the exact "

@@ -225,7 +225,8 @@ def _build_index(x: np.ndarray, p: NeighborsParams, seed: int, info: dict) -> fa
                                  f"{max(1, n // _MIN_POINTS_PER_LIST)} lists")
         ivf.cp.seed = seed
         ivf.cp.spherical = True  # unit-norm centroids suit cosine
-        train = min(n, max(train, p.train_per_list * ivf.nlist))
+        per_list = p.train_per_list or (256 if p.index == "ivf" else 64)
+        train = min(n, max(train, per_list * ivf.nlist))
         ivf.nprobe = min(p.nprobe, ivf.nlist)
         info.update(nlist=int(ivf.nlist), nprobe=int(ivf.nprobe))
     try:
