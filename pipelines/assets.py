@@ -16,7 +16,7 @@ import dagster as dg
 from ganops import stages
 from ganops.catalog.families import SPECS, TRANSFER_SPECS
 from ganops.core.errors import describe, user_errors
-from ganops.core.identity import ON_INSTANCES, roles, split_name, upstream_stages
+from ganops.core.identity import ON_INSTANCES, ON_INSTANCES_FAMILIES, roles, split_name, upstream_stages
 from ganops.core.lineage import code_version
 from ganops.core.params import DOMAINS, ParamsError
 from ganops.tracking.runs import RunContext
@@ -269,7 +269,6 @@ def on_instances_asset(family: str) -> dg.AssetsDefinition:
 
 EVALUATIONS = [evaluation_asset(family) for family in SPECS]
 CHAMPIONS = [champion_asset(family) for family in SPECS]
-ON_INSTANCES_FAMILIES = tuple(f for f, spec in SPECS.items() if spec.needs_neighbors)
 ON_INSTANCES_EVALUATIONS = [on_instances_asset(family) for family in ON_INSTANCES_FAMILIES]
 
 

@@ -16,13 +16,12 @@ import dagster as dg
 from ganops.catalog.families import SPECS, TRANSFER_SPECS
 from ganops.core import artifacts as A
 from ganops.core.errors import describe, user_errors
-from ganops.core.identity import DOMAIN_STAGES, ON_INSTANCES, roles
+from ganops.core.identity import DOMAIN_STAGES, ON_INSTANCES, ON_INSTANCES_FAMILIES, roles
 from ganops.stages.on_disk import result_on_disk
 from ganops.tracking import checks
 from ganops.tracking.store import has_store
 from pipelines.assets import (
     KEY_OF_STAGE,
-    ON_INSTANCES_FAMILIES,
     champion_key,
     evaluation_key,
     generator_key,

@@ -22,8 +22,10 @@ TRANSFER_STAGES = ("transfer", "evaluate_transfer")
 DOMAIN_STAGES = ("dataset", "evaluator", "classifier")
 # The domains each domain stage runs on: DTN's f (the classifier) is trained on the source alone.
 _ROLES = {"classifier": ("source",)}
-# An IC-GAN conditioned on another dataset's instances (on_instances.*), scored against that dataset.
+# An IC-GAN conditioned on another dataset's instances (on_instances.*), scored against that dataset; the
+# families it applies to are those conditioned on instances.
 ON_INSTANCES = "evaluate_on_instances"
+ON_INSTANCES_FAMILIES = tuple(name for name, spec in SPECS.items() if spec.needs_neighbors)
 # Stages whose artifact is one family's (train.* or transfer.* identity carries the family's name).
 FAMILY_STAGES = ("train", "evaluate", ON_INSTANCES, *TRANSFER_STAGES)
 

@@ -120,12 +120,6 @@ class NeighborsParams(_Section):
                                 "sample; 0 picks 256 for ivf (recall at a million 1.0 against 0.886 at 64) and 64 "
                                 "for ivfpq (its build 4× faster; recall 0.997 with refine)")
 
-    @field_validator("train_per_list")
-    @classmethod
-    def _enough_per_list(cls, v: int) -> int:
-        if 0 < v < 39:
-            raise ValueError("FAISS's k-means needs at least 39 points per list: 39..256, or 0 for the index's default")
-        return v
     pq_m: int = Field(0, ge=0, description="ivfpq: sub-quantisers per vector (divides d); 0 picks d/4")
     pq_bits: Literal[4, 8] = Field(4, description="ivfpq: bits per sub-quantiser code: 4 (FAISS's SIMD fast scan) or 8")
     refine: int = Field(10, ge=1, description="ivfpq, factory: candidates per neighbor re-ranked by the exact "
@@ -137,6 +131,13 @@ class NeighborsParams(_Section):
     recall_sample: int = Field(1000, ge=1, description="approximate index: queries checked against exact")
     use_gpu: bool = Field(True, description="use faiss on GPU when one and faiss-gpu are present")
     panel_instances: int = Field(8, ge=1, le=64, description="rows of the neighbor panel PNG")
+
+    @field_validator("train_per_list")
+    @classmethod
+    def _enough_per_list(cls, v: int) -> int:
+        if 0 < v < 39:
+            raise ValueError("FAISS's k-means needs at least 39 points per list: 39..256, or 0 for the index's default")
+        return v
 
     @model_validator(mode="after")
     def _factory_string(self) -> NeighborsParams:

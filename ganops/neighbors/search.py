@@ -200,8 +200,8 @@ def index_spec(p: NeighborsParams, n: int, d: int) -> str:
         raise NeighborsError(f"neighbors.pq_m = {p.pq_m} does not divide the feature size d = {d}: pick a divisor "
                              f"of {d} (0 picks d/4 = {max(1, d // 4)})")
     # 4-bit codes: FAISS's fast scan, SIMD table lookups in registers (several times the 8-bit scan's speed)
-    return f"IVF{nlist},PQ{m}x4fs" + (",RFlat" if p.refine > 1 else "") if p.pq_bits == 4 else \
-        f"IVF{nlist},PQ{m}" + (",RFlat" if p.refine > 1 else "")
+    pq = f"PQ{m}x4fs" if p.pq_bits == 4 else f"PQ{m}"
+    return f"IVF{nlist},{pq}" + (",RFlat" if p.refine > 1 else "")
 
 
 def _build_index(x: np.ndarray, p: NeighborsParams, seed: int, info: dict) -> faiss.Index:
@@ -212,9 +212,8 @@ def _build_index(x: np.ndarray, p: NeighborsParams, seed: int, info: dict) -> fa
     try:
         index = faiss.index_factory(d, spec, faiss.METRIC_INNER_PRODUCT)
     except RuntimeError as exc:
-        said = str(exc).strip().splitlines()[-1][:200]
         key = "neighbors.index_factory" if p.index == "factory" else "neighbors.index"
-        raise NeighborsError(f"{key}: FAISS cannot build {spec!r} ({said}); the strings are those of "
+        raise NeighborsError(f"{key}: FAISS cannot build {spec!r} ({_said(exc)}); the strings are those of "
                              "faiss.index_factory, e.g. IVF4096,PQ32x4fs,RFlat or HNSW32,Flat") from None
     ivf = faiss.try_extract_index_ivf(index)
     train = min(n, 10_000)          # enough for 8-bit PQ codebooks (256 codes × 39 points)
@@ -237,9 +236,8 @@ def _build_index(x: np.ndarray, p: NeighborsParams, seed: int, info: dict) -> fa
         for start in range(0, n, ADD_CHUNK):   # the index stores its own (quantised) copy of the vectors
             index.add(np.ascontiguousarray(x[start:start + ADD_CHUNK]))
     except RuntimeError as exc:    # a string FAISS parses but cannot fill this way (IDMap, a GPU-only index, …)
-        said = str(exc).strip().splitlines()[-1][:200]
         raise NeighborsError(f"neighbors.index_factory = {spec!r}: FAISS built it but cannot train or fill it "
-                             f"with the features ({said}); use an index that takes vectors as they come, e.g. "
+                             f"with the features ({_said(exc)}); use an index that takes vectors as they come, e.g. "
                              "IVF4096,PQ32x4fs,RFlat or HNSW32,Flat") from None
     refine = faiss.downcast_index(index)
     if isinstance(refine, faiss.IndexRefine):
@@ -251,6 +249,11 @@ def _build_index(x: np.ndarray, p: NeighborsParams, seed: int, info: dict) -> fa
         faiss.ParameterSpace().set_index_parameter(index, "efSearch", p.ef_search)
     info.update(factory=spec, index_bytes=_index_bytes(index))
     return _on_gpus(index, p, info)
+
+
+def _said(exc: RuntimeError) -> str:
+    """FAISS's own words: the last line of its C++ message, without the source location around it."""
+    return str(exc).strip().splitlines()[-1][:200]
 
 
 def _index_bytes(index: faiss.Index) -> int:

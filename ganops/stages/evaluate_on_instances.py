@@ -17,10 +17,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ganops.catalog.families import SPECS
 from ganops.core import artifacts as A
 from ganops.core.device import resolve
-from ganops.core.identity import ON_INSTANCES
+from ganops.core.identity import ON_INSTANCES, ON_INSTANCES_FAMILIES
 from ganops.core.params import Params, ParamsError
 from ganops.evaluate import evaluator as E
 from ganops.evaluate import on_instances
@@ -54,8 +53,7 @@ def dataset_name(p: Params) -> str:
 
 
 def check_family(p: Params) -> None:
-    spec = SPECS.get(p.train.family)
-    if spec is None or not spec.needs_neighbors:
+    if p.train.family not in ON_INSTANCES_FAMILIES:
         raise ParamsError(f"evaluate_on_instances conditions an IC-GAN on another dataset's instances; "
                           f"train.family={p.train.family} conditions on no instance: set train.family=icgan")
 

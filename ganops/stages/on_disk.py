@@ -14,12 +14,13 @@ from pathlib import Path
 from typing import Any
 
 from ganops.core import artifacts as A
+from ganops.core.identity import ON_INSTANCES
 from ganops.core.params import Params
 from ganops.stages.common import CONTENT_TAG, StageResult, pictures
 from ganops.tracking.store import has_store
 
-KIND = {"evaluate": "generator", "evaluate_on_instances": "generator", "evaluate_transfer": "transfer"}
-MODEL_STAGE = {"evaluate": "train", "evaluate_on_instances": "train", "evaluate_transfer": "transfer"}
+KIND = {"evaluate": "generator", ON_INSTANCES: "generator", "evaluate_transfer": "transfer"}
+MODEL_STAGE = {"evaluate": "train", ON_INSTANCES: "train", "evaluate_transfer": "transfer"}
 
 
 def result_on_disk(stage: str, p: Params, root: Path, meta: dict[str, Any] | None = None) -> StageResult | None:
@@ -62,6 +63,6 @@ def _from_mlflow(result: StageResult, p: Params, root: Path) -> None:
             result.registered_model = registry.registered_model_name(p, kind)
             result.model_version = version
             tags: dict[str, Any] = client.get_model_version(result.registered_model, version).tags
-            if "ganops.decision" in tags and result.stage != "evaluate_on_instances":   # the evaluation's decision
+            if "ganops.decision" in tags and result.stage != ON_INSTANCES:   # the evaluation's decision
                 result.decision = {"promote": tags["ganops.decision"] == "promoted",
                                    "reason": tags.get("ganops.decision_reason", "")}

@@ -17,7 +17,7 @@ DVC = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]
 DVC_STAGES = {"dataset": ("dataset", None), "embeddings": ("embeddings", None), "neighbors": ("neighbors", None),
               **{f"train_{f}": ("train", f) for f in SPECS}, "evaluator": ("evaluator", None),
               **{f"evaluate_{f}": ("evaluate", f) for f in SPECS},
-              **{f"evaluate_on_instances_{f}": (I.ON_INSTANCES, f) for f in SPECS if SPECS[f].needs_neighbors},
+              **{f"evaluate_on_instances_{f}": (I.ON_INSTANCES, f) for f in I.ON_INSTANCES_FAMILIES},
               **{f"{s}_{role}": (s, None) for s in I.DOMAIN_STAGES for role in I.roles(s)},
               **{f"{s}_{f}": (s, f) for s in ("transfer", "evaluate_transfer") for f in TRANSFER_SPECS}}
 RUN_ONLY_PARAMS = {"device"}   # decides where the stage runs; rerun when it changes, not part of the identity
