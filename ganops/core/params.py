@@ -84,6 +84,9 @@ class DataParams(_Section):
     grid_size: int = Field(64, ge=1, le=1024, description="images in the sample grid PNG")
     holdout: float = Field(0.1, ge=0, lt=1, description="share of images held out of all training (seeded, "
                            "stratified by label): the evaluation's unseen real images")
+    shard_rows: int = Field(100_000, ge=1, description="images per shard of the dataset artifact: a dataset this "
+                            "size or smaller is one images.npy; a larger one the folder images/ of shards, each "
+                            "written, resumed and read on its own")
 
 
 class GeneratorDataParams(DataParams):
@@ -416,6 +419,8 @@ class DistributedParams(_Section):
     timeout_s: float = Field(300.0, gt=0, description="a collective waiting longer than this fails (a lost rank)")
     sync_batchnorm: bool = Field(False, description="CUDA: batch-norm statistics over the global batch "
                                  "(SyncBatchNorm) instead of each rank's share")
+    data_workers: int = Field(4, ge=0, description="processes decoding an image folder in the dataset stage (a "
+                              "torch DataLoader's workers); 0 decodes in the stage's own process")
 
 
 class Params(_Section):

@@ -16,6 +16,7 @@ files (``raw.sample_indices``) before any is decoded.
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -150,34 +151,65 @@ def _check_unreadable(bad: list[tuple[str, str]], n: int, root: Path, p: DataPar
         raise DataSourceError(f"image_folder: none of the {n} image files under {root} could be read")
 
 
+def _channel_report(counts: dict[str, dict[str, int]], p: DataParams, channels: int | None = None) -> dict:
+    """The channels chosen (data.channels, else the majority's; a tie keeps colour) and what was converted, from
+    {file mode: {"grey": files, "colour": files}} (grey or colour as decoded, before any conversion)."""
+    votes = {"grey": sum(c.get("grey", 0) for c in counts.values()),
+             "colour": sum(c.get("colour", 0) for c in counts.values())}
+    channels = channels or p.channels or (1 if votes["grey"] > votes["colour"] else 3)
+    target = "L" if channels == 1 else "RGB"
+    conversions = {f"{mode}->{target}": sum(c.values()) for mode, c in sorted(counts.items()) if mode != target}
+    across = votes["colour" if channels == 1 else "grey"]
+    return {"channels": channels, "channels_from": "data.channels" if p.channels else "majority",
+            "channels_by_majority": votes, "converted_across_grey_colour": across,
+            "conversions": dict(sorted(conversions.items()))}
+
+
+def _log_conversion(report: dict, p: DataParams) -> None:
+    across, channels, votes = report["converted_across_grey_colour"], report["channels"], report["channels_by_majority"]
+    if not across:
+        return
+    what = "colour files to grey" if channels == 1 else "grey files to colour"
+    if p.channels:
+        log.info("image_folder: converted %d %s (data.channels=%d)", across, what, channels)
+    else:
+        n = votes["grey"] + votes["colour"]
+        log.warning("image_folder: converted %d %s, as most files (%d of %d) are %s; set data.channels=%d "
+                    "to choose", across, what, n - across, n, "grey" if channels == 1 else "colour",
+                    3 if channels == 1 else 1)
+
+
+def _mode_counts(decoded: list[tuple[np.ndarray, str]]) -> dict[str, dict[str, int]]:
+    counts: dict[str, dict[str, int]] = {}
+    for arr, mode in decoded:
+        kind = "grey" if arr.shape[0] == 1 else "colour"
+        counts.setdefault(mode, {}).setdefault(kind, 0)
+        counts[mode][kind] += 1
+    return counts
+
+
 def _convert(decoded: list[tuple[np.ndarray, str]], p: DataParams) -> tuple[np.ndarray, dict]:
     """Stack the images with one channel count (data.channels, else the majority's; a tie keeps colour)."""
-    grey = sum(arr.shape[0] == 1 for arr, _ in decoded)
-    votes = {"grey": grey, "colour": len(decoded) - grey}
-    channels = p.channels or (1 if votes["grey"] > votes["colour"] else 3)
-    target = "L" if channels == 1 else "RGB"
+    report = _channel_report(_mode_counts(decoded), p)
+    channels = report["channels"]
     images = np.empty((len(decoded), channels, p.resolution, p.resolution), np.uint8)
-    conversions: dict[str, int] = {}
-    for i, (arr, mode) in enumerate(decoded):
+    for i, (arr, _) in enumerate(decoded):
         images[i] = to_channels(arr[None], channels)[0]
-        if mode != target:
-            key = f"{mode}->{target}"
-            conversions[key] = conversions.get(key, 0) + 1
-    across = votes["colour" if channels == 1 else "grey"]
-    if across:
-        what = "colour files to grey" if channels == 1 else "grey files to colour"
-        if p.channels:
-            log.info("image_folder: converted %d %s (data.channels=%d)", across, what, channels)
-        else:
-            log.warning("image_folder: converted %d %s, as most files (%d of %d) are %s; set data.channels=%d "
-                        "to choose", across, what, len(decoded) - across, len(decoded),
-                        "grey" if channels == 1 else "colour", 3 if channels == 1 else 1)
-    return images, {"channels": channels, "channels_from": "data.channels" if p.channels else "majority",
-                    "channels_by_majority": votes, "converted_across_grey_colour": across,
-                    "conversions": dict(sorted(conversions.items()))}
+    _log_conversion(report, p)
+    return images, report
 
 
-def load_folder(p: DataParams, project_root: Path, seed: int = 0) -> RawImages:
+@dataclass
+class _Listing:
+    root: Path
+    files: list[Path]            # the image files kept (data.limit), sorted
+    labels: np.ndarray
+    class_names: list[str] | None
+    report: dict
+
+
+def _list(p: DataParams, project_root: Path, seed: int) -> _Listing:
+    """The files data.limit keeps (never decoded here), their labels, and what was ignored."""
     single_split_check("image_folder", p)
     root = resolve_root(p, project_root)
     if not root.is_dir():
@@ -190,18 +222,125 @@ def load_folder(p: DataParams, project_root: Path, seed: int = 0) -> RawImages:
     rel = [f.relative_to(root) for f in files]
     labels, class_names = _labels(rel, root)  # from all files: a sample must not change the class indices
     keep = sample_indices(labels, p.limit, seed)  # before decoding: dropped files are never read
-    decoded, bad = _decode_all([files[i] for i in keep], p.resolution)
-    _check_unreadable(bad, len(keep), root, p)
-    ok = [k for k, d in zip(keep, decoded) if d is not None]
-    images, channel_report = _convert([d for d in decoded if d is not None], p)
     names = sorted(str(f.relative_to(root)) for f in ignored)
-    report = {"root": str(root), **channel_report,
-              "skipped": {"count": len(bad), "files": [f for f, _ in bad], "errors": [why for _, why in bad]},
-              "ignored_non_image_files": {"count": len(names), "files": names[:_NAMED]}}
+    report = {"root": str(root), "ignored_non_image_files": {"count": len(names), "files": names[:_NAMED]}}
     if len(keep) < len(files):
         report["limit"] = limit_report(labels, keep, seed)
-    return RawImages(images=images, labels=labels[ok], splits=np.full(len(ok), "train"),
-                     sources=[str(rel[i]) for i in ok], class_names=class_names, report=report)
+    return _Listing(root, [files[i] for i in keep], labels[keep], class_names, report)
+
+
+def _skipped(bad: list[tuple[str, str]]) -> dict:
+    return {"count": len(bad), "files": [f for f, _ in bad], "errors": [why for _, why in bad]}
+
+
+def load_folder(p: DataParams, project_root: Path, seed: int = 0) -> RawImages:
+    """The whole folder decoded in memory (``ganops sample --instances``; the dataset stage streams it)."""
+    ls = _list(p, project_root, seed)
+    decoded, bad = _decode_all(ls.files, p.resolution)
+    _check_unreadable(bad, len(ls.files), ls.root, p)
+    ok = [i for i, d in enumerate(decoded) if d is not None]
+    images, channel_report = _convert([d for d in decoded if d is not None], p)
+    report = {**ls.report, **channel_report, "skipped": _skipped(bad)}
+    return RawImages(images=images, labels=ls.labels[ok], splits=np.full(len(ok), "train"),
+                     sources=[str(ls.files[i].relative_to(ls.root)) for i in ok], class_names=ls.class_names,
+                     report=report)
+
+
+class _Files:
+    """Map-style dataset of a DataLoader: row → (row, framed image or None, (mode, grey|colour), why)."""
+
+    def __init__(self, files: list[Path], side: int, channels: int):
+        self.files, self.side, self.channels = files, side, channels
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def __getitem__(self, i: int):
+        try:
+            arr, mode = _decode(self.files[i], self.side)
+        except Exception as e:  # PIL raises many types for bad files (OSError, SyntaxError, ValueError...)
+            return i, None, ("", ""), f"{type(e).__name__}: {e}"
+        kind = "grey" if arr.shape[0] == 1 else "colour"
+        return i, to_channels(arr[None], self.channels)[0], (mode, kind), ""
+
+
+class _Modes(_Files):
+    """row → (row, None, (mode, grey|colour), why) from the file's header (palettes decoded: their colours
+    decide): the majority vote of data.channels=0 before any image is written."""
+
+    def __getitem__(self, i: int):
+        from PIL import Image
+
+        try:
+            with Image.open(self.files[i]) as im:
+                mode = im.mode
+                rgb = np.asarray(_to_8bit(im)) if mode in ("P", "PA") else None
+        except Exception as e:  # as _Files: any error is the file's
+            return i, None, ("", ""), f"{type(e).__name__}: {e}"
+        return i, None, (mode, "grey" if _is_grey(mode, rgb) else "colour"), ""
+
+
+def _as_list(batch):
+    return batch
+
+
+def _loader(dataset, rows: np.ndarray, chunk: int, workers: int):
+    """The rows of ``dataset`` in order, ``chunk`` at a time, decoded by ``workers`` processes (0: this one)."""
+    import os
+
+    import torch.utils.data as tud
+
+    workers = min(workers, len(os.sched_getaffinity(0)))     # more would only oversubscribe the cores
+    return tud.DataLoader(tud.Subset(dataset, rows.tolist()), batch_size=chunk, shuffle=False,
+                          num_workers=workers if len(rows) > chunk else 0, collate_fn=_as_list,
+                          prefetch_factor=2 if workers and len(rows) > chunk else None,
+                          persistent_workers=False)
+
+
+def stream_folder(p: DataParams, project_root: Path, seed: int = 0, workers: int = 0):
+    """The folder as a stream (``stream`` module): listed now, decoded a chunk at a time by ``workers``
+    DataLoader processes when the dataset stage reads it. With data.channels=0 a first pass reads every file's
+    header (and palette) for the majority vote."""
+    import hashlib
+
+    from ganops.data.stream import Decoded, Stream
+
+    ls = _list(p, project_root, seed)
+    channels = p.channels
+    if not channels:
+        counts: dict[str, dict[str, int]] = {}
+        for batch in _loader(_Modes(ls.files, p.resolution, 0), np.arange(len(ls.files)), 4096, workers):
+            for _, _, (mode, kind), why in batch:
+                if not why:
+                    counts.setdefault(mode, {}).setdefault(kind, 0)
+                    counts[mode][kind] += 1
+        channels = _channel_report(counts, p)["channels"]
+    files = _Files(ls.files, p.resolution, channels)
+
+    def read(rows: np.ndarray, chunk: int):
+        for batch in _loader(files, rows, chunk, workers):
+            ok = np.array([img is not None for _, img, _, _ in batch], bool)
+            images = [img for _, img, _, _ in batch if img is not None]
+            yield Decoded(rows=np.array([rows_i for rows_i, _, _, _ in batch], np.int64),
+                          images=np.stack(images) if images else np.zeros((0, channels, p.resolution, p.resolution),
+                                                                             np.uint8),
+                          ok=ok, bad=[(str(ls.files[i]), why) for i, img, _, why in batch if img is None],
+                          modes=[mk for _, img, mk, _ in batch if img is not None])
+
+    def finish(counts: dict[str, dict[str, int]], bad: list[tuple[str, str]]) -> dict:
+        _check_unreadable(bad, len(ls.files), ls.root, p)
+        report = _channel_report(counts, p, channels)
+        _log_conversion(report, p)
+        return {**ls.report, **report, "skipped": _skipped(bad)}
+
+    digest = hashlib.sha256()
+    for f in ls.files:     # names, sizes and modification times: a changed folder is read again from the start
+        st = f.stat()
+        digest.update(f"{f.relative_to(ls.root).as_posix()}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+    return Stream(labels=ls.labels, splits=np.full(len(ls.files), "train"),
+                  sources=[str(f.relative_to(ls.root)) for f in ls.files], class_names=ls.class_names,
+                  report=ls.report, shape=(channels, p.resolution, p.resolution), read=read,
+                  fingerprint=digest.hexdigest(), finish=finish)
 
 
 def folder_state(root: Path) -> dict[str, str]:

@@ -68,3 +68,8 @@ def center_crop_square(image: np.ndarray) -> np.ndarray:
     s = min(h, w)
     top, left = (h - s) // 2, (w - s) // 2
     return image[:, top:top + s, left:left + s]
+
+
+def frame(images: np.ndarray, resolution: int, channels: int) -> np.ndarray:
+    """Images as the dataset holds them: centre square at resolution², converted to ``channels`` (0 keeps)."""
+    return np.ascontiguousarray(to_channels(resize_square(images, resolution), channels))

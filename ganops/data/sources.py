@@ -43,6 +43,18 @@ SOURCES: dict[str, Loader] = {
 assert set(SOURCES) == set(DATASETS), "params.DATASETS and the source registry must name the same sources"
 
 
+def stream_source(p: DataParams, project_root: Path, seed: int = 0, workers: int = 0):
+    """The dataset ``data.dataset`` names as a stream (``stream`` module) for the dataset stage: an image folder
+    is decoded a chunk at a time by ``workers`` processes; the other sources are loaded whole by their readers
+    (torchvision's, scikit-learn's) and framed a chunk at a time."""
+    from ganops.data.folder import stream_folder
+    from ganops.data.stream import from_raw
+
+    if p.dataset == "image_folder":
+        return stream_folder(p, Path(project_root), seed, workers)
+    return from_raw(load_source(p, project_root, seed), p)
+
+
 def load_source(p: DataParams, project_root: Path, seed: int = 0) -> RawImages:
     """The dataset ``data.dataset`` names; ``seed`` picks the ``data.limit`` sample."""
     if p.dataset not in SOURCES:

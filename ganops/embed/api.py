@@ -27,8 +27,9 @@ FORMAT = 1      # encoder.pt layout version
 
 
 def embed(images: np.ndarray, labels: np.ndarray | None, p: Params, device: torch.device,
-          checkpoint: Path | None = None, log: MetricLog | None = None) -> EmbedResult:
-    """Features of every image with ``p.embed.encoder`` (training it first when it is trained in the pipeline)."""
+          checkpoint: Path | None = None, log: MetricLog | None = None, features_path: Path | None = None) -> EmbedResult:
+    """Features of every image with ``p.embed.encoder`` (training it first when it is trained in the pipeline);
+    with ``features_path`` they are written there a batch at a time and come back memory-mapped."""
     e = p.embed
     check_images(images, labels)
     spec = ENCODER_SPECS.get(e.encoder)
@@ -38,14 +39,14 @@ def embed(images: np.ndarray, labels: np.ndarray | None, p: Params, device: torc
     t0 = time.perf_counter()
     model, metrics = getattr(importlib.import_module(module), attr)(images, labels, p, device, checkpoint, log)
     t1 = time.perf_counter()
-    features = extract(model, images, device, e.extract_batch_size)
+    features = extract(model, images, device, e.extract_batch_size, out=features_path)
     metrics["extract_seconds"] = time.perf_counter() - t1
     metrics["total_seconds"] = time.perf_counter() - t0
     state: dict[str, Any] | None = None
     if spec.saved:
         state = {"format": FORMAT, "encoder": e.encoder, "config": dict(model.config),
                  "weights": cpu_state_dict(model) if spec.trained else None}
-    return EmbedResult(np.ascontiguousarray(features, dtype=np.float32), state, metrics)
+    return EmbedResult(features, state, metrics)
 
 
 # The encoders of ganops.catalog.encoders.ENCODER_SPECS: (images, labels, p, device, checkpoint, log) -> (model, metrics)

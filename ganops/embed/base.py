@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -33,7 +34,8 @@ class EmbedResult:
 
 
 def check_images(images: np.ndarray, labels: np.ndarray | None = None) -> None:
-    if not isinstance(images, np.ndarray) or images.ndim != 4 or images.dtype != np.uint8:
+    """An ndarray or the dataset's ShardedImages (anything indexed like one): uint8 N×C×H×W."""
+    if getattr(images, "ndim", 0) != 4 or getattr(images, "dtype", None) != np.uint8:
         shape = getattr(images, "shape", None)
         dtype = getattr(images, "dtype", type(images).__name__)
         raise EncoderError(f"images must be a uint8 N×C×H×W array (images.npy), got {dtype} with shape {shape}")
@@ -69,16 +71,21 @@ def l2_normalise(x: torch.Tensor) -> torch.Tensor:
 
 @torch.inference_mode()
 def extract(model: nn.Module, images: np.ndarray, device: torch.device, batch_size: int = 512,
-            transform: Callable[[torch.Tensor], torch.Tensor] | None = None) -> np.ndarray:
+            transform: Callable[[torch.Tensor], torch.Tensor] | None = None, out: Path | None = None) -> np.ndarray:
     """Features of every image, L2-normalised float32 N×D (C-contiguous).
 
     ``model`` takes float images in [0, 1] (its own preprocessing inside) and returns N×D.
     ``transform`` optionally adapts a float batch first (e.g. channel conversion for user images).
+    ``out``: a .npy file the features are appended to a batch at a time (returned memory-mapped), so that the
+    memory is a batch's whatever the number of images; otherwise they are returned in memory.
     """
+    from ganops.data.shards import ShardFile
+
     was_training = model.training
     model.eval()
     cuda = device.type == "cuda"
-    out: np.ndarray | None = None
+    held: np.ndarray | None = None
+    sink: ShardFile | None = None
     try:
         for sl in batches(len(images), batch_size):
             x = to_float(images[sl], device)
@@ -89,12 +96,23 @@ def extract(model: nn.Module, images: np.ndarray, device: torch.device, batch_si
             with autocast(device):
                 f = model(x)
             f = l2_normalise(f.reshape(f.shape[0], -1)).cpu().numpy()
-            if out is None:
-                out = np.empty((len(images), f.shape[1]), dtype=np.float32)
-            out[sl] = f
+            if not np.isfinite(f).all():
+                raise EncoderError("the encoder produced non-finite features (NaN/inf); lower embed.lr or check the "
+                                   "images")
+            if out is not None:
+                sink = sink or ShardFile(Path(out), (f.shape[1],), len(images), np.float32)
+                sink.append(f)
+                continue
+            if held is None:
+                held = np.empty((len(images), f.shape[1]), dtype=np.float32)
+            held[sl] = f
+        if sink is not None:
+            sink.commit()
+            sink = None
+            return np.load(out, mmap_mode="r")
     finally:
         model.train(was_training)
-    assert out is not None
-    if not np.isfinite(out).all():
-        raise EncoderError("the encoder produced non-finite features (NaN/inf); lower embed.lr or check the images")
-    return out
+        if sink is not None:
+            sink.abort()
+    assert held is not None
+    return held

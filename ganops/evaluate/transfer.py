@@ -67,7 +67,7 @@ def accuracy(ev: Evaluator, images: np.ndarray, labels: np.ndarray, batch_size: 
 
 def _cycle_error(a: np.ndarray, b: np.ndarray) -> float:
     """Mean absolute pixel difference on 0..1."""
-    return float(np.abs(a.astype(np.float32) - b.astype(np.float32)).mean() / 255.0)
+    return float(np.abs(np.asarray(a, np.float32) - np.asarray(b, np.float32)).mean() / 255.0)
 
 
 def transfer_accuracy(model: TranslatorModel, x: TransferInputs, p: Params) -> float:

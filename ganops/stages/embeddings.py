@@ -3,10 +3,9 @@ self-supervised or supervised; resumable from its checkpoint)."""
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
-
-import numpy as np
 
 from ganops.core import artifacts as A
 from ganops.core.device import resolve
@@ -26,14 +25,16 @@ def run(p: Params, root: Path, ctx: RunContext) -> C.StageResult:
         t0 = time.perf_counter()
         images, labels = store.load_images(src), store.load_labels(src)
         run.dataset(src, p.data.dataset, ups["dataset"], context="training")
-        result = embed(images, labels, p, device, checkpoint=ckpt, log=run.metric)
+        # features straight to the scratch folder, a batch at a time, then moved into the artifact
+        result = embed(images, labels, p, device, checkpoint=ckpt, log=run.metric,
+                       features_path=ckpt.parent / "features.npy" if C.writes() else None)
         if not C.writes():
             return None
         feats = result.features
         metrics = {k: v for k, v in result.metrics.items() if isinstance(v, (int, float))}
         metrics.update(n_instances=int(feats.shape[0]), dim=int(feats.shape[1]))
         with A.atomic_dir(out) as tmp:
-            A.atomic_save_npy(tmp / "features.npy", feats.astype(np.float32, copy=False))
+            os.replace(ckpt.parent / "features.npy", tmp / "features.npy")
             files: tuple[str, ...] = ()
             if result.state_dict is not None:
                 A.atomic_torch_save(tmp / "encoder.pt", result.state_dict)

@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 
+from ganops.core.artifacts import ArtifactError
 from ganops.neighbors.validity import NORM_TOLERANCE, inspect_features, inspect_neighbors
 
 WEAK_JUDGE = 0.8   # a target evaluator below this on its own held-out images makes transfer accuracy noise
@@ -22,13 +23,14 @@ class Outcome:
 
 
 def dataset_not_empty(directory: Path) -> Outcome:
-    path = Path(directory) / "images.npy"
-    if not path.exists():
-        return Outcome(False, f"{path} is missing")
-    images = np.load(path, mmap_mode="r")
-    n = int(images.shape[0]) if images.ndim == 4 else 0
-    ok = n > 0 and images.dtype == np.uint8
-    return Outcome(ok, f"{n} images, {images.dtype}, shape {tuple(images.shape)}",
+    from ganops.data import store
+
+    try:
+        images = store.load_images(directory)
+    except ArtifactError as exc:
+        return Outcome(False, str(exc))
+    n = len(images)
+    return Outcome(n > 0, f"{n} images, {images.dtype}, shape {tuple(images.shape)}",
                    {"n_images": n, "shape": str(tuple(images.shape))})
 
 

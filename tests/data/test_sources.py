@@ -15,7 +15,7 @@ from conftest import SHARED_MNIST
 from PIL import Image
 
 from ganops.core.params import DataParams
-from ganops.data import store
+from ganops.data import store, writer
 from ganops.data.resize import to_channels
 from ganops.data.sources import DataSourceError, load_source
 
@@ -32,7 +32,7 @@ def test_digits_default_to_artifact(tmp_path):
     raw = load_source(p, tmp_path)
     assert raw.images.shape == (1797, 1, 8, 8) and raw.images.max() == 255
     ds = store.prepare(raw, p, seed=0)
-    summary = store.write_dataset(tmp_path, ds, p)
+    summary = writer.write_dataset(tmp_path, ds, p)
 
     # data.holdout (0.1): 180 images, 18 per class, kept out of images.npy for the evaluation
     images = store.load_images(tmp_path)
@@ -260,7 +260,7 @@ def test_image_folder_corrupt_files_are_listed_or_skipped_with_a_report(tmp_path
     assert raw.report["skipped"]["count"] == 2
     assert {Path(f).name for f in raw.report["skipped"]["files"]} == {"broken.jpg", "half.png"}
     (tmp_path / "out").mkdir()
-    summary = store.write_dataset(tmp_path / "out", store.prepare(raw, p, 0), p)
+    summary = writer.write_dataset(tmp_path / "out", store.prepare(raw, p, 0), p)
     assert summary["metrics"]["n_skipped"] == 2
     assert summary["source_report"]["skipped"]["count"] == 2
 

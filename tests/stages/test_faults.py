@@ -111,10 +111,10 @@ def test_a_failed_write_is_one_line_and_leaves_no_temporary(tmp_path):
     root.mkdir()
     (root / "params.yaml").write_text((REPO / "params.yaml").read_text())
     sets = [*FAST, "tracking.enabled=false"]
-    # images.npy of 300 16×16 images is 77 kB: a 40 kB limit makes its write fail half way
+    # the one shard of 300 16×16 images is 77 kB: a 40 kB limit makes its write fail half way
     proc = _ganops(root, "stage", "dataset", sets=sets, check=False, preexec_fn=_limit_file_size(40_000))
     line = one_line_error(proc)
-    assert "images.npy" in line and "size limit" in line
+    assert "images/00000.npy" in line and "size limit" in line     # the shard being written
     assert _leftovers(root) == []
     assert not (root / "data/dataset/digits/meta.json").exists()
     # a temporary left by a writer that died (a real, finished process) is cleaned by the next run
@@ -138,7 +138,7 @@ def test_a_full_disk_is_one_line_and_leaves_no_temporary(tmp_path):
            *ganops_args("stage", "dataset", sets=[*FAST, "tracking.enabled=false"])]
     proc = subprocess.run(cmd, cwd=root, env=ENV, capture_output=True, text=True)
     line = one_line_error(proc)
-    assert "images.npy" in line and "disk is full" in line
+    assert "images/00000.npy" in line and "disk is full" in line
     assert proc.stdout.strip() == ""           # no temporary left on the full file system
 
 
