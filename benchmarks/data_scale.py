@@ -11,8 +11,10 @@ distributed.data_workers 2): the dataset stage; the embeddings with the pixels e
 encoder (SimCLR, one epoch, trained and extracted; then its extraction alone, as the stage runs it); the neighborhoods
 (ivfpq over SimCLR's features; exact search grows as N²). Memory per process: the peak resident set
 (VmHWM, which counts the pages of memory-mapped files the process touched, page cache the kernel can take
-back) and the peak of its anonymous memory (RssAnon, sampled every 20 ms: what it allocated). The last line
-is one JSON object.
+back) and the peak of its anonymous memory (RssAnon, sampled every 20 ms: what it allocated). The baseline is
+the smaller size, measured in the same run: the ratios say how time and memory grow. Below 700 images the
+neighborhoods use exact search (ivfpq needs 624 to train). The folders are removed at the end unless
+--workdir names where to keep them. The last line is one JSON object.
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ STAGES = {"dataset": ("dataset", []),
           "embeddings (simclr, 1 epoch)": ("embeddings", SIMCLR),
           "extraction (simclr)": ("extract", SIMCLR),
           "neighbors (ivfpq)": ("neighbors", [*SIMCLR, "neighbors.index=ivfpq"])}
+IVFPQ_MIN = 39 * 16          # ivfpq (4-bit codes) trains on at least this many instances; exact below
 # The default encoder's extraction alone (the stage times training and extraction together): the trained
 # encoder.pt over the dataset's shards, features appended to a file a batch at a time, as the stage does.
 EXTRACT = """
@@ -125,6 +128,8 @@ def main() -> None:
             make_folder(folder, n)
         print(f"N = {n}: folder written in {time.perf_counter() - t0:.0f} s", flush=True)
         for name, (stage, sets) in STAGES.items():
+            if "neighbors.index=ivfpq" in sets and 0.9 * n < IVFPQ_MIN:     # too few to train its codebooks
+                sets = [s.replace("ivfpq", "exact") for s in sets]
             r = {"n": n, "stage": name, **run(project, folder, stage, sets)}
             rows.append(r)
             print(json.dumps(r), flush=True)
@@ -143,8 +148,10 @@ def main() -> None:
             growth[name] = {"time_ratio": round(b["seconds"] / a["seconds"], 2),
                             "peak_rss_ratio": round(b["peak_rss_mib"] / a["peak_rss_mib"], 2),
                             "peak_anon_ratio": round(b["peak_anon_mib"] / max(a["peak_anon_mib"], 1e-9), 2)}
-            print(f"{name}: {large // small}× the images: time ×{growth[name]['time_ratio']}, peak RSS "
+            print(f"{name}: {large / small:g}× the images: time ×{growth[name]['time_ratio']}, peak RSS "
                   f"×{growth[name]['peak_rss_ratio']}, peak anonymous ×{growth[name]['peak_anon_ratio']}")
+    if not args.workdir:
+        shutil.rmtree(work, ignore_errors=True)
     print(json.dumps({"benchmark": "data_scale", "sizes": args.sizes, "rows": rows, "growth": growth}))
 
 

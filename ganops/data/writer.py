@@ -118,7 +118,7 @@ class _Shards:
         """Every shard without a record; the unreadable files of those that could not be committed."""
         todo = [i for i in range(self.count) if self.record(i) is None]
         if 0 < len(todo) < self.count:
-            log.info("dataset: resuming the %s at shard %d of %d (%d shards written by a run that stopped)",
+            log.info("dataset: resuming the %s at shard %d of %d (%d already written by a run that stopped)",
                      "training images" if self.part.stem == "images" else "held-out images", todo[0],
                      self.count, self.count - len(todo))
         failed = []

@@ -185,7 +185,7 @@ def scratch_dir(root: Path, p: Params, stage: str, ups: dict[str, str]) -> Path:
     key = identity.run_key(p, stage, ups)
     if stage == "transfer":
         return A.checkpoint_dir(root, stage, f"{A.pair(p)}-{p.transfer.family}-{key}")
-    name = {"train": p.train.family, "evaluate": p.train.family, "evaluator": p.evaluator.kind, "dataset": "shards"}.get(
+    name = {"train": p.train.family, "evaluate": p.train.family, "evaluator": p.evaluator.kind}.get(
         stage, p.embed.encoder)
     return A.checkpoint_dir(root, stage, f"{p.data.dataset}-{name}-{key}")
 

@@ -4,6 +4,8 @@ time into shards in the stage's scratch folder: a killed run resumes at the firs
 
 from __future__ import annotations
 
+import hashlib
+import json
 import time
 from pathlib import Path
 
@@ -15,17 +17,32 @@ from ganops.stages import common as C
 from ganops.tracking.runs import RunContext, stage_run
 
 
+def _scratch(root: Path, p: Params) -> Path:
+    """Where the shards are written before they move into the artifact: named by what decides them (not by
+    data.skip_corrupt, data.grid_size or data.download), so that a run stopped by unreadable files is taken up
+    by the run that skips them. The stream's files and the shard size are checked again inside
+    (``writer``): a changed folder starts over."""
+    decides = p.data.model_dump(exclude={"skip_corrupt", "grid_size", "download"})
+    key = hashlib.sha256(json.dumps({"seed": p.seed, "data": decides}, sort_keys=True).encode()).hexdigest()[:16]
+    return A.checkpoint_dir(root, "dataset", f"{p.data.dataset}-shards-{key}")
+
+
 def run(p: Params, root: Path, ctx: RunContext) -> C.StageResult:
     out = A.dataset_dir(root, p)
-    scratch = C.scratch_dir(root, p, "dataset", {})
+    scratch = _scratch(root, p)
     with C.guarded(p, root, "dataset", {}, scratch), stage_run(p, root, "dataset", ctx) as run:
         t0 = time.perf_counter()
-        stream = stream_source(p.data, root, seed=p.seed, workers=p.distributed.data_workers)
-        t1 = time.perf_counter()
-        with A.atomic_dir(out) as tmp:
-            summary = writer.write_stream(tmp, stream, p.data, p.seed, scratch=scratch)
-            metrics = summary["metrics"]
-            C.write_meta(tmp, p, "dataset", {}, metrics)
+        try:
+            stream = stream_source(p.data, root, seed=p.seed, workers=p.distributed.data_workers)
+            t1 = time.perf_counter()
+            with A.atomic_dir(out) as tmp:
+                summary = writer.write_stream(tmp, stream, p.data, p.seed, scratch=scratch)
+                metrics = summary["metrics"]
+                C.write_meta(tmp, p, "dataset", {}, metrics)
+        except BaseException:
+            if not any((scratch / "records").rglob("*.json")):    # nothing a rerun could take up
+                A.remove_tree(scratch)
+            raise
         A.remove_tree(scratch)
         run.metrics({"list_seconds": t1 - t0, "total_seconds": time.perf_counter() - t0})
         result = C.finish("dataset", p, root, out, run, metrics, ("summary.json",))

@@ -4,6 +4,7 @@ shard it had not finished. Every file is a real PNG written with PIL."""
 
 import json
 import os
+import re
 import signal
 import subprocess
 import time
@@ -72,13 +73,27 @@ def test_unreadable_files_are_named_or_skipped(project):
     assert "a/00003.png" in proc.stderr and "c/00110.png" in proc.stderr
     assert not (project / "data/dataset/image_folder").exists()
 
-    p = _params(folder, "data.shard_rows=50", "distributed.data_workers=2", "data.skip_corrupt=true")
-    summary = json.loads((run_stage("dataset", p, project).path / "summary.json").read_text())
+    # skipping them goes on from the shards the stopped run finished (those without an unreadable file)
+    proc = subprocess.run(ganops_args("stage", "dataset", sets=[*sets, "data.skip_corrupt=true"], quiet=False),
+                          cwd=project, env=CLI_ENV, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    resumed = re.search(r"resuming the training images at shard (\d) of 3 \((\d) already written", proc.stderr)
+    assert resumed and 1 <= int(resumed[2]) < 3, proc.stderr[-2000:]     # the shard with a bad file was redone
+    assert not list((project / "data/.checkpoints/dataset").iterdir())       # the scratch went with success
+    summary = json.loads((project / "data/dataset/image_folder/summary.json").read_text())
     skipped = summary["source_report"]["skipped"]
     assert skipped["count"] == 2 and sorted(Path(f).name for f in skipped["files"]) == ["00003.png", "00110.png"]
     assert summary["metrics"]["n_images"] == 118 and summary["metrics"]["n_skipped"] == 2
-    sources = set(store.load_manifest(run_stage("dataset", p, project).path)["source"])
+    sources = set(store.load_manifest(project / "data/dataset/image_folder")["source"])
     assert not sources & {"a/00003.png", "c/00110.png"}
+
+
+def test_a_folder_that_cannot_be_read_leaves_no_scratch(project):
+    sets = ["data.dataset=image_folder", "data.root=missing", "tracking.enabled=false", "device=cpu"]
+    proc = subprocess.run(ganops_args("stage", "dataset", sets=sets), cwd=project, env=CLI_ENV, capture_output=True,
+                          text=True)
+    assert "is not a directory" in one_line_error(proc)
+    assert not list((project / "data/.checkpoints/dataset").glob("*"))
 
 
 def test_a_killed_dataset_stage_resumes_at_its_first_unfinished_shard(project):
@@ -108,7 +123,7 @@ def test_a_killed_dataset_stage_resumes_at_its_first_unfinished_shard(project):
     rerun = subprocess.run(ganops_args("stage", "dataset", sets=sets, quiet=False), cwd=project, env=CLI_ENV,
                            capture_output=True, text=True)
     assert rerun.returncode == 0, rerun.stderr[-3000:]
-    assert f"resuming the training images at shard {len(done)} of 6" in rerun.stderr
+    assert f"resuming the training images at shard {len(done)} of 6 ({len(done)} already written" in rerun.stderr
     out = project / "data/dataset/image_folder"
     assert (out / "images" / "00000.npy").stat().st_mtime_ns == stamp       # decoded once, by the killed run
     assert not records.exists()                                             # the scratch went with success
