@@ -16,6 +16,7 @@ files (``raw.sample_indices``) before any is decoded.
 from __future__ import annotations
 
 import logging
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -51,6 +52,22 @@ def _scan(root: Path) -> tuple[list[Path], list[Path]]:
             continue
         (images if path.suffix.lower() in EXTENSIONS else ignored).append(path)
     return images, ignored
+
+
+def _scan_names(root: Path) -> tuple[list[str], list[str]]:
+    """As ``_scan``, as posix paths relative to ``root`` (strings, not Path objects: a million of those cost a
+    gigabyte), in the same order (by path components, as Paths sort)."""
+    images, ignored = [], []
+    for folder, subfolders, names in os.walk(root):     # symlinked folders are not entered, as rglob does not
+        subfolders[:] = [d for d in subfolders if not d.startswith(".")]
+        where = os.path.relpath(folder, root)
+        for name in names:
+            rel = name if where == "." else f"{where}/{name}".replace(os.sep, "/")
+            if name.startswith(".") or not os.path.isfile(os.path.join(folder, name)):
+                continue
+            (images if os.path.splitext(name)[1].lower() in EXTENSIONS else ignored).append(rel)
+    key = lambda rel: rel.split("/")
+    return sorted(images, key=key), sorted(ignored, key=key)
 
 
 def _scale_to_8bit(im):
@@ -115,16 +132,19 @@ def decode_image(path: Path, side: int, channels: int) -> np.ndarray:
     return to_channels(_decode(path, side)[0][None], channels)[0]
 
 
-def _labels(rel: list[Path], root: Path) -> tuple[np.ndarray, list[str] | None]:
-    """Labels from the first subfolder when every image sits in one, else all -1."""
-    if not all(len(r.parts) > 1 for r in rel):
-        if any(len(r.parts) > 1 for r in rel):
+def _labels(rel: list[str], root: Path) -> tuple[np.ndarray, list[str] | None]:
+    """Labels from the first subfolder when every image sits in one, else all -1 (``rel``: posix paths
+    relative to ``root``)."""
+    nested = ["/" in r for r in rel]
+    if not all(nested):
+        if any(nested):
             log.warning("image_folder: some images are in subfolders and some at the top of %s; "
                         "treating all as unlabelled", root)
         return np.full(len(rel), -1, np.int64), None
-    names = sorted({r.parts[0] for r in rel})
+    first = [r.split("/", 1)[0] for r in rel]
+    names = sorted(set(first))
     index = {name: i for i, name in enumerate(names)}
-    return np.array([index[r.parts[0]] for r in rel], np.int64), names
+    return np.array([index[f] for f in first], np.int64), names
 
 
 def _decode_all(files: list[Path], side: int) -> tuple[list[tuple[np.ndarray, str] | None], list[tuple[str, str]]]:
@@ -202,10 +222,14 @@ def _convert(decoded: list[tuple[np.ndarray, str]], p: DataParams) -> tuple[np.n
 @dataclass
 class _Listing:
     root: Path
-    files: list[Path]            # the image files kept (data.limit), sorted
+    rel: list[str]               # the image files kept (data.limit), sorted, relative to root
     labels: np.ndarray
     class_names: list[str] | None
     report: dict
+
+    @property
+    def files(self) -> list[str]:
+        return [os.path.join(self.root, r) for r in self.rel]
 
 
 def _list(p: DataParams, project_root: Path, seed: int) -> _Listing:
@@ -215,18 +239,17 @@ def _list(p: DataParams, project_root: Path, seed: int) -> _Listing:
     if not root.is_dir():
         raise DataSourceError(f"image_folder: {root_phrase(p, root)} is not a directory; set data.root to the folder "
                               "that holds your images (optionally one subfolder per class)")
-    files, ignored = _scan(root)
-    if not files:
+    rel, names = _scan_names(root)
+    if not rel:
         raise DataSourceError(f"image_folder: no image files under {root_phrase(p, root)}; "
                               f"allowed extensions: {', '.join(sorted(EXTENSIONS))}")
-    rel = [f.relative_to(root) for f in files]
     labels, class_names = _labels(rel, root)  # from all files: a sample must not change the class indices
     keep = sample_indices(labels, p.limit, seed)  # before decoding: dropped files are never read
-    names = sorted(str(f.relative_to(root)) for f in ignored)
     report = {"root": str(root), "ignored_non_image_files": {"count": len(names), "files": names[:_NAMED]}}
-    if len(keep) < len(files):
+    if len(keep) < len(rel):
         report["limit"] = limit_report(labels, keep, seed)
-    return _Listing(root, [files[i] for i in keep], labels[keep], class_names, report)
+        rel = [rel[i] for i in keep]
+    return _Listing(root, rel, labels[keep], class_names, report)
 
 
 def _skipped(bad: list[tuple[str, str]]) -> dict:
@@ -237,12 +260,12 @@ def load_folder(p: DataParams, project_root: Path, seed: int = 0) -> RawImages:
     """The whole folder decoded in memory (``ganops sample --instances``; the dataset stage streams it)."""
     ls = _list(p, project_root, seed)
     decoded, bad = _decode_all(ls.files, p.resolution)
-    _check_unreadable(bad, len(ls.files), ls.root, p)
+    _check_unreadable(bad, len(ls.rel), ls.root, p)
     ok = [i for i, d in enumerate(decoded) if d is not None]
     images, channel_report = _convert([d for d in decoded if d is not None], p)
     report = {**ls.report, **channel_report, "skipped": _skipped(bad)}
     return RawImages(images=images, labels=ls.labels[ok], splits=np.full(len(ok), "train"),
-                     sources=[str(ls.files[i].relative_to(ls.root)) for i in ok], class_names=ls.class_names,
+                     sources=[ls.rel[i] for i in ok], class_names=ls.class_names,
                      report=report)
 
 
@@ -286,8 +309,6 @@ def _as_list(batch):
 
 def _loader(dataset, rows: np.ndarray, chunk: int, workers: int):
     """The rows of ``dataset`` in order, ``chunk`` at a time, decoded by ``workers`` processes (0: this one)."""
-    import os
-
     import torch.utils.data as tud
 
     workers = min(workers, len(os.sched_getaffinity(0)))     # more would only oversubscribe the cores
@@ -306,16 +327,17 @@ def stream_folder(p: DataParams, project_root: Path, seed: int = 0, workers: int
     from ganops.data.stream import Decoded, Stream
 
     ls = _list(p, project_root, seed)
+    paths = ls.files
     channels = p.channels
     if not channels:
         counts: dict[str, dict[str, int]] = {}
-        for batch in _loader(_Modes(ls.files, p.resolution, 0), np.arange(len(ls.files)), 4096, workers):
+        for batch in _loader(_Modes(paths, p.resolution, 0), np.arange(len(ls.rel)), 4096, workers):
             for _, _, (mode, kind), why in batch:
                 if not why:
                     counts.setdefault(mode, {}).setdefault(kind, 0)
                     counts[mode][kind] += 1
         channels = _channel_report(counts, p)["channels"]
-    files = _Files(ls.files, p.resolution, channels)
+    files = _Files(paths, p.resolution, channels)
 
     def read(rows: np.ndarray, chunk: int):
         for batch in _loader(files, rows, chunk, workers):
@@ -324,21 +346,20 @@ def stream_folder(p: DataParams, project_root: Path, seed: int = 0, workers: int
             yield Decoded(rows=np.array([rows_i for rows_i, _, _, _ in batch], np.int64),
                           images=np.stack(images) if images else np.zeros((0, channels, p.resolution, p.resolution),
                                                                              np.uint8),
-                          ok=ok, bad=[(str(ls.files[i]), why) for i, img, _, why in batch if img is None],
+                          ok=ok, bad=[(paths[i], why) for i, img, _, why in batch if img is None],
                           modes=[mk for _, img, mk, _ in batch if img is not None])
 
     def finish(counts: dict[str, dict[str, int]], bad: list[tuple[str, str]]) -> dict:
-        _check_unreadable(bad, len(ls.files), ls.root, p)
+        _check_unreadable(bad, len(ls.rel), ls.root, p)
         report = _channel_report(counts, p, channels)
         _log_conversion(report, p)
         return {**ls.report, **report, "skipped": _skipped(bad)}
 
     digest = hashlib.sha256()
-    for f in ls.files:     # names, sizes and modification times: a changed folder is read again from the start
-        st = f.stat()
-        digest.update(f"{f.relative_to(ls.root).as_posix()}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
-    return Stream(labels=ls.labels, splits=np.full(len(ls.files), "train"),
-                  sources=[str(f.relative_to(ls.root)) for f in ls.files], class_names=ls.class_names,
+    for rel, path in zip(ls.rel, paths):   # names, sizes and modification times: a changed folder starts over
+        st = os.stat(path)
+        digest.update(f"{rel}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+    return Stream(labels=ls.labels, splits=np.full(len(ls.rel), "train"), sources=ls.rel, class_names=ls.class_names,
                   report=ls.report, shape=(channels, p.resolution, p.resolution), read=read,
                   fingerprint=digest.hexdigest(), finish=finish)
 

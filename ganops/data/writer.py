@@ -29,7 +29,6 @@ from ganops.data.store import (
     holdout_rows,
     load_holdout,
     load_images,
-    load_manifest,
     too_small,
 )
 from ganops.data.stream import Stream, from_raw
@@ -197,10 +196,20 @@ def _move(w: _Shards, out: Path) -> None:
 def _summarise(out: Path, p: DataParams, pixel_sum: int, report: dict[str, Any],
                class_names: list[str] | None) -> dict[str, Any]:
     """summary.json and grid.png of the written artifact, read back a column at a time."""
-    manifest = load_manifest(out, ["label", "split", "sha1"])
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    # arrow columns, not pandas objects: a Python string per row would grow with N
+    table = pa.concat_tables([pq.read_table(f, columns=["label", "split", "sha1"])
+                              for f in shards.paths(out, "manifest", ".parquet")])
     held_labels = load_holdout(out)[1]
     images = load_images(out)
-    labels, splits = manifest["label"].to_numpy(np.int64), manifest["split"].to_numpy(str)
+    labels = table["label"].to_numpy().astype(np.int64, copy=False)
+    split = pc.dictionary_encode(table["split"]).combine_chunks()
+    splits = np.array(split.dictionary.to_pylist(), dtype=str)[split.indices.to_numpy()]
+    distinct_sha1 = pc.count_distinct(table["sha1"]).as_py()
+    del table, split
     order = _grid_picks(labels, p.grid_size)
     save_grid(images[order], out / GRID, nrow=int(np.ceil(np.sqrt(len(order)))))
     labelled = labels >= 0
@@ -209,7 +218,7 @@ def _summarise(out: Path, p: DataParams, pixel_sum: int, report: dict[str, Any],
                "n_holdout": n_held, "n_labelled": int(labelled.sum()),
                "n_classes": len(np.unique(labels[labelled])), "resolution": int(images.shape[-1]),
                "channels": int(images.shape[1]), "n_skipped": int(report.get("skipped", {}).get("count", 0)),
-               "n_duplicates": int(n - manifest["sha1"].nunique()),
+               "n_duplicates": int(n - distinct_sha1),
                **{f"n_{s}": c for s, c in _counts(splits).items()}}
     values = n * int(np.prod(images.shape[1:]))
     summary = {

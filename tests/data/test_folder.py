@@ -224,3 +224,21 @@ def test_a_corrupt_instance_file_is_named_with_the_flag_that_skips_it(tmp_path):
     assert "b.png" in str(e.value) and "pass --skip-corrupt" in str(e.value) and "data.skip_corrupt" not in str(e.value)
     raw = load_instances(str(folder), p, tmp_path, channels=1, resolution=16, skip_corrupt=True)
     assert raw.sources == ["a.png"] and raw.images.shape == (1, 1, 16, 16)
+
+
+def test_the_listing_keeps_the_order_of_path_components(tmp_path):
+    """Files are listed as strings (a million Path objects cost a gigabyte) in the order Paths sort in: by
+    component, so cat/ comes before cat-2/ and cat.x/ although '-' and '.' sort before '/'; hidden files and
+    folders and non-images are left out as before."""
+    from ganops.data.folder import _scan, _scan_names
+
+    root = tmp_path / "imgs"
+    for rel in ("cat/1.png", "cat-2/1.png", "cat.x/2.png", "cat/sub/3.PNG", "cat 3/4.jpg", "dog/.hidden.png",
+                ".cache/5.png", "z.png"):
+        _grey_file(root / rel)
+    (root / "notes.txt").write_text("not an image")
+    names, ignored = _scan_names(root)
+    paths, other = _scan(root)
+    assert names == [p.relative_to(root).as_posix() for p in paths]
+    assert names[:3] == ["cat/1.png", "cat/sub/3.PNG", "cat 3/4.jpg"] and ignored == ["notes.txt"]
+    assert ignored == [p.relative_to(root).as_posix() for p in other]
