@@ -33,6 +33,7 @@ from ganops.data.raw import (
     single_split_check,
 )
 from ganops.data.resize import center_crop_square, resize_square, to_channels
+from ganops.data.stream import Decoded, Stream, tally
 
 log = logging.getLogger(__name__)
 
@@ -202,9 +203,7 @@ def _log_conversion(report: dict, p: DataParams) -> None:
 def _mode_counts(decoded: list[tuple[np.ndarray, str]]) -> dict[str, dict[str, int]]:
     counts: dict[str, dict[str, int]] = {}
     for arr, mode in decoded:
-        kind = "grey" if arr.shape[0] == 1 else "colour"
-        counts.setdefault(mode, {}).setdefault(kind, 0)
-        counts[mode][kind] += 1
+        tally(counts, mode, "grey" if arr.shape[0] == 1 else "colour")
     return counts
 
 
@@ -324,8 +323,6 @@ def stream_folder(p: DataParams, project_root: Path, seed: int = 0, workers: int
     header (and palette) for the majority vote."""
     import hashlib
 
-    from ganops.data.stream import Decoded, Stream
-
     ls = _list(p, project_root, seed)
     paths = ls.files
     channels = p.channels
@@ -334,8 +331,7 @@ def stream_folder(p: DataParams, project_root: Path, seed: int = 0, workers: int
         for batch in _loader(_Modes(paths, p.resolution, 0), np.arange(len(ls.rel)), 4096, workers):
             for _, _, (mode, kind), why in batch:
                 if not why:
-                    counts.setdefault(mode, {}).setdefault(kind, 0)
-                    counts[mode][kind] += 1
+                    tally(counts, mode, kind)
         channels = _channel_report(counts, p)["channels"]
     files = _Files(paths, p.resolution, channels)
 

@@ -8,9 +8,9 @@ when read, so no reader holds more than the rows it asks for.
 - :class:`ShardedImages` is the one reader: an N×C×H×W array-like over the shards, indexed like one
   numpy array (an int, a slice, an index array in any order, a boolean mask). Training batches, the
   encoders, the evaluation and ``ganops sample`` read through it and never see the shards.
-- :class:`ShardWriter` writes each shard to a temporary file a chunk at a time and renames it when
-  complete: a killed writer leaves whole shards only, and the next one starts at the first shard
-  that is missing (``missing()``).
+- :class:`ShardFile` writes one shard to a temporary file a chunk at a time and renames it when
+  complete: a killed writer leaves whole shards only (``is_complete``), and the next one clears the
+  temporary it left. The dataset stage's writer (``writer`` module) records each shard it commits.
 
 The manifest follows the same rule (``manifest.parquet``, or the Parquet dataset ``manifest/`` of one part
 per shard), read by :func:`read_table`.
@@ -19,7 +19,6 @@ per shard), read by :func:`read_table`.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -87,10 +86,6 @@ class ShardedImages:
         if dtype is not None:
             out = out.astype(dtype, copy=False)
         return np.array(out) if copy and (isinstance(out, np.memmap) or dtype is None) else out
-
-    def __iter__(self) -> Iterator[np.ndarray]:
-        for shard in self.shards:
-            yield from shard
 
     def __getitem__(self, key):
         if isinstance(key, tuple):     # rows first, then the rest of the index on what they gave
@@ -207,45 +202,6 @@ class ShardFile:
         if f is not None and not f.closed:
             f.close()
         self.tmp.unlink(missing_ok=True)
-
-
-class ShardWriter:
-    """Writes ``n`` rows of ``shape`` as shards of ``rows`` rows under ``directory`` with ``stem`` (module doc).
-
-    ``write(i, chunks)`` fills shard ``i`` from arrays of consecutive rows; a shard already complete on disk is
-    kept (``missing()`` lists those still to write), so a resumed writer does only what a killed one left."""
-
-    def __init__(self, directory: Path, stem: str, n: int, shape: tuple[int, ...], rows: int,
-                 dtype=np.uint8):
-        self.directory, self.stem, self.n, self.shape, self.rows = Path(directory), stem, n, tuple(shape), rows
-        self.dtype = np.dtype(dtype)
-        self.count = shard_count(n, rows)
-
-    def path(self, i: int) -> Path:
-        if self.count == 1:
-            return self.directory / f"{self.stem}.npy"
-        return self.directory / self.stem / shard_name(i)
-
-    def bounds(self, i: int) -> tuple[int, int]:
-        return i * self.rows, min(self.n, (i + 1) * self.rows)
-
-    def complete(self, i: int) -> bool:
-        lo, hi = self.bounds(i)
-        return is_complete(self.path(i), (hi - lo, *self.shape), self.dtype)
-
-    def missing(self) -> list[int]:
-        return [i for i in range(self.count) if not self.complete(i)]
-
-    def write(self, i: int, chunks: Iterable[np.ndarray]) -> Path:
-        """Shard ``i`` from ``chunks`` (consecutive rows, ending exactly at the shard's end)."""
-        lo, hi = self.bounds(i)
-        shard = ShardFile(self.path(i), self.shape, hi - lo, self.dtype)
-        for chunk in chunks:
-            shard.append(chunk)
-        if shard.rows != hi - lo:
-            shard.abort()
-            raise ValueError(f"shard {i} takes {hi - lo} rows; got {shard.rows}")
-        return shard.commit()
 
 
 def is_complete(path: Path, shape: tuple[int, ...], dtype=np.uint8) -> bool:

@@ -30,6 +30,13 @@ class Decoded:
     modes: list[tuple[str, str]] = field(default_factory=list)   # files: per read row (PIL mode, grey|colour)
 
 
+def tally(counts: dict[str, dict[str, int]], mode: str, kind: str, n: int = 1) -> None:
+    """Add ``n`` files of PIL ``mode`` decoded as ``kind`` (grey | colour) to ``counts``, the form records and
+    ``Stream.finish`` take (JSON-ready: string keys)."""
+    counts.setdefault(mode, {}).setdefault(kind, 0)
+    counts[mode][kind] += n
+
+
 @dataclass
 class Stream:
     labels: np.ndarray               # int64 N, -1 unknown

@@ -31,7 +31,7 @@ from ganops.data.store import (
     load_images,
     too_small,
 )
-from ganops.data.stream import Stream, from_raw
+from ganops.data.stream import Stream, from_raw, tally
 
 log = logging.getLogger(__name__)
 
@@ -93,8 +93,7 @@ class _Shards:
                 pixel_sum += int(dec.images.sum(dtype=np.int64))
                 sha1 += [hashlib.sha1(img.tobytes()).hexdigest() for img in dec.images]
                 for mode, kind in dec.modes:
-                    modes.setdefault(mode, {}).setdefault(kind, 0)
-                    modes[mode][kind] += 1
+                    tally(modes, mode, kind)
         except BaseException:
             out.abort()
             raise
@@ -151,8 +150,7 @@ def write_stream(out: Path, stream: Stream, p: DataParams, seed: int = 0, scratc
         for r in rs:
             for mode, kinds in r["modes"].items():
                 for kind, c in kinds.items():
-                    modes.setdefault(mode, {}).setdefault(kind, 0)
-                    modes[mode][kind] += c
+                    tally(modes, mode, kind, c)
     report = stream.finish(modes, failed or skipped)     # raises on unreadable files without data.skip_corrupt
     for w in parts:
         _move(w, out)
