@@ -23,10 +23,11 @@ class FamilySpec:
 
 ALL: dict[str, FamilySpec] = {s.name: s for s in (
     FamilySpec("dcgan", "Radford et al. 2015", "ganops.models.dcgan:DCGAN",
-               unused_keys=frozenset({"class_conditional", "class_swap", "h_dim", "mode_seeking"})),
+               unused_keys=frozenset({"class_conditional", "class_swap"})),   # h_dim, mode_seeking: self-conditioned
     FamilySpec("cgan", "Mirza & Osindero 2014", "ganops.models.cgan:CGAN",
-               unused_keys=frozenset({"class_conditional", "class_swap", "mode_seeking"})),
-    FamilySpec("icgan", "Casanova et al. 2021", "ganops.models.icgan:ICGAN", needs_neighbors=True),
+               unused_keys=frozenset({"class_conditional", "class_swap", "mode_seeking", "self_condition"})),
+    FamilySpec("icgan", "Casanova et al. 2021", "ganops.models.icgan:ICGAN", needs_neighbors=True,
+               unused_keys=frozenset({"self_condition"})),
     FamilySpec("cyclegan", "Zhu et al. 2017", "ganops.models.cyclegan:CycleGAN", kind="transfer", reversible=True,
                unused_keys=frozenset({"const_weight", "tid_weight", "tv_weight", "source_evaluator",
                                          "target_evaluator", "source_classifier"})),

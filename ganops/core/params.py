@@ -193,7 +193,7 @@ class TrainParams(_Section):
                               "and label are a nearest neighbor of the instance among the images of a random class, "
                               "so that the label decides the class and the instance the rest (the class swap)")
     loss: Literal[LOSS_NAMES] = Field("hinge", description=", ".join(f"{k}: {v.about}" for k, v in LOSSES.items()))
-    steps: int = Field(800, ge=1, description="generator updates")
+    steps: int = Field(600, ge=1, description="generator updates")
     batch_size: int = Field(64, ge=2)
     z_dim: int = Field(100, ge=1, description="noise size")
     g_filters: int = Field(64, ge=4, description="base width of G")
@@ -202,11 +202,14 @@ class TrainParams(_Section):
     lr_d: float = Field(5e-4, gt=0)
     beta1: float = Field(0.5, ge=0, lt=1)
     beta2: float = Field(0.999, ge=0, lt=1)
-    d_steps: int = Field(1, ge=1, description="D updates per G update")
+    d_steps: int = Field(2, ge=1, description="D updates per G update")
     spectral_norm: bool = Field(False, description="spectral norm on D's layers")
-    mode_seeking: float = Field(0.02, ge=0, allow_inf_nan=False, description="icgan: weight of the mode-seeking term "
-                                "(Mao et al. 2019, MSGAN): G's batch pairs samples of one instance and is rewarded for "
+    mode_seeking: float = Field(0.02, ge=0, allow_inf_nan=False, description="icgan and self-conditioned dcgan: weight of the mode-seeking term "
+                                "(Mao et al. 2019, MSGAN): G's batch pairs samples of one condition and is rewarded for "
                                 "images that differ as their noise does (0: off)")
+    self_condition: int = Field(20, ge=0, description="dcgan: k-means clusters of the training images that condition "
+                                "G and D, G drawing one from its noise at the clusters' frequencies (Liu et al. 2020, "
+                                "self-conditioned GAN; 0: off)")
     augment: AugmentParams = Field(AugmentParams(), description="what D sees of real and fake images: augment.* keys "
                                    "(or the kind alone: train.augment=ada)")
     ema: bool = Field(True, description="keep an exponential moving average of G's weights")
@@ -220,6 +223,12 @@ class TrainParams(_Section):
     sample_every: int = Field(200, ge=1, description="steps between sample grids")
     warm_start: bool = Field(False, description="start from the registered champion's weights (same family, "
                              "dataset and architecture) instead of a fresh initialisation")
+
+    @model_validator(mode="after")
+    def _clusters(self) -> TrainParams:
+        if self.self_condition == 1:
+            raise ValueError("train.self_condition=1: one cluster conditions nothing; set 0 (off) or 2 or more")
+        return self
 
     @model_validator(mode="after")
     def _swap_needs_labels(self) -> TrainParams:

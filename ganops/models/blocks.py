@@ -12,6 +12,10 @@ Conditioning (used by cGAN and IC-GAN), all optional and set by the config:
   gains and biases of every batch norm (conditional batch norm, as BigGAN and IC-GAN).
 - D: a projection term ⟨e(c), φ(x)⟩ is added to the logit, φ(x) being D's last feature map summed
   over space (projection discriminator).
+- Self-conditioned (a DCGAN's ``train.self_condition``): the labels are k-means clusters of the images
+  (``ganops.models.clusters``). G holds their cumulative frequencies and, given no label, draws the cluster
+  from z; D holds their centroids and, given no label, assigns the image. Both stay functions of their
+  image or noise alone, as an unconditional G and D are.
 
 Both networks are rebuilt from their config dicts alone (``GConfig.from_dict``), which the trainer
 saves with the weights.
@@ -28,6 +32,7 @@ from torch.nn.utils import parametrize
 from torch.nn.utils.parametrizations import spectral_norm as _sn
 
 from ganops.catalog.families import RESOLUTIONS
+from ganops.models.clusters import cluster_of_noise, nearest, pooled
 from ganops.models.errors import TrainError
 
 
@@ -74,7 +79,8 @@ class GConfig(_Config):
     z_dim: int = 100
     cond_dim: int = 64        # size of each embedded condition part (label, projected h)
     cbn: bool = False         # conditional batch norm from the condition vector
-
+    self_conditioned: bool = False   # the n_classes are clusters of the training images that G draws from z
+                                     # at their frequencies when no label is given (``ganops.models.clusters``)
 
     def activations(self) -> int:
         """Floats one image's forward keeps for the backward pass: each layer's conv, norm and ReLU outputs,
@@ -87,6 +93,8 @@ class GConfig(_Config):
 class DConfig(_Config):
     spectral_norm: bool = False   # spectral norm on every layer; it replaces D's batch norm (SNGAN)
     outputs: int = 1              # logits per image (DTN's discriminator tells three classes apart)
+    cluster_dim: int = 0          # > 0: the n_classes are clusters of pooled images of this size, whose centroids D
+                                  # holds to assign an image given without a label (a self-conditioned GAN)
 
     def activations(self) -> int:
         """Floats one image's forward keeps for the backward pass: the image, then each layer's conv, norm
@@ -173,11 +181,15 @@ class Generator(nn.Module):
             self.convs.append(nn.ConvTranspose2d(w_in, w_out, 4, 2, 1, bias=False))
             self.norms.append(CondBatchNorm2d(w_out, bn_c))
         self.out = nn.ConvTranspose2d(widths[-1], cfg.channels, 4, 2, 1, bias=False)
+        if cfg.self_conditioned:        # the clusters' cumulative frequencies, set by the family before training
+            self.register_buffer("cdf", torch.linspace(1.0 / cfg.n_classes, 1.0, cfg.n_classes))
         # N(0, 0.02) for the condition's embedding too: a unit-variance one (tried) made G ignore z
         # within a class (cGAN on digits, 500 steps: per-class pixel std 0.04 against 0.23 and real 0.26)
         init_weights(self)
 
     def forward(self, z: torch.Tensor, y: torch.Tensor | None = None, h: torch.Tensor | None = None):
+        if y is None and self.cfg.self_conditioned:
+            y = cluster_of_noise(z, self.cdf)
         c = self.cond(y, h) if self.cond is not None else None
         x = z if c is None else torch.cat([z, c.to(z.dtype)], 1)
         x = x[:, :, None, None]
@@ -217,8 +229,12 @@ class Discriminator(nn.Module):
             emb = self.cond.embed
             weight = emb.parametrizations.weight.original if parametrize.is_parametrized(emb) else emb.weight
             nn.init.xavier_uniform_(weight)
+        if cfg.cluster_dim:             # set by the family before training
+            self.register_buffer("centroids", torch.zeros(cfg.n_classes, cfg.cluster_dim))
 
     def forward(self, x: torch.Tensor, y: torch.Tensor | None = None, h: torch.Tensor | None = None):
+        if y is None and self.cfg.cluster_dim:
+            y = nearest(pooled(x), self.centroids)
         phi = self.features(x)
         out = self.logit(phi).flatten(1)
         if self.cfg.outputs == 1:

@@ -7,3 +7,4 @@ from ganops.models.gan import GANFamily
 
 class DCGAN(GANFamily):
     name = "dcgan"
+    self_conditions = True      # train.self_condition: clusters of the images condition G and D (models.clusters)

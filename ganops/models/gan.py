@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import ClassVar
 
 import numpy as np
@@ -19,6 +19,7 @@ from ganops.catalog.losses import get_loss
 from ganops.core import device as devices
 from ganops.core.params import TrainParams
 from ganops.core.pixels import to_uint8
+from ganops.models import clusters
 from ganops.models.base import Context, DataInfo, Family, TrainData, check_images
 from ganops.models.batches import BatchSampler
 from ganops.models.blocks import DConfig, Discriminator, GConfig, Generator, check_resolution
@@ -39,6 +40,7 @@ class GANFamily(Family):
     ema_names: ClassVar[tuple[str, ...]] = ("G",)
     model = GeneratorModel
     cbn: ClassVar[bool] = False                 # conditional batch norm in G
+    self_conditions: ClassVar[bool] = False     # takes train.self_condition (unconditional families)
     # what asks for labels and the way out without them, as the user sets it (None: train.family=<name>)
     labels_key: ClassVar[str | None] = None
     without_labels: ClassVar[str] = "use train.family=dcgan or icgan"
@@ -69,12 +71,13 @@ class GANFamily(Family):
         return DataInfo(n=n, channels=c, resolution=res, n_classes=n_classes, feat_dim=feat_dim)
 
     @classmethod
-    def network_configs(cls, tp: TrainParams, info: DataInfo) -> tuple[GConfig, DConfig]:
+    def network_configs(cls, tp: TrainParams, info: DataInfo, cluster_dim: int = 0) -> tuple[GConfig, DConfig]:
+        """``cluster_dim`` > 0: ``info.n_classes`` are clusters of pooled images of that size (self-conditioned)."""
         common = dict(resolution=info.resolution, channels=info.channels, n_classes=info.n_classes,
                       feat_dim=info.feat_dim)
-        g = GConfig(filters=tp.g_filters, z_dim=tp.z_dim, cond_dim=tp.h_dim,
-                    cbn=cls.cbn and (info.n_classes > 0 or info.feat_dim > 0), **common)
-        d = DConfig(filters=tp.d_filters, spectral_norm=tp.spectral_norm, **common)
+        g = GConfig(filters=tp.g_filters, z_dim=tp.z_dim, cond_dim=tp.h_dim, self_conditioned=cluster_dim > 0,
+                    cbn=(cls.cbn or cluster_dim > 0) and (info.n_classes > 0 or info.feat_dim > 0), **common)
+        d = DConfig(filters=tp.d_filters, spectral_norm=tp.spectral_norm, cluster_dim=cluster_dim, **common)
         return g, d
 
     # ------------------------------------------------------------ networks, optimisers, data
@@ -83,13 +86,21 @@ class GANFamily(Family):
         super().__init__(ctx, data, info)
         tp = self.tp = ctx.p.train
         self.batch = tp.batch_size
-        g_cfg, d_cfg = self.network_configs(tp, info)
+        labels, centroids = data.labels, None
+        self.self_conditioned = self.self_conditions and tp.self_condition > 0
+        if self.self_conditioned:       # k-means clusters of the images stand in for labels (Liu et al. 2020)
+            k = clusters.count(tp.self_condition, info.n)
+            labels, centroids = clusters.cluster(data.images, k, ctx.p.seed)
+            info = self.info = replace(info, n_classes=k)
+        g_cfg, d_cfg = self.network_configs(tp, info, 0 if centroids is None else centroids.shape[1])
         self.G, self.D = Generator(g_cfg), Discriminator(d_cfg)     # G first: the init order is the seed's
+        if self.self_conditioned:
+            self._set_clusters(labels, centroids)
         self.networks = {"G": self.G, "D": self.D}
         self.configs = {"G": g_cfg.to_dict(), "D": d_cfg.to_dict()}
         self.loss = get_loss(tp.loss)
         icgan = self.uses_neighbors(tp)
-        self.batches = BatchSampler(data.images, data.labels, data.features if icgan else None,
+        self.batches = BatchSampler(data.images, labels, data.features if icgan else None,
                                     data.neighbors if icgan else None, use_labels=info.n_classes > 0,
                                     use_features=icgan, device=ctx.device, rng=ctx.rngs["data"],
                                     share=ctx.share, class_swap=tp.class_swap if icgan else 0.0)
@@ -97,17 +108,32 @@ class GANFamily(Family):
         # what D sees of every image, real and fake, in D's step and G's (none: the images themselves)
         self.aug = ctx.augment(tp.augment, info.channels, tp.batch_size)
         # MSGAN's term, for IC-GAN: one instance is a narrow condition, whose samples collapse onto one image
-        # (make run: icgan recall 0.47 → 0.64); a label is broad, and cGAN lost precision and recall with it
-        self.mode_seeking = tp.mode_seeking if icgan else 0.0
+        # (make run: icgan recall 0.47 → 0.64); so is a cluster (self-conditioned DCGAN); a label is broad, and
+        # cGAN lost precision and recall with it
+        self.mode_seeking = tp.mode_seeking if icgan or self.self_conditioned else 0.0
         if tp.augment.kind == "ada":
             self.loss_names = (*type(self).loss_names, "ada_p")
 
+    def _set_clusters(self, assign: np.ndarray, centroids: np.ndarray) -> None:
+        """The clusters' frequencies into G (it draws clusters from z at them), the centroids into D."""
+        counts = np.bincount(assign, minlength=self.info.n_classes).astype(np.float64)
+        with torch.no_grad():
+            self.G.cdf.copy_(torch.from_numpy(np.cumsum(counts) / counts.sum()))
+            self.D.centroids.copy_(torch.from_numpy(centroids))
+        self.assign = assign
+
     def extra_state(self):
-        return {"augment": self.aug.state()}
+        state = {"augment": self.aug.state()}
+        if self.self_conditioned:       # k-means may not repeat bit for bit on another machine or thread count
+            state["clusters"] = torch.from_numpy(self.assign.astype(np.int32))
+        return state
 
     def load_extra_state(self, state) -> None:
         if "augment" in state:
             self.aug.load(state["augment"], self.ctx.device)
+        if "clusters" in state:         # D's centroids and G's frequencies came back with their weights
+            self.assign = state["clusters"].numpy().astype(np.int64)
+            self.batches.labels = torch.as_tensor(self.assign, device=self.batches.labels.device)
 
     def configure_optimizers(self):
         tp = self.tp
@@ -128,7 +154,8 @@ class GANFamily(Family):
         B, real, fake = self.tp.batch_size, [], []
         for _ in range(self.tp.d_steps):
             real.append(self.batches.real(B))
-            fake.append(self.batches.fake_conditions(B))
+            # self-conditioned: G draws its cluster from z (train_step), as it will when sampling
+            fake.append((None, None) if self.self_conditioned else self.batches.fake_conditions(B))
         if self.mode_seeking:       # G's batch: rows 2m and 2m + 1 share a condition (the mode-seeking pairs)
             fake[-1] = tuple(None if c is None else c[0::2].repeat_interleave(2, dim=0)[:len(c)] for c in fake[-1])
         return GANBatch(real, fake)
@@ -142,6 +169,10 @@ class GANFamily(Family):
         for k, ((x, y, h), (yf, hf)) in enumerate(zip(batch.real, batch.fake)):
             z = self.noise(self.batch)
             last = k == len(batch.real) - 1
+            if self.self_conditioned:
+                if last and self.mode_seeking:      # the mode-seeking pairs share z's first coordinate: its cluster
+                    z[1::2, 0] = z[0::2, 0][: len(z) // 2]
+                yf = clusters.cluster_of_noise(z, G.cdf)
             with devices.autocast(dev):
                 with torch.set_grad_enabled(last):      # only the last fake batch feeds G's update
                     fake = G(z, yf, hf)
@@ -181,7 +212,7 @@ class GANFamily(Family):
             h = self.batches.features[inst.to(dev)]
             if self.batches.labels is not None:
                 y = self.batches.labels[inst.to(dev)]
-        elif self.batches.labels is not None:           # a column per class
+        elif self.batches.labels is not None and not self.self_conditioned:   # a column per class
             nrow = info.n_classes
             y = (torch.arange(n) % info.n_classes).to(dev)
         return z, y, h, nrow

@@ -45,7 +45,8 @@ class GeneratorModel(TrainedModel):
     def __init__(self, weights: dict[str, Any], device: torch.device | str = "cpu", use_ema: bool = True):
         super().__init__(weights, device, use_ema)
         self.cfg = GConfig.from_dict(self.config("G"))
-        self.conditions = Conditions(self.cfg.n_classes, self.cfg.feat_dim)
+        # a self-conditioned G draws its clusters from z: unconditional to every caller
+        self.conditions = Conditions(0 if self.cfg.self_conditioned else self.cfg.n_classes, self.cfg.feat_dim)
         self._G: Generator | None = None
 
     @property
