@@ -30,6 +30,7 @@ def fast_overrides(**extra: object) -> list[str]:
     """Small, quick settings for end-to-end tests (real stages, tiny budgets)."""
     base = {"data.limit": 300, "data.resolution": 16, "embed.epochs": 1, "embed.min_steps": 0, "embed.batch_size": 64,
             "neighbors.k": 5, "device": "cpu", "train.steps": 60, "train.g_filters": 8, "train.d_filters": 8,
+            "train.d_steps": 1,    # not the default 2: the suite's time
             "train.batch_size": 16, "train.checkpoint_every": 20, "train.sample_every": 30, "train.grid_size": 16,
             "evaluator.epochs": 1, "evaluator.min_steps": 0, "evaluator.batch_size": 64, "evaluate.n_samples": 100, "evaluate.batch_size": 100,
             "evaluate.kid_subsets": 10, "evaluate.kid_subset_size": 50, "evaluate.per_label": 10,

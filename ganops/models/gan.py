@@ -187,7 +187,7 @@ class GANFamily(Family):
         with devices.autocast(dev):
             g_loss = self.loss.g(D(A(fake), yf, hf).float())
         if self.mode_seeking:
-            g_loss = g_loss + self.mode_seeking * _mode_seeking(fake.float(), z)
+            g_loss = g_loss + self.mode_seeking * _mode_seeking(fake.float(), z, self.ctx.world)
         opt_g.zero_grad(set_to_none=True)
         g_loss.backward()
         opt_g.step()
@@ -224,13 +224,20 @@ class GANFamily(Family):
         return to_uint8(out), nrow
 
 
-def _mode_seeking(fake: torch.Tensor, z: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
+def _mode_seeking(fake: torch.Tensor, z: torch.Tensor, world, eps: float = 1e-5) -> torch.Tensor:
     """MSGAN's term (Mao et al. 2019) over the pairs (2m, 2m + 1), which share a condition: the inverse of
-    the images' mean absolute difference over the noises', small when two noises give two images."""
+    the images' mean absolute difference over the noises', small when two noises give two images.
+
+    On several ranks the mean runs over every rank's pairs, as one process's over the global batch: each rank
+    returns the global term's value with the gradient of its own pairs' share (the inverse is not linear, so
+    averaging each rank's own inverse would train something else)."""
     m = len(fake) // 2
     a, b = fake[0:2 * m:2], fake[1:2 * m:2]
-    ratio = (a - b).abs().mean(dim=(1, 2, 3)) / (z[0:2 * m:2] - z[1:2 * m:2]).abs().mean(dim=1)
-    return 1.0 / (ratio.mean() + eps)
+    ratio = ((a - b).abs().mean(dim=(1, 2, 3)) / (z[0:2 * m:2] - z[1:2 * m:2]).abs().mean(dim=1)).mean()
+    if not world.grouped:
+        return 1.0 / (ratio + eps)
+    value = 1.0 / (world.mean(ratio.detach().clone()) + eps)
+    return value - value * value * (ratio - ratio.detach())     # d(1/(M + ε)) = -dM / (M + ε)², M the ranks' mean
 
 
 def _check_labels(labels, n: int, key: str, other: str) -> int:

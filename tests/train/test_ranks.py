@@ -83,8 +83,10 @@ def test_with_batch_norm_each_rank_normalises_its_share_and_the_ranks_agree(tmp_
     ghost = _library(tmp_path, "dcgan", [*TINY_GAN, "--ghost=2"], None)
     plain = _library(tmp_path, "dcgan", TINY_GAN, None)
     a, b, c = _trained(two), _trained(ghost), _trained(plain)
+    # atol 1e-5: the self-conditioned DCGAN's mode-seeking term averages the ranks' pair means, which rounds
+    # apart from one process's mean by ~1e-6 after 4 steps; each rank's own term instead is 2e-3 off
     for k in a:
-        torch.testing.assert_close(a[k], b[k], rtol=1e-5, atol=1e-6, msg=k)
+        torch.testing.assert_close(a[k], b[k], rtol=1e-5, atol=1e-5, msg=k)
     assert max((a[k] - c[k]).abs().max().item() for k in a) > 1e-4   # the whole batch's statistics differ
     # torchrun with one process (a process group of one) trains exactly what a plain process trains
     one = _library(tmp_path, "dcgan", TINY_GAN, 1)
@@ -96,7 +98,7 @@ def test_with_batch_norm_each_rank_normalises_its_share_and_the_ranks_agree(tmp_
 # ---------------------------------------------------------------- the stage doors
 
 FAST = ["data.limit=300", "data.resolution=16", "train.family=dcgan", "train.g_filters=8", "train.d_filters=8",
-        "train.batch_size=16", "train.grid_size=16", "train.sample_every=1000", "device=cpu"]
+        "train.batch_size=16", "train.grid_size=16", "train.sample_every=1000", "train.d_steps=1", "device=cpu"]
 
 
 def _sets(sets: list[str]) -> list[str]:

@@ -233,13 +233,15 @@ def test_resume_is_bit_exact(data, tmp_path):
 
 
 def test_mode_seeking_rewards_pairs_whose_images_differ_as_their_noise_does():
+    from ganops.core.distributed import World
     from ganops.models.gan import _mode_seeking
 
+    one = World()                                              # a world of one (the ranks: tests/train/test_ranks.py)
     z = torch.randn(9, 16)                                     # an odd row is left out of the pairs
     same = torch.zeros(9, 1, 8, 8)
     differ = torch.rand(9, 1, 8, 8) * 2 - 1
-    assert _mode_seeking(same, z) > 1e4 > 10 > _mode_seeking(differ, z)
-    assert _mode_seeking(differ, z * 2) == pytest.approx(2 * _mode_seeking(differ, z).item(), rel=1e-4)
+    assert _mode_seeking(same, z, one) > 1e4 > 10 > _mode_seeking(differ, z, one)
+    assert _mode_seeking(differ, z * 2, one) == pytest.approx(2 * _mode_seeking(differ, z, one).item(), rel=1e-4)
 
 
 def test_killed_run_resumes_to_the_same_weights(data, tmp_path):
