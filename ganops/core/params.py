@@ -207,7 +207,7 @@ class TrainParams(_Section):
     mode_seeking: float = Field(0.02, ge=0, allow_inf_nan=False, description="icgan and self-conditioned dcgan: weight of the mode-seeking term "
                                 "(Mao et al. 2019, MSGAN): G's batch pairs samples of one condition and is rewarded for "
                                 "images that differ as their noise does (0: off)")
-    self_condition: int = Field(20, ge=0, description="dcgan: k-means clusters of the training images that condition "
+    self_condition: int = Field(20, description="dcgan: k-means clusters of the training images that condition "
                                 "G and D, G drawing one from its noise at the clusters' frequencies (Liu et al. 2020, "
                                 "self-conditioned GAN; 0: off)")
     augment: AugmentParams = Field(AugmentParams(), description="what D sees of real and fake images: augment.* keys "
@@ -226,8 +226,9 @@ class TrainParams(_Section):
 
     @model_validator(mode="after")
     def _clusters(self) -> TrainParams:
-        if self.self_condition == 1:
-            raise ValueError("train.self_condition=1: one cluster conditions nothing; set 0 (off) or 2 or more")
+        if self.self_condition < 0 or self.self_condition == 1:
+            raise ValueError(f"train.self_condition={self.self_condition}: the number of clusters is 0 (off) or 2 or "
+                             "more (one cluster conditions nothing)")
         return self
 
     @model_validator(mode="after")

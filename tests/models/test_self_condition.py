@@ -84,7 +84,8 @@ def test_more_clusters_than_the_images_fill_are_capped_in_the_log_and_one_is_ref
         model = load_model(_run(1, modes[0], k=200).weights())
     assert model.cfg.n_classes == 90                   # at most half the 180 images
     assert "train.self_condition=200: 180 training images make at most 90 clusters" in caplog.text
-    with pytest.raises(ValueError, match=r"train\.self_condition=1: one cluster conditions nothing"):
-        params(1, k=1)
+    for k in (1, -3):
+        with pytest.raises(ValueError, match=rf"train\.self_condition={k}: the number of clusters is 0 \(off\) or 2"):
+            params(1, k=k)
     with pytest.raises(TrainError, match=r"train\.self_condition=3: 3 training images cannot be clustered"):
         _run(1, modes[0][:3])
