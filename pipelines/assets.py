@@ -9,6 +9,7 @@ reports what the other doors built.
 
 import base64
 import logging
+import warnings
 from pathlib import Path
 
 import dagster as dg
@@ -152,7 +153,7 @@ def train_stage(context: dg.AssetExecutionContext, stage: str, params: GanopsPar
 
     try:
         p = effective_params(params, mlflow, device, overrides)
-        if not (launch.wanted(p) and stages.trains(stage, p)):
+        if not (launch.wanted(p) and stage in stages.TRAINING_STAGES):
             return _materialized(run_stage(context, stage, params, mlflow, device, overrides, domain))
         launch.check(stage, p)
     except (ParamsError, *user_errors()) as exc:
@@ -161,15 +162,71 @@ def train_stage(context: dg.AssetExecutionContext, stage: str, params: GanopsPar
     return launcher.launch(context, stage, p, params.root(), domain, run)
 
 
-@dg.asset(group_name=GROUP, kinds={"python", "numpy"}, code_version=code_version("dataset"),
-          description="Images (uint8 N×C×H×W) and manifest of `data.dataset`, with a summary and a sample grid.")
+def _shards(context: dg.AssetExecutionContext, params: GanopsParams, mlflow: MlflowTracking, device: ComputeDevice,
+            write, say) -> dg.MaterializeResult:
+    """A partitioned asset's run: ``write(p, root, shard indices)`` for its partition or range of partitions."""
+    keys = context.partition_keys
+    try:
+        p = effective_params(params, mlflow, device)
+        done = write(p, params.root(), [int(k) for k in keys])
+    except ValueError as exc:      # a key that is no shard number, or past the data's shards
+        raise dg.Failure(description=f"partitions {keys[0]}…{keys[-1]}: {exc}") from None
+    except (ParamsError, *user_errors()) as exc:
+        raise dg.Failure(description=describe(exc)) from None
+    context.log.info(f"shards {keys[0]}…{keys[-1]}: {say(done)}")
+    return dg.MaterializeResult(metadata={k: dg.MetadataValue.float(float(v)) if isinstance(v, float) else v
+                                          for k, v in done.items()})
+
+
+# Dagster marks `backfill_policy` beta; the shard assets rely on it knowingly (one run per few shards)
+warnings.filterwarnings("ignore", message="Parameter `backfill_policy`", category=dg.BetaWarning)
+# The dataset's shards (`data.shard_rows` images each), one partition each: "00000", "00001", … The
+# `dataset_shards` sensor registers them from the source's listing (their number follows the data).
+SHARDS = dg.DynamicPartitionsDefinition(name="dataset_shards")
+SHARDS_PER_RUN = 4     # a backfill of every shard: one run per 4 shards (a million images: 3 runs side by side)
+
+
+@dg.asset(group_name=GROUP, kinds={"python", "numpy"}, code_version=code_version("dataset"), partitions_def=SHARDS,
+          backfill_policy=dg.BackfillPolicy.multi_run(max_partitions_per_run=SHARDS_PER_RUN),
+          description="One shard of `data.dataset` decoded (its training images and, where it has them, its "
+                      "held-out images) into the dataset stage's scratch folder, which the `dataset` asset then "
+                      "assembles without decoding again. Spread a large dataset's decoding over runs: backfill "
+                      "every partition (registered by the `dataset_shards` sensor).")
+def dataset_shards(context: dg.AssetExecutionContext, params: GanopsParams, mlflow: MlflowTracking,
+                   device: ComputeDevice) -> dg.MaterializeResult:
+    from ganops.stages.dataset import write_shards
+
+    return _shards(context, params, mlflow, device, write_shards,
+                   lambda d: f"{d['rows']} training and {d['holdout_rows']} held-out images of {d['of']} shards in "
+                             f"{d['write_seconds']:.1f} s")
+
+
+@dg.asset(group_name=GROUP, deps=[dataset_shards], kinds={"python", "numpy"}, code_version=code_version("dataset"),
+          description="Images (uint8 N×C×H×W) and manifest of `data.dataset`, with a summary and a sample grid "
+                      "(decodes the shards `dataset_shards` has not written).")
 def dataset(context: dg.AssetExecutionContext, params: GanopsParams, mlflow: MlflowTracking,
             device: ComputeDevice) -> dg.MaterializeResult:
     return _materialized(run_stage(context, "dataset", params, mlflow, device))
 
 
 @dg.asset(group_name=GROUP, deps=[dataset], kinds={"pytorch", "numpy"}, code_version=code_version("embeddings"),
-          description="L2-normalised features of every image from `embed.encoder` (trained here when self-supervised).")
+          partitions_def=SHARDS, backfill_policy=dg.BackfillPolicy.multi_run(max_partitions_per_run=SHARDS_PER_RUN),
+          description="The features of one dataset shard from `embed.encoder`, into the embeddings stage's scratch "
+                      "folder, which the `embeddings` asset then joins without extracting again. A trained encoder is "
+                      "trained once, by the first run; the others wait and take it from its checkpoint.")
+def embeddings_shards(context: dg.AssetExecutionContext, params: GanopsParams, mlflow: MlflowTracking,
+                      device: ComputeDevice) -> dg.MaterializeResult:
+    from ganops.stages.embeddings import write_pieces
+
+    return _shards(context, params, mlflow, device, write_pieces,
+                   lambda d: f"{d['rows']} images' features in {d['extract_seconds']:.1f} s (encoder ready in "
+                             f"{d['fit_seconds']:.1f} s)")
+
+
+@dg.asset(group_name=GROUP, deps=[dataset, embeddings_shards], kinds={"pytorch", "numpy"},
+          code_version=code_version("embeddings"),
+          description="L2-normalised features of every image from `embed.encoder` (trained here when self-supervised; "
+                      "the pieces `embeddings_shards` has not extracted are extracted here).")
 def embeddings(context: dg.AssetExecutionContext, params: GanopsParams, mlflow: MlflowTracking,
                device: ComputeDevice, launcher: TrainingLauncher) -> dg.MaterializeResult:
     return train_stage(context, "embeddings", params, mlflow, device, launcher)
@@ -352,5 +409,5 @@ def transfer_evaluation_asset(family: str) -> dg.AssetsDefinition:
 
 TRANSFER = [*(a for role in DOMAINS for a in domain_assets(role)), *map(translator_asset, TRANSFER_SPECS),
             *map(transfer_evaluation_asset, TRANSFER_SPECS)]
-ALL = [dataset, embeddings, neighbors, *GENERATORS, evaluator, *EVALUATIONS, *CHAMPIONS, *ON_INSTANCES_EVALUATIONS,
+ALL = [dataset_shards, dataset, embeddings_shards, embeddings, neighbors, *GENERATORS, evaluator, *EVALUATIONS, *CHAMPIONS, *ON_INSTANCES_EVALUATIONS,
        leaderboard, *TRANSFER]

@@ -16,6 +16,6 @@ defs = dg.Definitions(
     asset_checks=checks.ALL,
     jobs=[schedules.data_prep_job, schedules.retrain_job, schedules.transfer_job],
     schedules=[schedules.weekly_data_prep, schedules.weekly_retrain],
-    sensors=[sensors.artifacts_on_disk, schedules.image_folder_changed],
+    sensors=[sensors.artifacts_on_disk, sensors.dataset_shards, schedules.image_folder_changed],
     resources=RESOURCES,
 )

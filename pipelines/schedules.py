@@ -14,10 +14,14 @@ import dagster as dg
 
 from ganops.data.folder import folder_state
 from ganops.data.raw import resolve_root
-from pipelines.assets import GROUP, TRANSFER_GROUP
+from pipelines.assets import GROUP, TRANSFER_GROUP, dataset_shards, embeddings_shards
 from pipelines.resources import ComputeDevice, GanopsParams, MlflowTracking, effective_params
 
-data_prep_job = dg.define_asset_job("data_prep", selection=dg.AssetSelection.groups(GROUP),
+# The jobs build whole artifacts; the partitioned `dataset_shards` and `embeddings_shards` are backfilled on their
+# own (a job's assets share one partitioning), and `dataset` and `embeddings` do whatever shards they did not.
+WHOLE = dg.AssetSelection.all() - dg.AssetSelection.assets(dataset_shards, embeddings_shards)
+
+data_prep_job = dg.define_asset_job("data_prep", selection=dg.AssetSelection.groups(GROUP) & WHOLE,
                                     description="dataset → embeddings → neighbors")
 
 weekly_data_prep = dg.ScheduleDefinition(
@@ -26,7 +30,7 @@ weekly_data_prep = dg.ScheduleDefinition(
     description="Rebuild the data chain every Monday 03:00 (turn on in the UI).")
 
 retrain_job = dg.define_asset_job(
-    "retrain", selection=dg.AssetSelection.all() - dg.AssetSelection.groups(TRANSFER_GROUP),
+    "retrain", selection=WHOLE - dg.AssetSelection.groups(TRANSFER_GROUP),
     description="dataset → embeddings → neighbors → every family's generator → evaluation → champion decision")
 
 transfer_job = dg.define_asset_job(

@@ -22,6 +22,7 @@ from ganops.tracking import checks
 from ganops.tracking.store import has_store
 from pipelines.assets import (
     KEY_OF_STAGE,
+    SHARDS,
     champion_key,
     evaluation_key,
     generator_key,
@@ -171,3 +172,29 @@ def artifacts_on_disk(context: dg.SensorEvaluationContext, params: GanopsParams,
                       device: ComputeDevice) -> dg.SensorResult:
     events = reported_events(context.instance, params, mlflow, device)
     return dg.SensorResult(asset_events=events, skip_reason=None if events else "every artifact on disk is known")
+
+
+@dg.sensor(name="dataset_shards", minimum_interval_seconds=300, default_status=dg.DefaultSensorStatus.RUNNING,
+           description="Registers one `dataset_shards` partition per shard of `data.dataset` (00000, 00001, …) from the "
+                       "source's listing, and drops those the data or `data.shard_rows` no longer makes.")
+def dataset_shards(context: dg.SensorEvaluationContext, params: GanopsParams, mlflow: MlflowTracking,
+                   device: ComputeDevice):
+    from ganops.data.shards import shard_name
+    from ganops.stages.dataset import shard_total
+
+    try:
+        p = effective_params(params, mlflow, device)
+    except user_errors() as exc:
+        return dg.SkipReason(describe(exc))
+    try:
+        total = shard_total(p, params.root())
+    except user_errors() as exc:
+        return dg.SkipReason(f"cannot list data.dataset={p.data.dataset}: {describe(exc)}")
+    want = [shard_name(i, "") for i in range(total)]
+    have = context.instance.get_dynamic_partitions(SHARDS.name)
+    add, drop = sorted(set(want) - set(have)), sorted(set(have) - set(want))
+    if not add and not drop:
+        return dg.SkipReason(f"{p.data.dataset}: its {total} shards are registered")
+    requests = ([SHARDS.build_add_request(add)] if add else []) + ([SHARDS.build_delete_request(drop)] if drop else [])
+    context.log.info(f"{p.data.dataset}: {total} shards of {p.data.shard_rows} images (+{len(add)}, -{len(drop)})")
+    return dg.SensorResult(dynamic_partitions_requests=requests)

@@ -16,6 +16,7 @@ import numpy as np
 
 from ganops.core import artifacts as A
 from ganops.core.artifacts import atomic_write_json
+from ganops.core.locks import directory_lock, exclusive
 from ganops.core.params import DataParams
 from ganops.core.visual import save_grid
 from ganops.data import shards
@@ -74,8 +75,18 @@ class _Shards:
         return [r for r in map(self.record, range(self.count)) if r is not None]
 
     def write(self, i: int, chunk_rows: int, strict: bool) -> list[tuple[str, str]]:
-        """Decode and commit shard ``i``; returns its unreadable files. ``strict`` (not data.skip_corrupt): a
-        shard with an unreadable file is not committed (the stage then names them all and stops)."""
+        """Decode and commit shard ``i`` unless it is already; returns its unreadable files. ``strict`` (not
+        data.skip_corrupt): a shard with an unreadable file is not committed (the stage then names them all and
+        stops). One writer per shard: the processes that share the scratch (Dagster's partition runs, the
+        stage) wait for each other's shard, then find its record."""
+        self.records_dir.mkdir(parents=True, exist_ok=True)
+        with exclusive(self.records_dir / f".{shards.shard_name(i, '.lock')}", f"shard {i}", wait=True):
+            done = self.record(i)
+            if done is not None:
+                return [tuple(b) for b in done["bad"]] if strict else []
+            return self._write(i, chunk_rows, strict)
+
+    def _write(self, i: int, chunk_rows: int, strict: bool) -> list[tuple[str, str]]:
         import pandas as pd
 
         st, rows = self.stream, self.part.rows[i * self.per:(i + 1) * self.per]
@@ -116,9 +127,9 @@ class _Shards:
         """Every shard without a record; the unreadable files of those that could not be committed."""
         todo = [i for i in range(self.count) if self.record(i) is None]
         if 0 < len(todo) < self.count:
-            log.info("dataset: resuming the %s at shard %d of %d (%d already written by a run that stopped)",
-                     "training images" if self.part.stem == "images" else "held-out images", todo[0],
-                     self.count, self.count - len(todo))
+            log.info("dataset: resuming the %s at shard %d of %d (%d already written by a run that stopped or by "
+                     "the dataset_shards partitions)", "training images" if self.part.stem == "images"
+                     else "held-out images", todo[0], self.count, self.count - len(todo))
         failed = []
         for i in todo:
             bad = self.write(i, chunk_rows, strict)
@@ -135,13 +146,8 @@ def write_stream(out: Path, stream: Stream, p: DataParams, seed: int = 0, scratc
     out = Path(out)
     own_scratch = scratch is None          # a caller without a scratch folder: one beside out, removed after
     scratch = Path(scratch) if scratch is not None else out.parent / f".{out.name}.shards-{os.getpid()}"
-    _begin(scratch, stream.fingerprint + f"/{p.shard_rows}/{p.holdout}/{seed}")
-    held = holdout_rows(stream.labels, p.holdout, seed)
-    kept = np.setdiff1d(np.arange(len(stream)), held)
-    per_image = int(np.prod(stream.shape))
-    chunk = chunk_rows or max(1, min(p.shard_rows, CHUNK_BYTES // max(1, per_image)))
-    parts = [_Shards(scratch, stream, _Part(stem, manifest, rows), p.shard_rows)
-             for stem, manifest, rows in (("images", "manifest", kept), ("holdout_images", "holdout_manifest", held))]
+    parts = open_parts(scratch, stream, p, seed)
+    chunk = chunk_rows or _chunk_rows(stream, p)
     failed = [b for w in parts for b in w.write_all(chunk, strict=not p.skip_corrupt)]
     records = [w.records() for w in parts]
     skipped = [tuple(b) for rs in records for r in rs for b in r["bad"]]
@@ -159,14 +165,63 @@ def write_stream(out: Path, stream: Stream, p: DataParams, seed: int = 0, scratc
     return _summarise(out, p, sum(r["pixel_sum"] for r in records[0]), report, stream.class_names)
 
 
+def open_parts(scratch: Path, stream: Stream, p: DataParams, seed: int = 0) -> list[_Shards]:
+    """The training and held-out parts of ``stream`` as shards in ``scratch`` (kept from an earlier run of the
+    same stream, shard size, holdout and seed; cleared otherwise)."""
+    _begin(Path(scratch), stream.fingerprint + f"/{p.shard_rows}/{p.holdout}/{seed}")
+    held = holdout_rows(stream.labels, p.holdout, seed)
+    kept = np.setdiff1d(np.arange(len(stream)), held)
+    return [_Shards(Path(scratch), stream, _Part(stem, manifest, rows), p.shard_rows)
+            for stem, manifest, rows in (("images", "manifest", kept), ("holdout_images", "holdout_manifest", held))]
+
+
+def _chunk_rows(stream: Stream, p: DataParams) -> int:
+    return max(1, min(p.shard_rows, CHUNK_BYTES // max(1, int(np.prod(stream.shape)))))
+
+
+def write_shards(scratch: Path, stream: Stream, p: DataParams, seed: int, indices: list[int],
+                 chunk_rows: int | None = None) -> dict[str, Any]:
+    """Shards ``indices`` of the training images and, where the held-out part has them, of the held-out
+    images, into ``scratch`` (one Dagster partition, or a range of them): the dataset stage later moves them
+    into the artifact instead of decoding them again. Unreadable files without data.skip_corrupt: the shard
+    is not committed and the error names them (as the stage's would)."""
+    parts = open_parts(scratch, stream, p, seed)
+    count = parts[0].count
+    wrong = [i for i in indices if not 0 <= i < count]
+    if wrong:
+        raise ValueError(f"shard {wrong[0]} is not one of {p.dataset}'s {count} shards (00000-"
+                         f"{shards.shard_name(count - 1, '')}) at data.shard_rows={p.shard_rows}")
+    chunk = chunk_rows or _chunk_rows(stream, p)
+    bad: list[tuple[str, str]] = []
+    for i in indices:
+        for w in parts:
+            if i < w.count:
+                bad += w.write(i, chunk, strict=not p.skip_corrupt)
+    if bad:
+        stream.finish({}, bad)    # raises, naming every unreadable file, unless data.skip_corrupt
+    recs = {w.part.stem: [w.record(i) for i in indices if i < w.count] for w in parts}
+    return {"shards": len(indices), "of": count, "rows": sum(r["rows"] for r in recs["images"]),
+            "holdout_rows": sum(r["rows"] for r in recs["holdout_images"]),
+            "skipped": sum(len(r["bad"]) for rs in recs.values() for r in rs)}
+
+
+def shard_total(stream: Stream, p: DataParams, seed: int = 0) -> int:
+    """How many shards the training images of ``stream`` make (the held-out part has as many or fewer)."""
+    held = holdout_rows(stream.labels, p.holdout, seed)
+    return shards.shard_count(len(stream) - len(held), p.shard_rows)
+
+
 def _begin(scratch: Path, key: str) -> None:
-    """Shards in ``scratch`` are kept only for the same stream, shard size, holdout and seed."""
-    stamp = scratch / "stream.txt"
-    if scratch.is_dir() and (not stamp.is_file() or stamp.read_text() != key):
-        A.remove_tree(scratch)
-    scratch.mkdir(parents=True, exist_ok=True)
-    if not stamp.is_file():
-        A.atomic_write_bytes(stamp, key.encode())
+    """Shards in ``scratch`` are kept only for the same stream, shard size, holdout and seed. Under a lock: the
+    processes writing shards of one dataset at once agree on one scratch."""
+    scratch.parent.mkdir(parents=True, exist_ok=True)
+    with directory_lock(scratch.parent):
+        stamp = scratch / "stream.txt"
+        if scratch.is_dir() and (not stamp.is_file() or stamp.read_text() != key):
+            A.remove_tree(scratch)
+        scratch.mkdir(parents=True, exist_ok=True)
+        if not stamp.is_file():
+            A.atomic_write_bytes(stamp, key.encode())
 
 
 def _move(w: _Shards, out: Path) -> None:

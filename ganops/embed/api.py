@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib
 import io
+import logging
 import time
 from pathlib import Path
 from typing import Any
@@ -19,27 +20,42 @@ from ganops.core.artifacts import load_torch_file
 from ganops.core.device import cpu_state_dict, place
 from ganops.core.params import Params
 from ganops.embed import classifier, pretrained, simclr
-from ganops.embed.base import EmbedResult, EncoderError, MetricLog, check_images, extract
+from ganops.embed.base import EmbedResult, EncoderError, MetricLog, check_images, extract, extract_pieces
 from ganops.embed.nets import build
 from ganops.embed.pixel_encoder import PixelEncoder, mean_image
 
 FORMAT = 1      # encoder.pt layout version
+_log = logging.getLogger(__name__)
 
 
-def embed(images: np.ndarray, labels: np.ndarray | None, p: Params, device: torch.device,
-          checkpoint: Path | None = None, log: MetricLog | None = None, features_path: Path | None = None) -> EmbedResult:
-    """Features of every image with ``p.embed.encoder`` (training it first when it is trained in the pipeline);
-    with ``features_path`` they are written there a batch at a time and come back memory-mapped."""
+def fit_encoder(images: np.ndarray, labels: np.ndarray | None, p: Params, device: torch.device,
+                checkpoint: Path | None = None, log: MetricLog | None = None) -> tuple[nn.Module, dict[str, Any]]:
+    """``p.embed.encoder`` ready to extract: trained first when it is trained in the pipeline (resumed from
+    ``checkpoint``: one finished there comes back without training), else built (pixels: the mean image)."""
     e = p.embed
     check_images(images, labels)
     spec = ENCODER_SPECS.get(e.encoder)
     if spec is None:
         raise EncoderError(f"key embed.encoder: value {e.encoder!r} is not allowed; expected one of {', '.join(ENCODERS)}")
     module, _, attr = spec.impl.partition(":")
+    return getattr(importlib.import_module(module), attr)(images, labels, p, device, checkpoint, log)
+
+
+def embed(images: np.ndarray, labels: np.ndarray | None, p: Params, device: torch.device,
+          checkpoint: Path | None = None, log: MetricLog | None = None, features_path: Path | None = None) -> EmbedResult:
+    """Features of every image with ``p.embed.encoder`` (training it first when it is trained in the pipeline);
+    with ``features_path`` they are written there a batch at a time (in pieces of ``data.shard_rows`` images,
+    spread over the ranks: ``extract_pieces``) and come back memory-mapped on rank 0, None on the others."""
+    e = p.embed
     t0 = time.perf_counter()
-    model, metrics = getattr(importlib.import_module(module), attr)(images, labels, p, device, checkpoint, log)
+    model, metrics = fit_encoder(images, labels, p, device, checkpoint, log)
+    spec = ENCODER_SPECS[e.encoder]
     t1 = time.perf_counter()
-    features = extract(model, images, device, e.extract_batch_size, out=features_path)
+    if features_path is None:
+        features = extract(model, images, device, e.extract_batch_size)
+    else:   # a piece per dataset shard, spread over the ranks, kept by a killed run
+        features = extract_pieces(model, images, device, e.extract_batch_size, features_path.parent / "pieces",
+                                  p.data.shard_rows, features_path, log=_log.info)
     metrics["extract_seconds"] = time.perf_counter() - t1
     metrics["total_seconds"] = time.perf_counter() - t0
     state: dict[str, Any] | None = None

@@ -116,3 +116,101 @@ def extract(model: nn.Module, images: np.ndarray, device: torch.device, batch_si
             sink.abort()
     assert held is not None
     return held
+
+
+JOIN_ROWS = 8192     # rows copied at a time when the pieces are joined (memory: a block, whatever N)
+
+
+def extract_pieces(model: nn.Module, images: np.ndarray, device: torch.device, batch_size: int, pieces: Path,
+                   rows: int, out: Path | None, log: Callable[[str], None] | None = None,
+                   only: list[int] | None = None) -> np.ndarray | None:
+    """``extract`` in pieces of ``rows`` images (the dataset's shards), spread over the ranks of this process's
+    world: rank r takes pieces r, r + size, …, each written to ``pieces/<i>.npy`` and committed whole, so a run that
+    was killed (any rank, any number of ranks) keeps the pieces it finished. Then rank 0 joins them into ``out``, a
+    block at a time, and returns it memory-mapped; the other ranks return None. ``only``: these pieces, joined by
+    nobody (Dagster's `embeddings_shards` partitions; processes that share ``pieces`` wait for each other's piece).
+    A piece is extracted in the same batches whatever the number of ranks. Memory: a batch, and a block of the
+    join."""
+    from ganops.core import distributed
+    from ganops.core.locks import exclusive
+    from ganops.data.shards import shard_count, shard_name
+
+    world = distributed.world()
+    world.broadcast_state([model])      # rank 0's encoder, the one it saves (each rank's batch-norm statistics differ)
+    if world.main:
+        _keep_pieces_of(model, pieces)
+    world.barrier()
+    n = len(images)
+    count = shard_count(n, rows)
+    span = [(i * rows, min(n, (i + 1) * rows)) for i in range(count)]
+    mine = list(range(world.rank, count, world.size)) if only is None else list(only)
+    wrong = [i for i in mine if not 0 <= i < count]
+    if wrong:
+        raise EncoderError(f"piece {wrong[0]} is not one of the {count} pieces of {rows} images (00000-"
+                           f"{shard_name(count - 1, '')}) of {n} images")
+    todo = [i for i in mine if not _whole(pieces / shard_name(i), span[i][1] - span[i][0])]
+    if log is not None and len(todo) < len(mine):
+        log(f"extracting {len(todo)} of rank {world.rank}'s {len(mine)} pieces of {rows} images "
+            f"({len(mine) - len(todo)} kept from a run that stopped)")
+    for i in todo:
+        a, b = span[i]
+        with exclusive(pieces / f".{shard_name(i, '.lock')}", f"piece {i}", wait=True):
+            if not _whole(pieces / shard_name(i), b - a):     # another process may have written it meanwhile
+                extract(model, images[a:b], device, batch_size, out=pieces / shard_name(i))
+    if only is not None:
+        return None
+    world.barrier()
+    return _join(pieces, span, out) if world.main else None
+
+
+def _join(pieces: Path, span: list[tuple[int, int]], out: Path) -> np.ndarray:
+    from ganops.data.shards import ShardFile, shard_name
+
+    sink: ShardFile | None = None
+    try:
+        for i, (a, b) in enumerate(span):
+            piece = np.load(pieces / shard_name(i), mmap_mode="r")
+            sink = sink or ShardFile(out, piece.shape[1:], span[-1][1], np.float32)
+            for lo in range(0, b - a, JOIN_ROWS):
+                sink.append(piece[lo:lo + JOIN_ROWS])
+        assert sink is not None
+        sink.commit()
+        sink = None
+    finally:
+        if sink is not None:
+            sink.abort()
+    return np.load(out, mmap_mode="r")
+
+
+def _whole(path: Path, rows: int) -> bool:
+    """A committed piece of ``rows`` feature rows."""
+    if not path.is_file():
+        return False
+    try:
+        arr = np.load(path, mmap_mode="r", allow_pickle=False)
+    except (ValueError, OSError, EOFError):
+        return False
+    return arr.ndim == 2 and arr.shape[0] == rows and arr.dtype == np.float32
+
+
+def _keep_pieces_of(model: nn.Module, pieces: Path) -> None:
+    """Pieces are kept for the same encoder only (its weights and buffers, hashed): a rerun that trained another
+    one (a checkpoint lost, other data) starts the pieces over."""
+    import hashlib
+
+    from ganops.core import artifacts as A
+
+    digest = hashlib.sha256()
+    for name, t in model.state_dict().items():
+        digest.update(name.encode())
+        digest.update(t.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
+    from ganops.core.locks import directory_lock
+
+    stamp = pieces / "encoder.sha256"
+    pieces.parent.mkdir(parents=True, exist_ok=True)
+    with directory_lock(pieces.parent):        # processes starting at once agree on one folder
+        if pieces.is_dir() and (not stamp.is_file() or stamp.read_text() != digest.hexdigest()):
+            A.remove_tree(pieces)
+        pieces.mkdir(parents=True, exist_ok=True)
+        if not stamp.is_file():
+            A.atomic_write_bytes(stamp, digest.hexdigest().encode())

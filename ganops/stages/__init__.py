@@ -55,7 +55,7 @@ def run_stage(name: str, p: Params, root: Path | str = ".", ctx: RunContext | No
                               f"(`ganops stage {name}`); the training stages are {', '.join(TRAINING_STAGES)}")
         d = p.distributed
         distributed.init(d.backend, device, d.timeout_s, d.sync_batchnorm)
-    elif name in TRAINING_STAGES and trains(name, p):
+    elif name in TRAINING_STAGES:    # training, and the embeddings' extraction (its ranks share the shards)
         from ganops.core import launch
 
         if launch.wanted(p):
@@ -75,18 +75,6 @@ def run_stage(name: str, p: Params, root: Path | str = ".", ctx: RunContext | No
         if p.role and not isinstance(exc, OSError) and exc.args and isinstance(exc.args[0], str):
             exc.args = (p.in_user_terms(exc.args[0]), *exc.args[1:])
         raise
-
-
-def trains(name: str, p: Params) -> bool:
-    """Whether the stage trains a network with these parameters (a pixel or pretrained encoder does not)."""
-    if name not in TRAINING_STAGES:
-        return False
-    if name != "embeddings":
-        return True
-    from ganops.catalog.encoders import ENCODER_SPECS
-
-    spec = ENCODER_SPECS.get(p.embed.encoder)
-    return spec is None or spec.trained
 
 
 def run_transfer(p: Params, root: Path | str = ".", ctx: RunContext | None = None) -> list[StageResult]:

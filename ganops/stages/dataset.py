@@ -27,6 +27,24 @@ def _scratch(root: Path, p: Params) -> Path:
     return A.checkpoint_dir(root, "dataset", f"{p.data.dataset}-shards-{key}")
 
 
+def shard_total(p: Params, root: Path) -> int:
+    """How many shards ``data.dataset`` makes at ``data.shard_rows`` (lists the source; decodes nothing)."""
+    return writer.shard_total(stream_source(p.data, root, seed=p.seed, workers=0), p.data, p.seed)
+
+
+def write_shards(p: Params, root: Path, indices: list[int]) -> dict:
+    """Shards ``indices`` into the stage's scratch folder, where `run` (any door) takes them up instead of decoding
+    them again: Dagster's `dataset_shards` partitions, each written by its own run, on any machine that shares
+    the project folder. Several processes may write shards of one dataset at once (a lock per shard)."""
+    scratch = _scratch(root, p)
+    A.check_writable(scratch.parent)
+    t0 = time.perf_counter()
+    stream = stream_source(p.data, root, seed=p.seed, workers=p.distributed.data_workers)
+    t1 = time.perf_counter()
+    done = writer.write_shards(scratch, stream, p.data, p.seed, indices)
+    return {**done, "list_seconds": t1 - t0, "write_seconds": time.perf_counter() - t1}
+
+
 def run(p: Params, root: Path, ctx: RunContext) -> C.StageResult:
     out = A.dataset_dir(root, p)
     scratch = _scratch(root, p)

@@ -8,7 +8,9 @@ import time
 from pathlib import Path
 
 from ganops.core import artifacts as A
+from ganops.core import identity
 from ganops.core.device import resolve
+from ganops.core.locks import exclusive
 from ganops.core.params import Params
 from ganops.data import store
 from ganops.embed import embed
@@ -25,9 +27,10 @@ def run(p: Params, root: Path, ctx: RunContext) -> C.StageResult:
         t0 = time.perf_counter()
         images, labels = store.load_images(src), store.load_labels(src)
         run.dataset(src, p.data.dataset, ups["dataset"], context="training")
-        # features straight to the scratch folder, a batch at a time, then moved into the artifact
+        # features straight to the scratch folder, a batch at a time, each rank taking its pieces; rank 0 joins
+        # them and moves them into the artifact
         result = embed(images, labels, p, device, checkpoint=ckpt, log=run.metric,
-                       features_path=ckpt.parent / "features.npy" if C.writes() else None)
+                       features_path=ckpt.parent / "features.npy")
         if not C.writes():
             return None
         feats = result.features
@@ -48,3 +51,28 @@ def run(p: Params, root: Path, ctx: RunContext) -> C.StageResult:
         run.metrics({"total_seconds": time.perf_counter() - t0})
         result_ = C.finish("embeddings", p, root, out, run, metrics, files)
     return result_
+
+
+def write_pieces(p: Params, root: Path, indices: list[int]) -> dict:
+    """The features of dataset shards ``indices`` into the stage's scratch folder, where `run` (any door) joins
+    them instead of extracting again: Dagster's `embeddings_shards` partitions, each in its own run. The encoder is
+    fitted once: the first process trains it (into the stage's checkpoint) while the others wait, then resume the
+    finished checkpoint without training."""
+    from ganops.embed.api import fit_encoder
+    from ganops.embed.base import extract_pieces
+
+    src = A.dataset_dir(root, p)
+    ups = C.upstream(root, p, "embeddings")
+    scratch = C.scratch_dir(root, p, "embeddings", ups)
+    A.check_writable(scratch)
+    device = resolve(p.device)
+    t0 = time.perf_counter()
+    images, labels = store.load_images(src), store.load_labels(src)
+    lock = A.lock_file(root, f"embeddings-{identity.run_key(p, 'embeddings', ups)}")
+    with exclusive(lock, f"`{C.command('embeddings', p, root)}` with these parameters", wait=True):
+        model, _ = fit_encoder(images, labels, p, device, checkpoint=scratch / "train.pt")
+    t1 = time.perf_counter()
+    extract_pieces(model, images, device, p.embed.extract_batch_size, scratch / "pieces", p.data.shard_rows, None,
+                   only=indices)
+    rows = sum(min(len(images), (i + 1) * p.data.shard_rows) - i * p.data.shard_rows for i in indices)
+    return {"pieces": len(indices), "rows": rows, "fit_seconds": t1 - t0, "extract_seconds": time.perf_counter() - t1}

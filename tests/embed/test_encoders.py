@@ -258,3 +258,21 @@ def test_extract_batches_give_the_same_features_as_one_batch(small):
     res = embed(images, labels, params(encoder="classifier", epochs=1), CPU)
     model = load_encoder(res.state_dict)
     np.testing.assert_allclose(extract(model, images, CPU, batch_size=7), res.features, atol=1e-5)
+
+
+def test_pieces_of_another_encoder_are_not_kept(small, tmp_path):
+    """A rerun whose encoder differs (retrained, other data) must not join the pieces the last one left."""
+    from ganops.embed.base import extract_pieces
+
+    images, labels = small
+    first = load_encoder(embed(images, labels, params(encoder="classifier", epochs=1), CPU).state_dict)
+    other = load_encoder(embed(images, labels, params(encoder="classifier", epochs=1, lr=0.01), CPU).state_dict)
+    pieces = tmp_path / "pieces"
+    a = extract_pieces(first, images, CPU, 16, pieces, 50, tmp_path / "a.npy")
+    np.testing.assert_allclose(a, extract(first, images, CPU, 16), atol=1e-6)    # joined in order: the same rows
+    (tmp_path / "a.npy").unlink()
+    b = extract_pieces(other, images, CPU, 16, pieces, 50, tmp_path / "b.npy")
+    assert not np.allclose(a, b)
+    np.testing.assert_allclose(b, extract(other, images, CPU, 16), atol=1e-6)
+    kept = extract_pieces(other, images, CPU, 16, pieces, 50, tmp_path / "c.npy")    # same encoder: kept
+    assert kept.tobytes() == b.tobytes()

@@ -72,13 +72,14 @@ def _transfer_metas(root: Path) -> dict[str, bytes]:
 def _dagster_materialize(root: Path, selection: list[str] | None = None):
     from pipelines.definitions import defs
     from pipelines.resources import GanopsParams
+    from pipelines.schedules import WHOLE       # every asset but the partitioned *_shards ones
 
     resources = {**defs.resources, "params": GanopsParams(project_root=str(root))}
     graph = defs.resolve_asset_graph()
     assets = [defs.get_assets_def(k) for k in graph.get_all_asset_keys()]
     checks = list(defs.asset_checks)
     instance = dg.DagsterInstance.ephemeral()
-    result = dg.materialize([*assets, *checks], resources=resources, instance=instance, selection=selection)
+    result = dg.materialize([*assets, *checks], resources=resources, instance=instance, selection=selection or WHOLE)
     return result, instance
 
 
