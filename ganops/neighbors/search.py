@@ -201,7 +201,7 @@ def index_spec(p: NeighborsParams, n: int, d: int) -> str:
                              f"of {d} (0 picks d/4 = {max(1, d // 4)})")
     # 4-bit codes: FAISS's fast scan, SIMD table lookups in registers (several times the 8-bit scan's speed)
     pq = f"PQ{m}x4fs" if p.pq_bits == 4 else f"PQ{m}"
-    return f"IVF{nlist},{pq}" + (",RFlat" if p.refine > 1 else "")
+    return f"IVF{nlist},{pq}"      # re-ranked by `_reranked` from the features themselves (no RFlat copy)
 
 
 def _build_index(x: np.ndarray, p: NeighborsParams, seed: int, info: dict) -> faiss.Index:
@@ -240,7 +240,9 @@ def _build_index(x: np.ndarray, p: NeighborsParams, seed: int, info: dict) -> fa
                              f"with the features ({_said(exc)}); use an index that takes vectors as they come, e.g. "
                              "IVF4096,PQ32x4fs,RFlat or HNSW32,Flat") from None
     refine = faiss.downcast_index(index)
-    if isinstance(refine, faiss.IndexRefine):
+    if p.index == "ivfpq" and p.refine > 1:
+        info.update(refine=p.refine, rerank="exact cosines read from the features (no copy in the index)")
+    elif isinstance(refine, faiss.IndexRefine):
         refine.k_factor = float(p.refine)
         info["refine"] = p.refine
     elif p.index == "factory":     # neighbors.refine acts through a refinement stage the string names
@@ -249,6 +251,35 @@ def _build_index(x: np.ndarray, p: NeighborsParams, seed: int, info: dict) -> fa
         faiss.ParameterSpace().set_index_parameter(index, "efSearch", p.ef_search)
     info.update(factory=spec, index_bytes=_index_bytes(index))
     return _on_gpus(index, p, info)
+
+
+RERANK_QUERIES = 256    # queries re-ranked at a time: their candidates' vectors are 256 × k·refine × d floats
+
+
+def _reranked(index: faiss.Index, x: np.ndarray, factor: int):
+    """``search(xq, k1)``: ``factor``·k1 candidates from the (quantised) index, re-ranked by their exact cosine
+    with rows gathered from ``x`` itself. What FAISS's RFlat does, without the N×d copy of the vectors it keeps:
+    with memory-mapped features the memory of a search stays flat in N (the gathered rows come from the page
+    cache). Candidates FAISS could not fill (-1) stay -1 for the caller's exact refill."""
+    n = x.shape[0]
+
+    def search(xq: np.ndarray, k1: int) -> tuple[np.ndarray, np.ndarray]:
+        kc = min(int(k1 * factor), n)
+        _, cand = index.search(xq, kc)
+        sims = np.empty((len(xq), k1), np.float32)
+        ids = np.empty((len(xq), k1), np.int64)
+        for a in range(0, len(xq), RERANK_QUERIES):
+            c = cand[a:a + RERANK_QUERIES]
+            valid = c >= 0
+            vectors = x[np.where(valid, c, 0)]                               # b × kc × d
+            s = np.matmul(vectors, xq[a:a + RERANK_QUERIES, :, None])[..., 0]
+            s[~valid] = -np.inf
+            top = np.argpartition(-s, k1 - 1, axis=1)[:, :k1] if k1 < kc else np.arange(kc)[None].repeat(len(c), 0)
+            top = np.take_along_axis(top, np.argsort(-np.take_along_axis(s, top, 1), axis=1, kind="stable"), 1)
+            sims[a:a + len(c)] = np.take_along_axis(s, top, 1)
+            ids[a:a + len(c)] = np.where(np.isfinite(sims[a:a + len(c)]), np.take_along_axis(c, top, 1), -1)
+        return sims, ids
+    return search
 
 
 def _said(exc: RuntimeError) -> str:
@@ -349,7 +380,8 @@ def knn(features: np.ndarray, k: int, p: NeighborsParams, seed: int = 0) -> KnnR
     else:
         index = build_index(x, p, seed, info)
         info["build_s"] = time.perf_counter() - t0
-        out.run(x, rows, lambda xq, k1: index.search(xq, k1), batch)
+        search = _reranked(index, x, p.refine) if info.get("rerank") else (lambda xq, k1: index.search(xq, k1))
+        out.run(x, rows, search, batch)
         # IVF can find fewer than k+1 candidates in the probed lists (FAISS pads with -1):
         # those rows are searched exactly, and counted, rather than left holding -1.
         short = np.flatnonzero((out.ids < 0).any(axis=1))
