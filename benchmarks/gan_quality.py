@@ -13,6 +13,12 @@ conditional families (own-class and swapped for class-conditional IC-GAN), memor
 near-copies), the discriminator probe and D's overfitting signal (r_t on training and held-out images,
 ADA's r_v). ``--augments``: each family once per augmentation of what D sees (train.augment). The last
 line is one JSON object.
+
+With ``data.limit`` the pipeline's own figures compare the samples with the few images G trained on, so a
+G that copies them scores well. ``--reference full`` (the default then) also scores every row as ADA
+(Karras et al. 2020) scores its limited-data runs: against the whole dataset (all 10,000 MNIST test images,
+in the space of an evaluator trained on the whole dataset), as ``fid_full``, ``precision_full``,
+``recall_full``, ``kid_full``.
 """
 
 from __future__ import annotations
@@ -22,6 +28,8 @@ import json
 import tempfile
 import time
 from pathlib import Path
+
+import numpy as np
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist"
 REPO = Path(__file__).resolve().parents[1]
@@ -41,12 +49,15 @@ def main() -> None:
     ap.add_argument("--device", default="auto")
     ap.add_argument("--root", default=None, help="project folder (default: a temporary one)")
     ap.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="more overrides, for every family")
+    ap.add_argument("--reference", choices=["training", "full"], default=None,
+                    help="full: also score against the whole dataset (default with data.limit)")
     ap.add_argument("--instances", default=None, metavar="DATASET|FOLDER",
                     help="also condition the IC-GAN on this dataset's instances (ganops sample --instances) and score "
                          "its samples against that dataset, beside the IC-GAN's own draw and the DCGAN's")
     args = ap.parse_args()
 
     from ganops import stages
+    from ganops.core import artifacts as A
     from ganops.core import params as P
     from ganops.evaluate.leaderboard import leaderboard, markdown
 
@@ -54,6 +65,9 @@ def main() -> None:
     common = ["data.dataset=mnist", f"data.root={SHARED}", "data.download=false", "data.resolution=32", f"device={args.device}",
               f"train.steps={args.steps}", f"train.g_filters={args.filters}", f"train.d_filters={args.filters}",
               f"evaluate.n_samples={args.samples}", "train.checkpoint_every=100000", "train.sample_every=100000", *args.set]
+    limited = any(a.startswith("data.limit=") and a != "data.limit=null" for a in args.set)
+    full = FullReference(root / "full_reference", common) if (args.reference or ("full" if limited else
+                                                                                   "training")) == "full" else None
     seconds: dict[str, float] = {}
     rows = []
     for name in args.families:
@@ -67,7 +81,8 @@ def main() -> None:
             # the variants share one artifact folder: take each row as soon as it is evaluated
             tag = f" ({p.train.augment.kind})" if aug else ""
             tag += f" (class_swap {p.train.class_swap})" if p.train.class_swap else ""
-            rows += [{**r, "family": r["family"] + tag}
+            extra = full.score(A.generator_dir(root, p) / "model.pt", p, root) if full else {}
+            rows += [{**r, **extra, "family": r["family"] + tag}
                      for r in leaderboard(root, p) if r["family"].split()[0] == p.train.family]
     rows.sort(key=lambda r: r.get("fid_evaluator", float("inf")))
     transfer = on_other_dataset(root, args.instances, common, args.families) if args.instances else None
@@ -76,12 +91,56 @@ def main() -> None:
     print(f"evaluator held-out accuracy (the judge's ceiling): {judge.get('holdout_accuracy')}")
     keep = ("fid_evaluator", "precision_evaluator", "recall_evaluator", "label_accuracy", "label_accuracy_min",
             "label_accuracy_swapped", "instance_label_agreement", "near_copy_fraction_pixels", "probe_discriminator",
-            "probe_pixels", "ppl_evaluator", "d_rt_train", "d_rt_holdout", "d_rv")
+            "probe_pixels", "ppl_evaluator", "d_rt_train", "d_rt_holdout", "d_rv", *FullReference.KEYS)
     print(json.dumps({"benchmark": "gan_quality", "steps": args.steps, "filters": args.filters,
                       "evaluator_holdout_accuracy": judge.get("holdout_accuracy"), "seconds": seconds,
                       "leaderboard": [{"family": r["family"], **{k: r[k] for k in keep if r.get(k) is not None}}
                                       for r in rows],
                       **({"on_instances": transfer} if transfer else {})}))
+
+
+class FullReference:
+    """The whole dataset (``data.limit`` lifted) and its evaluator, built once in ``folder``: the reference a
+    generator trained on a subset is scored against (ADA's protocol), so copying the subset does not pay."""
+
+    KEYS = ("fid_full", "kid_full", "precision_full", "recall_full")
+
+    def __init__(self, folder: Path, common: list[str]):
+        from ganops import stages
+        from ganops.core import artifacts as A
+        from ganops.core import params as P
+        from ganops.data import store
+        from ganops.evaluate.evaluator import Evaluator
+
+        q = P.load(REPO / "params.yaml", [*common, "data.limit=null"])
+        edir = A.evaluator_dir(folder, q)
+        if not (edir / "evaluator.pt").exists():      # the folder is this benchmark's own: built once
+            for stage in ("dataset", "evaluator"):
+                stages.run_stage(stage, q, folder)
+        self.evaluator = Evaluator.load(edir / "evaluator.pt")
+        self.real = np.concatenate([A.load_npy(edir / "features.npy", "evaluator", mmap=False),
+                                    A.load_npy(edir / "holdout_features.npy", "evaluator", mmap=False)])
+        n = len(store.load_images(A.dataset_dir(folder, q))) + len(store.load_holdout(A.dataset_dir(folder, q))[1])
+        print(f"full reference: {n} images, evaluator held-out accuracy "
+              f"{A.read_meta(edir)['metrics'].get('holdout_accuracy')}", flush=True)
+
+    def score(self, model_path: Path, p, root: Path) -> dict[str, float]:
+        """The generator at ``model_path`` (trained with ``p`` in ``root``), drawn as the evaluation draws it."""
+        from ganops.core import artifacts as A
+        from ganops.data import store
+        from ganops.evaluate import metrics as M
+        from ganops.models import load_model
+
+        e = p.evaluate
+        model = load_model(model_path, kind="generator")
+        h = A.load_npy(A.embeddings_dir(root, p) / "features.npy", "embeddings") if model.conditions.instance else None
+        y, h, _ = model.data_conditions(e.n_samples, e.seed, h, store.load_labels(A.dataset_dir(root, p)))
+        fake = self.evaluator.features(model.generate(e.n_samples, seed=e.seed, labels=y, features=h,
+                                                      batch_size=e.batch_size), e.batch_size)
+        kid, _ = M.kid(self.real, fake, e.kid_subsets, e.kid_subset_size, seed=e.seed)
+        prdc = M.prdc(self.real, fake, e.pr_k, e.dc_k)
+        return {"fid_full": M.fid(self.real, fake), "kid_full": kid, "precision_full": prdc["precision"],
+                "recall_full": prdc["recall"]}
 
 
 def on_other_dataset(root: Path, spec: str, common: list[str], families: list[str]) -> dict:

@@ -67,8 +67,8 @@ def _child(what: str, n: int, d: int, k: int, seed: int, queries: int = 0) -> di
         x = _features(n, d, seed)
         if queries and queries < n:
             set_threads()
-            ids_all = np.zeros((n, k), np.int64)          # what the whole search holds (written: resident)
-            sims_all = np.zeros((n, k), np.float32)
+            ids_all = np.full((n, k), -1, np.int64)       # what the whole search holds (written: resident)
+            sims_all = np.full((n, k), -1, np.float32)
             rows = np.arange(queries, dtype=np.int64)    # a contiguous block: views, as the full search's batches
             t0 = time.perf_counter()
             ids_all[rows] = exact_neighbors(x, rows, k)

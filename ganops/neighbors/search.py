@@ -1,8 +1,8 @@
 """FAISS k-NN neighborhoods for IC-GAN (DESIGN.md §3): each instance's k most similar instances.
 
 Features are L2-normalised, so inner product = cosine similarity. The exact search streams query
-batches through ``faiss.knn`` (no index, so no copy of the features) into preallocated N×k outputs:
-memory stays features + outputs + one BLAS tile, never an N×N matrix (IC-GAN's original code fell
+batches through torch's GEMM, a tile of database rows at a time (no index, so no copy of the features), into
+preallocated N×k outputs: memory stays features + outputs + one tile, never an N×N matrix (IC-GAN's original code fell
 back to an N×N sklearn matrix and ran out of memory at ImageNet scale). The instance itself is
 excluded from its own set, as in IC-GAN: we search k+1 and drop self.
 
@@ -16,13 +16,14 @@ from __future__ import annotations
 import contextlib
 import os
 import time
-from collections.abc import Iterator
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import faiss
 import numpy as np
+import torch
 
 from ganops.core.errors import UserError
 from ganops.core.params import NeighborsParams
@@ -36,12 +37,7 @@ class NeighborsError(UserError, ValueError):
 __all__ = ["KnnResult", "NeighborsError", "build_index", "check_features", "exact_neighbors", "exclude_self", "knn",
            "load_neighbors", "recall_at_k", "validate_neighbors"]
 
-# FAISS computes inner products as BLAS tiles of (queries × database rows), then scans each tile
-# into per-query heaps. Its defaults (4096 × 1024) leave GEMM throughput on the table; a taller
-# database tile amortises the heap scan. Measured with benchmarks/knn_speed.py; the tile costs
-# query_bs × database_bs × 4 bytes (64 MiB here).
-BLAS_QUERY_BS = 4096
-BLAS_DATABASE_BS = 4096
+BLAS_QUERY_BS = 4096       # queries per GEMM tile of the exact search
 
 _MIN_POINTS_PER_LIST = 39   # FAISS k-means warns below this many training points per centroid
 _GPU_MAX_K = 2048           # FAISS GPU selection limit
@@ -112,18 +108,6 @@ def set_threads() -> int:
     return n
 
 
-@contextlib.contextmanager
-def blas_blocks(query_bs: int, database_bs: int) -> Iterator[None]:
-    """FAISS's BLAS tile sizes are process globals: set them for one search, then restore."""
-    cv = faiss.cvar
-    old = cv.distance_compute_blas_query_bs, cv.distance_compute_blas_database_bs
-    cv.distance_compute_blas_query_bs, cv.distance_compute_blas_database_bs = query_bs, database_bs
-    try:
-        yield
-    finally:
-        cv.distance_compute_blas_query_bs, cv.distance_compute_blas_database_bs = old
-
-
 def _gpu_count() -> int:
     return faiss.get_num_gpus() if hasattr(faiss, "get_num_gpus") else 0
 
@@ -150,12 +134,52 @@ class _Batched:
 
 
 def _exact_cpu(x: np.ndarray, batch: int):
+    """Exact search on the CPU: torch's GEMM (its BLAS: MKL or oneDNN) on tiles of queries × database rows, each
+    tile pushed through FAISS's own per-query heaps (``addn``: a comparison with the heap's top for most entries).
+    ``faiss.knn`` does both itself, with the BLAS its wheel bundles: on a 2-core AVX-512 machine that reached
+    14-17% of torch's GEMM at d = 512, k = 50 (benchmarks/knn_speed.py). The tile is a quarter of the features'
+    bytes (16 to 128 MiB), so the search's memory stays near features + outputs."""
+    n = x.shape[0]
+    budget = int(min(128 << 20, max(16 << 20, x.nbytes // 4)))
     qbs = min(BLAS_QUERY_BS, batch)
+    dbs = int(min(max(1024, budget // (4 * qbs)), n))
+    tile = torch.empty(qbs * dbs, dtype=torch.float32)
 
-    def search(xq, k1):
-        with blas_blocks(qbs, BLAS_DATABASE_BS):
-            return faiss.knn(xq, x, k1, metric=faiss.METRIC_INNER_PRODUCT)
+    def search(xq: np.ndarray, k1: int) -> tuple[np.ndarray, np.ndarray]:
+        sims = np.empty((len(xq), k1), np.float32)
+        ids = np.empty((len(xq), k1), np.int64)
+        threads = faiss.omp_get_max_threads()
+        # FAISS's heaps on this thread alone: its OpenMP pool, spinning after each push, would take the cores
+        # from torch's GEMM (its own OpenMP runtime): 10.1 s against 5.0 s for 30,000 × 512 at 2 threads
+        faiss.omp_set_num_threads(1)
+        try:
+            with torch.inference_mode(), warnings.catch_warnings():
+                warnings.simplefilter("ignore", UserWarning)      # read-only memory maps: torch only reads them
+                _tiles(xq, k1, sims, ids)
+        finally:
+            faiss.omp_set_num_threads(threads)
+        return sims, ids
+
+    def _tiles(xq: np.ndarray, k1: int, sims: np.ndarray, ids: np.ndarray) -> None:
+        for qa in range(0, len(xq), qbs):
+            q = torch.from_numpy(np.ascontiguousarray(xq[qa:qa + qbs]))
+            heaps = _heaps(sims[qa:qa + len(q)], ids[qa:qa + len(q)])
+            for a in range(0, n, dbs):
+                block = torch.from_numpy(np.asarray(x[a:a + dbs]))
+                s = tile[:len(q) * len(block)].view(len(q), len(block))
+                torch.mm(q, block.T, out=s)
+                heaps.addn(len(block), faiss.swig_ptr(s.numpy()), a)
+            heaps.reorder()          # most similar first
     return search
+
+
+def _heaps(sims: np.ndarray, ids: np.ndarray) -> faiss.float_minheap_array_t:
+    """FAISS's k-best-by-largest heaps of each row, kept in ``sims`` and ``ids`` (C-contiguous views)."""
+    heaps = faiss.float_minheap_array_t()
+    heaps.nh, heaps.k = sims.shape
+    heaps.val, heaps.ids = faiss.swig_ptr(sims), faiss.swig_ptr(ids)
+    heaps.heapify()
+    return heaps
 
 
 def _exact_gpu(x: np.ndarray):
@@ -201,7 +225,7 @@ def index_spec(p: NeighborsParams, n: int, d: int) -> str:
                              f"of {d} (0 picks d/4 = {max(1, d // 4)})")
     # 4-bit codes: FAISS's fast scan, SIMD table lookups in registers (several times the 8-bit scan's speed)
     pq = f"PQ{m}x4fs" if p.pq_bits == 4 else f"PQ{m}"
-    return f"IVF{nlist},{pq}"      # re-ranked by `_reranked` from the features themselves (no RFlat copy)
+    return f"IVF{nlist},{pq}" + (",RFlat" if p.refine > 1 else "")
 
 
 def _build_index(x: np.ndarray, p: NeighborsParams, seed: int, info: dict) -> faiss.Index:
@@ -240,9 +264,7 @@ def _build_index(x: np.ndarray, p: NeighborsParams, seed: int, info: dict) -> fa
                              f"with the features ({_said(exc)}); use an index that takes vectors as they come, e.g. "
                              "IVF4096,PQ32x4fs,RFlat or HNSW32,Flat") from None
     refine = faiss.downcast_index(index)
-    if p.index == "ivfpq" and p.refine > 1:
-        info.update(refine=p.refine, rerank="exact cosines read from the features (no copy in the index)")
-    elif isinstance(refine, faiss.IndexRefine):
+    if isinstance(refine, faiss.IndexRefine):
         refine.k_factor = float(p.refine)
         info["refine"] = p.refine
     elif p.index == "factory":     # neighbors.refine acts through a refinement stage the string names
@@ -251,35 +273,6 @@ def _build_index(x: np.ndarray, p: NeighborsParams, seed: int, info: dict) -> fa
         faiss.ParameterSpace().set_index_parameter(index, "efSearch", p.ef_search)
     info.update(factory=spec, index_bytes=_index_bytes(index))
     return _on_gpus(index, p, info)
-
-
-RERANK_QUERIES = 256    # queries re-ranked at a time: their candidates' vectors are 256 × k·refine × d floats
-
-
-def _reranked(index: faiss.Index, x: np.ndarray, factor: int):
-    """``search(xq, k1)``: ``factor``·k1 candidates from the (quantised) index, re-ranked by their exact cosine
-    with rows gathered from ``x`` itself. What FAISS's RFlat does, without the N×d copy of the vectors it keeps:
-    with memory-mapped features the memory of a search stays flat in N (the gathered rows come from the page
-    cache). Candidates FAISS could not fill (-1) stay -1 for the caller's exact refill."""
-    n = x.shape[0]
-
-    def search(xq: np.ndarray, k1: int) -> tuple[np.ndarray, np.ndarray]:
-        kc = min(int(k1 * factor), n)
-        _, cand = index.search(xq, kc)
-        sims = np.empty((len(xq), k1), np.float32)
-        ids = np.empty((len(xq), k1), np.int64)
-        for a in range(0, len(xq), RERANK_QUERIES):
-            c = cand[a:a + RERANK_QUERIES]
-            valid = c >= 0
-            vectors = x[np.where(valid, c, 0)]                               # b × kc × d
-            s = np.matmul(vectors, xq[a:a + RERANK_QUERIES, :, None])[..., 0]
-            s[~valid] = -np.inf
-            top = np.argpartition(-s, k1 - 1, axis=1)[:, :k1] if k1 < kc else np.arange(kc)[None].repeat(len(c), 0)
-            top = np.take_along_axis(top, np.argsort(-np.take_along_axis(s, top, 1), axis=1, kind="stable"), 1)
-            sims[a:a + len(c)] = np.take_along_axis(s, top, 1)
-            ids[a:a + len(c)] = np.where(np.isfinite(sims[a:a + len(c)]), np.take_along_axis(c, top, 1), -1)
-        return sims, ids
-    return search
 
 
 def _said(exc: RuntimeError) -> str:
@@ -380,8 +373,7 @@ def knn(features: np.ndarray, k: int, p: NeighborsParams, seed: int = 0) -> KnnR
     else:
         index = build_index(x, p, seed, info)
         info["build_s"] = time.perf_counter() - t0
-        search = _reranked(index, x, p.refine) if info.get("rerank") else (lambda xq, k1: index.search(xq, k1))
-        out.run(x, rows, search, batch)
+        out.run(x, rows, lambda xq, k1: index.search(xq, k1), batch)
         # IVF can find fewer than k+1 candidates in the probed lists (FAISS pads with -1):
         # those rows are searched exactly, and counted, rather than left holding -1.
         short = np.flatnonzero((out.ids < 0).any(axis=1))
