@@ -226,56 +226,6 @@ def test_a_killed_rank_stops_every_rank_and_the_rerun_resumes_bit_exactly(projec
     assert all(torch.equal(a[k], b[k]) for k in b)       # as if never killed
 
 
-PIECES = ["data.limit=null", "data.resolution=32", "data.shard_rows=50", "embed.extract_batch_size=1",
-          "tracking.enabled=false"]          # 1,617 training images: 33 pieces of features, one image a batch
-SIMCLR = ["embed.encoder=simclr", "embed.epochs=1", "embed.min_steps=0", "embed.batch_size=64"]
-
-
-def _features(root: Path, encoder: str) -> np.ndarray:
-    return np.load(root / "data/embeddings/digits" / encoder / "features.npy")
-
-
-def test_the_ranks_share_the_extraction_shard_by_shard_and_write_what_one_process_writes(project, tmp_path):
-    one, two = _copy(project, tmp_path / "one"), _copy(project, tmp_path / "two")
-    for root in (one, two):
-        _ganops(root, "stage", "dataset", "-q", sets=PIECES)
-    _ganops(one, "stage", "embeddings", "-q", sets=[*PIECES, "embed.encoder=pixels"])
-    _ganops(two, "stage", "embeddings", "-q", "--nproc", "2", sets=[*PIECES, "embed.encoder=pixels"])
-    assert json.loads((two / "data/embeddings/digits/pixels/meta.json").read_text())["world_size"] == 2
-    assert _features(one, "pixels").tobytes() == _features(two, "pixels").tobytes()
-    assert not list((two / "data/.checkpoints").rglob("*.npy"))        # the pieces went with success
-
-
-def test_a_rank_killed_mid_extraction_keeps_the_pieces_finished_and_the_rerun_does_the_rest(project, tmp_path):
-    reference = _copy(project, tmp_path / "reference")
-    _ganops(reference, "stage", "dataset", "-q", sets=PIECES)
-    _ganops(reference, "stage", "embeddings", "-q", "--nproc", "2", sets=[*PIECES, *SIMCLR])
-
-    root = _copy(project, tmp_path / "killed")
-    _ganops(root, "stage", "dataset", "-q", sets=PIECES)
-    cmd = [sys.executable, "-m", "ganops", "stage", "embeddings", "-q", "--nproc", "2", *_sets([*FAST, *PIECES, *SIMCLR])]
-    launcher = subprocess.Popen(cmd, cwd=root, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.time() + 180
-    victim = _rank_pid(psutil.Process(launcher.pid), 1, deadline)
-    pieces = root / "data/.checkpoints"
-    while time.time() < deadline and not list(pieces.rglob("pieces/00001.npy")):     # rank 1's first piece
-        time.sleep(0.01)
-    os.kill(victim, signal.SIGKILL)
-    _, err = launcher.communicate(timeout=60)
-    assert launcher.returncode == 2 and "rank 1 was killed by SIGKILL" in err, err[-2000:]
-    kept = sorted(p.name for p in pieces.rglob("pieces/*.npy"))
-    assert 1 <= len(kept) < 33 and "00001.npy" in kept, kept
-    assert not (root / "data/embeddings/digits/simclr/meta.json").exists()
-
-    again = _ganops(root, "stage", "embeddings", sets=[*PIECES, *SIMCLR])       # one process now
-    assert f"({len(kept)} kept from a run that stopped)" in again.stderr, again.stderr[-2000:]
-    resumed, whole = _features(root, "simclr"), _features(reference, "simclr")
-    for name in kept:            # the kept pieces are the killed ranks' bytes, not extracted again
-        i = int(name[:5])
-        assert resumed[i * 50:(i + 1) * 50].tobytes() == whole[i * 50:(i + 1) * 50].tobytes(), name
-    np.testing.assert_allclose(resumed, whole, atol=1e-5)      # the rest: one process's rounding, same encoder
-
-
 def test_a_two_rank_checkpoint_resumes_on_one_process_and_says_so(project, tmp_path):
     root = _copy(project, tmp_path / "p")
     tracked = [s for s in LONG if not s.startswith("tracking.")]
