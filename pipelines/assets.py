@@ -166,14 +166,15 @@ def _shards(context: dg.AssetExecutionContext, params: GanopsParams, mlflow: Mlf
             write, say) -> dg.MaterializeResult:
     """A partitioned asset's run: ``write(p, root, shard indices)`` for its partition or range of partitions."""
     keys = context.partition_keys
+    which = f"partition {keys[0]}" if len(keys) == 1 else f"partitions {keys[0]}…{keys[-1]}"
     try:
         p = effective_params(params, mlflow, device)
         done = write(p, params.root(), [int(k) for k in keys])
     except ValueError as exc:      # a key that is no shard number, or past the data's shards
-        raise dg.Failure(description=f"partitions {keys[0]}…{keys[-1]}: {exc}") from None
+        raise dg.Failure(description=f"{which}: {exc}") from None
     except (ParamsError, *user_errors()) as exc:
         raise dg.Failure(description=describe(exc)) from None
-    context.log.info(f"shards {keys[0]}…{keys[-1]}: {say(done)}")
+    context.log.info(f"{which}: {say(done)}")
     return dg.MaterializeResult(metadata={k: dg.MetadataValue.float(float(v)) if isinstance(v, float) else v
                                           for k, v in done.items()})
 
