@@ -91,3 +91,19 @@ def one_line_error(proc: subprocess.CompletedProcess) -> str:
     errors = [line for line in proc.stderr.splitlines() if line.startswith("ganops: error:")]
     assert len(errors) == 1, proc.stderr
     return errors[0]
+
+
+def rank_pid(launcher_pid: int, rank: int, deadline: float, poll: float = 0.05) -> int:
+    """The pid of torchrun's rank ``rank`` below the launcher process, once it runs ganops (by ``deadline``)."""
+    import psutil
+
+    launcher = psutil.Process(launcher_pid)
+    while time.time() < deadline:
+        for child in launcher.children(recursive=True):
+            try:
+                if child.environ().get("RANK") == str(rank) and "ganops" in " ".join(child.cmdline()):
+                    return child.pid
+            except psutil.Error:
+                continue
+        time.sleep(poll)
+    raise AssertionError(f"rank {rank} never started")

@@ -317,6 +317,11 @@ def _loader(dataset, rows: np.ndarray, chunk: int, workers: int):
                           persistent_workers=False)
 
 
+def folder_labels(p: DataParams, project_root: Path, seed: int = 0) -> np.ndarray:
+    """The labels of the files the dataset stage would take (-1 unknown), from the listing alone: no file opened."""
+    return _list(p, project_root, seed).labels
+
+
 def stream_folder(p: DataParams, project_root: Path, seed: int = 0, workers: int = 0):
     """The folder as a stream (``stream`` module): listed now, decoded a chunk at a time by ``workers``
     DataLoader processes when the dataset stage reads it. With data.channels=0 a first pass reads every file's

@@ -55,6 +55,16 @@ def stream_source(p: DataParams, project_root: Path, seed: int = 0, workers: int
     return from_raw(load_source(p, project_root, seed), p)
 
 
+def source_labels(p: DataParams, project_root: Path, seed: int = 0) -> np.ndarray:
+    """The labels of the rows the dataset stage would take, one per row, at the least cost: an image folder's
+    listing (no file opened), the other sources' own readers."""
+    from ganops.data.folder import folder_labels
+
+    if p.dataset == "image_folder":
+        return folder_labels(p, Path(project_root), seed)
+    return load_source(p, project_root, seed).labels
+
+
 def load_source(p: DataParams, project_root: Path, seed: int = 0) -> RawImages:
     """The dataset ``data.dataset`` names; ``seed`` picks the ``data.limit`` sample."""
     if p.dataset not in SOURCES:

@@ -205,10 +205,11 @@ def write_shards(scratch: Path, stream: Stream, p: DataParams, seed: int, indice
             "skipped": sum(len(r["bad"]) for rs in recs.values() for r in rs)}
 
 
-def shard_total(stream: Stream, p: DataParams, seed: int = 0) -> int:
-    """How many shards the training images of ``stream`` make (the held-out part has as many or fewer)."""
-    held = holdout_rows(stream.labels, p.holdout, seed)
-    return shards.shard_count(len(stream) - len(held), p.shard_rows)
+def shard_total(labels: np.ndarray, p: DataParams, seed: int = 0) -> int:
+    """How many shards the training images of a source with these row ``labels`` make (the held-out part has as
+    many or fewer)."""
+    held = holdout_rows(labels, p.holdout, seed)
+    return shards.shard_count(len(labels) - len(held), p.shard_rows)
 
 
 def _begin(scratch: Path, key: str) -> None:

@@ -12,7 +12,7 @@ from pathlib import Path
 from ganops.core import artifacts as A
 from ganops.core.params import Params
 from ganops.data import writer
-from ganops.data.sources import stream_source
+from ganops.data.sources import source_labels, stream_source
 from ganops.stages import common as C
 from ganops.tracking.runs import RunContext, stage_run
 
@@ -28,8 +28,8 @@ def _scratch(root: Path, p: Params) -> Path:
 
 
 def shard_total(p: Params, root: Path) -> int:
-    """How many shards ``data.dataset`` makes at ``data.shard_rows`` (lists the source; decodes nothing)."""
-    return writer.shard_total(stream_source(p.data, root, seed=p.seed, workers=0), p.data, p.seed)
+    """How many shards ``data.dataset`` makes at ``data.shard_rows`` (an image folder: its listing alone)."""
+    return writer.shard_total(source_labels(p.data, root, seed=p.seed), p.data, p.seed)
 
 
 def write_shards(p: Params, root: Path, indices: list[int]) -> dict:

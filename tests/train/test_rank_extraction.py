@@ -12,9 +12,8 @@ import time
 from pathlib import Path
 
 import numpy as np
-import psutil
 import pytest
-from conftest import REPO
+from conftest import REPO, rank_pid
 
 # two ranks on two cores: one thread each
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"}
@@ -32,18 +31,6 @@ def _ganops(root: Path, *args: str, sets=(), timeout=300) -> subprocess.Complete
                           capture_output=True, text=True, timeout=timeout, check=False)
     assert proc.returncode == 0, proc.stderr[-3000:]
     return proc
-
-
-def _rank_pid(launcher: psutil.Process, rank: int, deadline: float) -> int:
-    while time.time() < deadline:
-        for child in launcher.children(recursive=True):
-            try:
-                if child.environ().get("RANK") == str(rank) and "ganops" in " ".join(child.cmdline()):
-                    return child.pid
-            except psutil.Error:
-                continue
-        time.sleep(0.05)
-    raise AssertionError(f"rank {rank} never started")
 
 
 @pytest.fixture(scope="module")
@@ -87,7 +74,7 @@ def test_a_rank_killed_mid_extraction_keeps_the_pieces_finished_and_the_rerun_do
            *_sets([*FAST, *PIECES, *SIMCLR])]
     launcher = subprocess.Popen(cmd, cwd=root, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 180
-    victim = _rank_pid(psutil.Process(launcher.pid), 1, deadline)
+    victim = rank_pid(launcher.pid, 1, deadline)
     pieces = root / "data/.checkpoints"
     while time.time() < deadline and not list(pieces.rglob("pieces/00001.npy")):     # rank 1's first piece
         time.sleep(0.01)

@@ -13,10 +13,9 @@ import time
 from pathlib import Path
 
 import numpy as np
-import psutil
 import pytest
 import torch
-from conftest import REPO
+from conftest import REPO, rank_pid
 
 from ganops.models.transfer_nets import PatchConfig, PatchDiscriminator, ResnetConfig, ResnetGenerator
 
@@ -173,18 +172,6 @@ def test_the_encoders_and_the_evaluator_train_on_two_ranks_too(project, tmp_path
     assert np.isfinite(features).all()
 
 
-def _rank_pid(launcher: psutil.Process, rank: int, deadline: float) -> int:
-    while time.time() < deadline:
-        for child in launcher.children(recursive=True):
-            try:
-                if child.environ().get("RANK") == str(rank) and "ganops" in " ".join(child.cmdline()):
-                    return child.pid
-            except psutil.Error:
-                continue
-        time.sleep(0.2)
-    raise AssertionError(f"rank {rank} never started")
-
-
 def _kill_rank_after_a_checkpoint(root: Path, sets: list[str], rank: int,
                                   command=("stage", "train")) -> tuple[subprocess.Popen, str, float]:
     """Start `ganops stage train --nproc 2`, SIGKILL one rank once a checkpoint exists; (launcher, its stderr,
@@ -192,7 +179,7 @@ def _kill_rank_after_a_checkpoint(root: Path, sets: list[str], rank: int,
     cmd = [sys.executable, "-m", "ganops", *command, "-q", "--nproc", "2", *_sets([*FAST, *sets])]
     launcher = subprocess.Popen(cmd, cwd=root, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 120
-    victim = _rank_pid(psutil.Process(launcher.pid), rank, deadline)
+    victim = rank_pid(launcher.pid, rank, deadline)
     ckpts = root / "data/.checkpoints"
     while time.time() < deadline and not list(ckpts.rglob("train.pt")):
         time.sleep(0.1)
