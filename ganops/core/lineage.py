@@ -51,7 +51,8 @@ def _module_file(dotted: str) -> Path | None:
     return None
 
 
-def _imports(path: Path) -> set[str]:
+@functools.cache      # each stage's walk meets the same files: parse each once per process, as stage_files
+def _imports(path: Path) -> frozenset[str]:
     """Dotted names of the ganops modules a file imports anywhere in its body."""
     tree = ast.parse(path.read_text(), filename=str(path))
     names: set[str] = set()
@@ -61,7 +62,7 @@ def _imports(path: Path) -> set[str]:
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
             names.add(node.module)
             names.update(f"{node.module}.{a.name}" for a in node.names)  # `from pkg import module`
-    return {n for n in names if n.split(".")[0] == "ganops"}
+    return frozenset(n for n in names if n.split(".")[0] == "ganops")
 
 
 def _with_parents(dotted: str) -> list[str]:

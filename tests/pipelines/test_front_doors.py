@@ -1,108 +1,55 @@
 """The three front doors — `ganops` CLI, `dvc repro`, Dagster — run the same stages to the same
-bytes, see each other's work, and depend on exactly what each artifact is made from."""
+bytes, see each other's work, and depend on exactly what each artifact is made from. Each door builds the whole
+chain once (module fixtures); a test that changes parameters works on a copy of the built project."""
 
 import json
-import os
 import re
-import shutil
 import sqlite3
 import subprocess
-import sys
 from pathlib import Path
 
 import dagster as dg
 import pytest
 import yaml
-from conftest import REPO, fast_overrides
+from doors import (
+    ARTIFACT_ASSETS,
+    ENV,
+    FAST,
+    GENERATORS,
+    TRANSFER,
+    copy_project,
+    dagster_materialize,
+    dirs,
+    make_project,
+    metas,
+    sh,
+    transfer_metas,
+    write_params,
+)
 
 from ganops.core import params as P
-
-FAST = fast_overrides(**{"embed.encoder": "pixels"})
-ENV = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
-       "DVC_NO_ANALYTICS": "1"}
-GENERATORS = {"dcgan": "generator/digits/dcgan", "cgan": "generator/digits/cgan",
-              "icgan": "generator/digits/pixels/k5/icgan"}
-# the domain transfer's artifacts (digits → the shared MNIST split in the tests' parameters)
-TRANSFER = {"source/dataset": "domains/source/dataset/digits", "source/evaluator": "domains/source/evaluator/digits",
-            "source/classifier": "domains/source/classifier/digits",
-            "target/dataset": "domains/target/dataset/mnist", "target/evaluator": "domains/target/evaluator/mnist",
-            **{f"{kind}/{f}": f"{folder}/digits-to-mnist/{f}" for f in ("dtn", "cyclegan")
-               for kind, folder in (("translator", "transfer"), ("transfer_evaluation", "evaluation"))}}
-ARTIFACT_ASSETS = {"dataset", "embeddings", "neighbors", "evaluator",
-                   *(f"{kind}/{f}" for kind in ("generator", "evaluation") for f in GENERATORS), *TRANSFER,
-                   "evaluation_on_instances/icgan"}
-
-
-def _write_params(root: Path, overrides: list[str]) -> None:
-    raw = P.apply_overrides(P.read_yaml(REPO / "params.yaml"), overrides)
-    (root / "params.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
-
-
-def _make_project(root: Path, overrides: list[str] = FAST) -> Path:
-    root.mkdir(parents=True, exist_ok=True)
-    shutil.copy(REPO / "dvc.yaml", root / "dvc.yaml")
-    # dvc.yaml's code deps point at the package, so the project carries a copy of it.
-    shutil.copytree(REPO / "ganops", root / "ganops", ignore=shutil.ignore_patterns("__pycache__"))
-    _write_params(root, overrides)
-    return root
-
-
-def _sh(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
-    proc = subprocess.run(args, cwd=cwd, env=ENV, capture_output=True, text=True)
-    assert proc.returncode == 0, f"{args} failed:\n{proc.stdout}\n{proc.stderr}"
-    return proc
-
-
-def _dirs(root: Path, families=("icgan",)) -> dict[str, Path]:
-    base = root / "data"
-    dirs = {"dataset": base / "dataset/digits", "embeddings": base / "embeddings/digits/pixels",
-            "neighbors": base / "neighbors/digits/pixels/k5", "evaluator": base / "evaluator/digits"}
-    return {**dirs, **{f: base / GENERATORS[f] for f in families},
-            **{f"evaluation {f}": base / GENERATORS[f].replace("generator/", "evaluation/", 1) for f in families}}
-
-
-def _metas(root: Path, families=("icgan",)) -> dict[str, bytes]:
-    return {name: (d / "meta.json").read_bytes() for name, d in _dirs(root, families).items()}
-
-
-def _transfer_metas(root: Path) -> dict[str, bytes]:
-    return {key: (root / "data" / rel / "meta.json").read_bytes() for key, rel in TRANSFER.items()}
-
-
-def _dagster_materialize(root: Path, selection: list[str] | None = None):
-    from pipelines.definitions import defs
-    from pipelines.resources import GanopsParams
-    from pipelines.schedules import WHOLE       # every asset but the partitioned *_shards ones
-
-    resources = {**defs.resources, "params": GanopsParams(project_root=str(root))}
-    graph = defs.resolve_asset_graph()
-    assets = [defs.get_assets_def(k) for k in graph.get_all_asset_keys()]
-    checks = list(defs.asset_checks)
-    instance = dg.DagsterInstance.ephemeral()
-    result = dg.materialize([*assets, *checks], resources=resources, instance=instance, selection=selection or WHOLE)
-    return result, instance
 
 
 @pytest.fixture(scope="module")
 def cli_project(tmp_path_factory) -> Path:
-    root = _make_project(tmp_path_factory.mktemp("cli"))
-    _sh(["ganops", "run", "-q"], root)
+    root = make_project(tmp_path_factory.mktemp("cli"))
+    sh(["ganops", "run", "-q"], root)
     return root
 
 
 @pytest.fixture(scope="module")
 def dvc_project(tmp_path_factory) -> tuple[Path, str]:
-    root = _make_project(tmp_path_factory.mktemp("dvc"))
-    _sh(["git", "init", "-q"], root)
-    _sh(["dvc", "init", "-q"], root)
-    first = _sh(["dvc", "repro"], root)
+    root = make_project(tmp_path_factory.mktemp("dvc"))
+    sh(["git", "init", "-q"], root)
+    sh(["dvc", "init", "-q"], root)
+    first = sh(["dvc", "repro"], root)
     return root, first.stdout
 
 
 @pytest.fixture(scope="module")
 def dagster_result(tmp_path_factory):
-    root = _make_project(tmp_path_factory.mktemp("dagster"))
-    result, instance = _dagster_materialize(root)
+    root = make_project(tmp_path_factory.mktemp("dagster"))
+    result, instance = dagster_materialize(root)
     return root, result, instance
 
 
@@ -151,34 +98,34 @@ def test_same_parameters_give_the_same_bytes_through_every_door(cli_project, dvc
     dvc_root, _ = dvc_project
     dag_root, result, _ = dagster_result
     assert result.success
-    assert _metas(cli_project) == _metas(dvc_root, ("icgan",)) == _metas(dag_root, ("icgan",))
-    assert _metas(dvc_root, tuple(GENERATORS)) == _metas(dag_root, tuple(GENERATORS))
-    for meta in _metas(dag_root, tuple(GENERATORS)).values():
+    assert metas(cli_project) == metas(dvc_root, ("icgan",)) == metas(dag_root, ("icgan",))
+    assert metas(dvc_root, tuple(GENERATORS)) == metas(dag_root, tuple(GENERATORS))
+    for meta in metas(dag_root, tuple(GENERATORS)).values():
         assert not {"argv", "created", "timings_s"} & set(json.loads(meta))
     # the domain transfer too: both domains, both translators and their evaluations, byte for byte
-    assert _transfer_metas(dvc_root) == _transfer_metas(dag_root)
+    assert transfer_metas(dvc_root) == transfer_metas(dag_root)
     on = "data/evaluation/on_instances/digits/pixels/k5/icgan/meta.json"    # the IC-GAN on MNIST's instances
     assert (dvc_root / on).read_bytes() == (dag_root / on).read_bytes()
 
 
 def test_a_dagster_run_after_dvc_repro_leaves_dvc_up_to_date(dvc_project):
     root, _ = dvc_project
-    _sh(["dvc", "repro"], root)      # up to date at the parameters now in params.yaml (another test changes them)
-    result, _ = _dagster_materialize(root)
+    result, _ = dagster_materialize(root)
     assert result.success
-    status = _sh(["dvc", "status"], root).stdout
+    status = sh(["dvc", "status"], root).stdout
     assert "up to date" in status, status
 
 
-def test_dvc_second_repro_does_nothing_and_k_reruns_only_what_reads_the_neighborhoods(dvc_project):
-    root, first = dvc_project
+def test_dvc_second_repro_does_nothing_and_k_reruns_only_what_reads_the_neighborhoods(dvc_project, tmp_path):
+    built, first = dvc_project
     for stage in ("dataset", "embeddings", "neighbors", "train_dcgan", "train_cgan", "train_icgan"):
         assert f"Running stage '{stage}'" in first
-    second = _sh(["dvc", "repro"], root).stdout
+    root = copy_project(built, tmp_path / "k7")     # a copy moved elsewhere is as up to date as the original
+    second = sh(["dvc", "repro"], root).stdout
     assert "Running stage" not in second
     # k and DTN's α changed at once (one repro, not two: the suite's time): each reruns only what reads it
-    _write_params(root, [*FAST, "neighbors.k=7", "transfer.const_weight=10"])
-    third = _sh(["dvc", "repro"], root).stdout
+    write_params(root, [*FAST, "neighbors.k=7", "transfer.const_weight=10"])
+    third = sh(["dvc", "repro"], root).stdout
     ran = {s for s in ("dataset", "embeddings", "neighbors", "train_dcgan", "train_cgan", "train_icgan")
            if f"Running stage '{s}'" in third}
     assert ran == {"neighbors", "train_icgan"}, third  # a DCGAN or cGAN generator does not read them
@@ -188,17 +135,15 @@ def test_dvc_second_repro_does_nothing_and_k_reruns_only_what_reads_the_neighbor
     assert (root / "data/generator/digits/pixels/k7/icgan/model.pt").exists()
     lock = yaml.safe_load((root / "dvc.lock").read_text())
     assert lock["stages"]["neighbors"]["params"]["params.yaml"]["neighbors"]["k"] == 7
-    shown = _sh(["dvc", "metrics", "show"], root)       # the leaderboard: a row per evaluation, fit for a terminal
+    shown = sh(["dvc", "metrics", "show"], root)       # the leaderboard: a row per evaluation, fit for a terminal
     rows = {line.split()[0]: line for line in shown.stdout.splitlines()[1:] if line.strip()}
     assert set(rows) == {f"metrics/leaderboard/{name}.json" for name in
                          ("dcgan", "cgan", "icgan", "on_instances_icgan", "transfer_dtn", "transfer_cyclegan")}
     assert max(map(len, shown.stdout.splitlines())) <= 120 and "WARNING" not in shown.stderr
-    every = json.loads(_sh(["dvc", "metrics", "show", "--json", "metrics/train_dcgan.json"], root).stdout)
+    every = json.loads(sh(["dvc", "metrics", "show", "--json", "metrics/train_dcgan.json"], root).stdout)
     assert "final_g_loss" in json.dumps(every)                # a stage's every figure, on asking for its file
-    plots = _sh(["dvc", "plots", "show", "--json"], root).stdout
+    plots = sh(["dvc", "plots", "show", "--json"], root).stdout
     assert "g_loss" in plots and "d_loss" in plots
-    _write_params(root, FAST)
-    _sh(["dvc", "repro"], root)
 
 
 def test_a_failed_dvc_repro_keeps_the_last_good_run_up_to_date(dvc_project):
@@ -216,7 +161,7 @@ def test_a_failed_dvc_repro_keeps_the_last_good_run_up_to_date(dvc_project):
     finally:
         params.write_text(good)
     assert (root / "metrics/transfer_dtn.json").exists()
-    status = _sh(["dvc", "status", "transfer_dtn"], root).stdout
+    status = sh(["dvc", "status", "transfer_dtn"], root).stdout
     assert "up to date" in status, status
 
 
@@ -288,7 +233,7 @@ def test_dagster_sees_what_dvc_built_with_the_same_versions(dvc_project):
                                 *((f"generator/{f}", "generator_healthy") for f in GENERATORS),
                                 *((f"evaluation/{f}", "promotion_gate") for f in GENERATORS)}
         assert all(results.values()), results
-        for name, directory in _dirs(root, tuple(GENERATORS)).items():
+        for name, directory in dirs(root, tuple(GENERATORS)).items():
             key = name
             key = f"generator/{key}" if key in GENERATORS else key.replace("evaluation ", "evaluation/")
             content_hash = json.loads((directory / "meta.json").read_text())["content_hash"]
@@ -350,7 +295,7 @@ def test_dagster_records_data_and_code_versions_and_logs(dagster_result):
     from ganops.core.lineage import code_version
 
     mats = {m.asset_key.to_user_string(): m.materialization for m in result.get_asset_materialization_events()}
-    for name, directory in _dirs(root, ()).items():
+    for name, directory in dirs(root, ()).items():
         key = name
         assert mats[key].tags["dagster/data_version"] == json.loads((directory / "meta.json").read_text())[
             "content_hash"]
@@ -365,47 +310,19 @@ def test_dagster_records_data_and_code_versions_and_logs(dagster_result):
     assert tagged.fetchone()[0] >= 7
 
 
-def test_definitions_load_as_dagster_dev_loads_them():
-    proc = subprocess.run(["dagster", "definitions", "validate"], cwd=REPO, env=ENV, capture_output=True, text=True)
-    assert proc.returncode == 0, proc.stderr
-    assert "Validation successful" in proc.stdout + proc.stderr
-    # dg, Dagster's project CLI, finds the same definitions from pyproject.toml's [tool.dg]
-    proc = subprocess.run(["dg", "list", "defs", "--json"], cwd=REPO, env=ENV, capture_output=True, text=True)
-    assert proc.returncode == 0, proc.stderr
-    defs = json.loads(proc.stdout)
-    assert {"translator/dtn", "transfer_evaluation/cyclegan", "generator/dcgan"} <= {
-        a["asset_key"] for a in defs["assets"]}
-    assert {"transfer", "retrain"} <= {j["name"] for j in defs["jobs"]}
-
-
-def test_cli_errors_are_clear(tmp_path):
-    root = _make_project(tmp_path / "p")
-    proc = subprocess.run(["ganops", "stage", "neighbors"], cwd=root, env=ENV, capture_output=True, text=True)
-    assert proc.returncode == 2 and "ganops stage dataset" in proc.stderr
-    proc = subprocess.run(["ganops", "stage", "dataset", "--set", "data.datset=mnist"], cwd=root, env=ENV,
-                          capture_output=True, text=True)
-    assert proc.returncode == 2 and "data.datset" in proc.stderr and "Traceback" not in proc.stderr
-    _sh(["ganops", "run", "-q", "--until", "embeddings"], root)
-    proc = subprocess.run(["ganops", "stage", "neighbors", "--set", "neighbors.k=300"], cwd=root, env=ENV,
-                          capture_output=True, text=True)
-    assert proc.returncode == 2 and "neighbors.k" in proc.stderr and "300" in proc.stderr
-    proc = subprocess.run(["ganops", "stage", "embeddings", "--set", "data.resolution=32"], cwd=root, env=ENV,
-                          capture_output=True, text=True)
-    assert proc.returncode == 2 and "data.resolution" in proc.stderr and "ganops stage dataset" in proc.stderr
-
-
-def test_dvc_exp_run_and_dagster_selection_in_one_environment(tmp_path):
+def test_dvc_exp_run_and_dagster_selection_in_one_environment(dvc_project, tmp_path):
     """`dvc exp run -S` (DVC's hydra parser) and `dagster asset materialize --select` (Dagster's antlr
     parser) both work in the environment the project installs."""
-    root = _make_project(tmp_path / "p")
-    _sh(["git", "init", "-q"], root)
-    _sh(["dvc", "init", "-q"], root)
-    _sh(["git", "add", "-A"], root)
-    _sh(["git", "-c", "user.email=t@t", "-c", "user.name=t", "commit", "-qm", "init"], root)
-    exp = _sh(["dvc", "exp", "run", "--set-param", "neighbors.k=3", "neighbors"], root)
+    root = copy_project(dvc_project[0], tmp_path / "exp")
+    sh(["git", "add", "-A"], root)
+    sh(["git", "-c", "user.email=t@t", "-c", "user.name=t", "commit", "-qm", "init"], root)
+    exp = sh(["dvc", "exp", "run", "--set-param", "neighbors.k=3", "neighbors"], root)
     assert "Ran experiment" in exp.stdout + exp.stderr
+    assert "Running stage 'embeddings'" not in exp.stdout        # the experiment reruns what k changes alone
     assert (root / "data/neighbors/digits/pixels/k3/indices.npy").exists()
-    config = {"resources": {"params": {"config": {"overrides": ["neighbors.k=4"]}}}}
+    # in one process: the default executor starts a process per step (7 here), each importing torch and MLflow
+    config = {"execution": {"config": {"in_process": {}}},
+              "resources": {"params": {"config": {"overrides": ["neighbors.k=4"]}}}}
     proc = subprocess.run(["dagster", "asset", "materialize", "-m", "pipelines.definitions", "--select",
                            "+neighbors", "--config-json", json.dumps(config)],
                           cwd=root, env=ENV, capture_output=True, text=True)
@@ -413,36 +330,3 @@ def test_dvc_exp_run_and_dagster_selection_in_one_environment(tmp_path):
     assert (root / "data/neighbors/digits/pixels/k4/indices.npy").exists()
 
 
-def test_rerunning_the_default_encoder_writes_the_same_bytes(tmp_path):
-    """SimCLR records durations and resume points in MLflow only: a rerun leaves DVC's view unchanged."""
-    from ganops.stages import run_stage
-
-    p = P.load(REPO / "params.yaml", [*fast_overrides(), "embed.encoder=simclr", "embed.epochs=1",
-                                      "tracking.enabled=false"])
-    run_stage("dataset", p, tmp_path)
-    first = run_stage("embeddings", p, tmp_path)
-    meta, metrics = (first.path / "meta.json").read_bytes(), (tmp_path / "metrics/embeddings.json").read_bytes()
-    assert "train_seconds" in first.metrics                      # measured, and logged to MLflow …
-    run_stage("embeddings", p, tmp_path)
-    assert (first.path / "meta.json").read_bytes() == meta       # … but not in the tracked outputs
-    assert (tmp_path / "metrics/embeddings.json").read_bytes() == metrics
-    assert not {k for k in json.loads(meta)["metrics"] if "second" in k or k.startswith("resumed")}
-
-
-def test_dagster_failures_carry_the_one_line_message(tmp_path):
-    from pipelines.definitions import defs
-    from pipelines.resources import GanopsParams
-
-    root = _make_project(tmp_path / "p")
-    graph = defs.resolve_asset_graph()
-    assets = [defs.get_assets_def(k) for k in graph.get_all_asset_keys()]
-    # a run config's overrides are the user's: the command a failure suggests repeats those it needs
-    for overrides, selection, expected in ((["neighbors.k=true"], ["dataset"], "'neighbors.k'"),
-                                           ([], ["generator/icgan"], "ganops stage dataset"),
-                                           (["data.limit=300", "neighbors.k=4"], ["generator/dcgan"],
-                                            "ganops stage dataset --set data.limit=300 --root")):
-        resources = {**defs.resources, "params": GanopsParams(project_root=str(root), overrides=overrides)}
-        result = dg.materialize(assets, resources=resources, selection=selection, raise_on_error=False)
-        assert not result.success
-        failure = result.get_step_failure_events()[0].step_failure_data.user_failure_data
-        assert expected in failure.description and "\n" not in failure.description.strip()

@@ -188,29 +188,27 @@ def test_cyclegan_reports_cycle_error_and_label_preservation_both_ways(project):
     assert set(meta["upstream"]) == {"dataset@source", "dataset@target"}   # no f: no evaluator needed
 
 
-def test_a_judge_that_misreads_its_own_domain_cannot_crown_a_translator(project):
+def test_a_judge_that_misreads_its_own_domain_cannot_crown_a_translator(project, tmp_path):
     import sqlite3
 
     weak = [*CYCLEGAN, "transfer.target_evaluator.epochs=1"]      # reads ~27% of held-out MNIST
-    try:
-        # CycleGAN's evaluation also judges the reverse direction: the source's judge (the DTN chain has none)
-        run_ganops(project, "stage", "evaluator", "--domain", "source", sets=weak)
-        run_ganops(project, "stage", "evaluator", "--domain", "target", sets=weak)
-        run_ganops(project, "stage", "transfer", sets=weak)
-        run_ganops(project, "stage", "evaluate_transfer", sets=weak)
-        report = _report(project, "cyclegan")
-        assert report["metrics"]["target_holdout_accuracy"] < 0.8 and "transfer.target_evaluator" in report["warning"]
-        con = sqlite3.connect(project / "mlflow.db")
-        newest = con.execute("select max(version) from model_versions where name = 'ganops-digits-to-mnist-cyclegan'")
-        version = newest.fetchone()[0]
-        tags = dict(con.execute("select key, value from model_version_tags where name = "
-                                "'ganops-digits-to-mnist-cyclegan' and version = ?", (version,)))
-        assert tags["ganops.decision"] == "not promoted" and "the judge reads only" in tags["ganops.decision_reason"]
-        aliases = con.execute("select version from registered_model_aliases where name = "
-                              "'ganops-digits-to-mnist-cyclegan'").fetchall()
-        assert (version,) not in aliases
-    finally:   # the module's other tests read the target's evaluator at the shared settings
-        run_ganops(project, "stage", "evaluator", "--domain", "target", sets=CYCLEGAN)
+    root = shutil.copytree(project, tmp_path / "weak", symlinks=True)   # the module's judges stay as they are
+    # CycleGAN's evaluation also judges the reverse direction: the source's judge (the DTN chain has none)
+    run_ganops(root, "stage", "evaluator", "--domain", "source", sets=weak)
+    run_ganops(root, "stage", "evaluator", "--domain", "target", sets=weak)
+    run_ganops(root, "stage", "transfer", sets=weak)
+    run_ganops(root, "stage", "evaluate_transfer", sets=weak)
+    report = _report(root, "cyclegan")
+    assert report["metrics"]["target_holdout_accuracy"] < 0.8 and "transfer.target_evaluator" in report["warning"]
+    con = sqlite3.connect(root / "mlflow.db")
+    newest = con.execute("select max(version) from model_versions where name = 'ganops-digits-to-mnist-cyclegan'")
+    version = newest.fetchone()[0]
+    tags = dict(con.execute("select key, value from model_version_tags where name = "
+                            "'ganops-digits-to-mnist-cyclegan' and version = ?", (version,)))
+    assert tags["ganops.decision"] == "not promoted" and "the judge reads only" in tags["ganops.decision_reason"]
+    aliases = con.execute("select version from registered_model_aliases where name = "
+                          "'ganops-digits-to-mnist-cyclegan'").fetchall()
+    assert (version,) not in aliases
 
 
 def _folder(root: Path) -> Path:
@@ -265,32 +263,28 @@ def test_translate_names_corrupt_files_and_writes_nothing_unless_told(project, t
 
 def test_a_killed_transfer_resumes_to_the_bytes_of_an_uninterrupted_run(project, tmp_path):
     sets = [*DTN, "transfer.steps=120", "transfer.checkpoint_every=10"]
-    proc = subprocess.Popen(ganops_args("stage", "transfer", sets=sets), cwd=project, env=CLI_ENV,
+    # each run in a copy of the module's project: the same inputs (both domains, f), the 8-step DTN beside
+    fresh, killed = (shutil.copytree(project, tmp_path / name, symlinks=True) for name in ("fresh", "killed"))
+    proc = subprocess.Popen(ganops_args("stage", "transfer", sets=sets), cwd=killed, env=CLI_ENV,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     deadline = time.time() + 120
-    while not list((project / "data/.checkpoints/transfer").glob("digits-to-mnist-dtn-*/train.pt")):
+    while not list((killed / "data/.checkpoints/transfer").glob("digits-to-mnist-dtn-*/train.pt")):
         assert proc.poll() is None and time.time() < deadline, "no checkpoint before the run ended"
         time.sleep(0.1)
     time.sleep(0.3)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    model = project / "data/transfer/digits-to-mnist/dtn"
+    model = killed / "data/transfer/digits-to-mnist/dtn"
     assert json.loads((model / "meta.json").read_text())["metrics"]["steps"] == 8   # the previous one, intact
-    done = run_ganops(project, "stage", "transfer", sets=sets, quiet=False)
+    done = run_ganops(killed, "stage", "transfer", sets=sets, quiet=False)
     assert "resuming from step" in done.stderr
     resumed = json.loads((model / "meta.json").read_text())
     assert resumed["metrics"]["steps"] == 120
-    # the same run without a kill, in a fresh copy of the inputs, gives the same bytes
-    fresh = tmp_path / "fresh"
-    fresh.mkdir()
-    (fresh / "params.yaml").write_text((project / "params.yaml").read_text())
-    run_ganops(fresh, "stage", "dataset", "--domain", "source", sets=sets)
-    run_ganops(fresh, "stage", "dataset", "--domain", "target", sets=sets)
-    run_ganops(fresh, "stage", "classifier", "--domain", "source", sets=sets)
-    run_ganops(fresh, "stage", "transfer", sets=sets)
-    straight = json.loads((fresh / "data/transfer/digits-to-mnist/dtn/meta.json").read_text())
-    assert straight["content_hash"] == resumed["content_hash"]
-    run_ganops(project, "stage", "transfer", sets=DTN)   # back to the module's parameters
+    # the same run without a kill gives the same bytes
+    straight = run_ganops(fresh, "stage", "transfer", sets=sets, quiet=False)
+    assert "resuming" not in straight.stderr
+    meta = json.loads((fresh / "data/transfer/digits-to-mnist/dtn/meta.json").read_text())
+    assert meta["content_hash"] == resumed["content_hash"]
 
 
 def _svhn(root: Path, n: int = 40) -> None:
