@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -55,20 +56,50 @@ def _scan(root: Path) -> tuple[list[Path], list[Path]]:
     return images, ignored
 
 
-def _scan_names(root: Path) -> tuple[list[str], list[str]]:
-    """As ``_scan``, as posix paths relative to ``root`` (strings, not Path objects: a million of those cost a
-    gigabyte), in the same order (by path components, as Paths sort)."""
-    images, ignored = [], []
+class Names(Sequence[str]):
+    """Relative paths in little memory: UTF-8 bytes in one fixed-width numpy array, about the length of the
+    longest path per file (a million Python strings cost ~0.1 kB each, their Path objects ~1 kB). '/' is
+    stored as NUL, which no name holds and every character sorts after: a byte sort is then Path's order, by
+    component (cat/ before cat-2/ although '-' sorts before '/'). Indexing with an int gives the str, with a
+    slice or an index array another ``Names``."""
+
+    def __init__(self, raw: np.ndarray):
+        self.raw = raw
+
+    def __len__(self) -> int:
+        return len(self.raw)
+
+    def __getitem__(self, i):
+        if isinstance(i, (int, np.integer)):
+            return self.raw[i].replace(b"\0", b"/").decode("utf-8", "surrogateescape")
+        return Names(self.raw[i])
+
+    def __eq__(self, other) -> bool:
+        return list(self) == list(other)
+
+
+def _encoded(rels: list[str]) -> np.ndarray:
+    return np.array([r.encode("utf-8", "surrogateescape").replace(b"/", b"\0") for r in rels], dtype=np.bytes_)
+
+
+def _scan_names(root: Path) -> tuple[Names, list[str]]:
+    """As ``_scan``, as posix paths relative to ``root`` (``Names``, not Path objects: a million of those cost a
+    gigabyte), in the same order (by path components, as Paths sort). Memory: the array, and one folder's
+    names as Python strings at a time."""
+    chunks, ignored = [], []
     for folder, subfolders, names in os.walk(root):     # symlinked folders are not entered, as rglob does not
         subfolders[:] = [d for d in subfolders if not d.startswith(".")]
         where = os.path.relpath(folder, root)
+        images = []
         for name in names:
             rel = name if where == "." else f"{where}/{name}".replace(os.sep, "/")
             if name.startswith(".") or not os.path.isfile(os.path.join(folder, name)):
                 continue
             (images if os.path.splitext(name)[1].lower() in EXTENSIONS else ignored).append(rel)
-    key = lambda rel: rel.split("/")
-    return sorted(images, key=key), sorted(ignored, key=key)
+        if images:
+            chunks.append(_encoded(images))
+    rel = Names(np.sort(np.concatenate(chunks)) if chunks else np.zeros(0, "S1"))
+    return rel, sorted(ignored, key=lambda rel: rel.split("/"))
 
 
 def _scale_to_8bit(im):
@@ -133,19 +164,20 @@ def decode_image(path: Path, side: int, channels: int) -> np.ndarray:
     return to_channels(_decode(path, side)[0][None], channels)[0]
 
 
-def _labels(rel: list[str], root: Path) -> tuple[np.ndarray, list[str] | None]:
-    """Labels from the first subfolder when every image sits in one, else all -1 (``rel``: posix paths
-    relative to ``root``)."""
-    nested = ["/" in r for r in rel]
-    if not all(nested):
-        if any(nested):
+def _labels(rel: Names, root: Path) -> tuple[np.ndarray, list[str] | None]:
+    """Labels from the first subfolder when every image sits in one, else all -1 (``rel``: paths relative to
+    ``root``)."""
+    # (numpy's string functions take NUL for an empty needle: a loop over the bytes, each gone once read)
+    nested = np.fromiter((b"\0" in r for r in rel.raw), bool, count=len(rel))
+    if not nested.all():
+        if nested.any():
             log.warning("image_folder: some images are in subfolders and some at the top of %s; "
                         "treating all as unlabelled", root)
         return np.full(len(rel), -1, np.int64), None
-    first = [r.split("/", 1)[0] for r in rel]
-    names = sorted(set(first))
-    index = {name: i for i, name in enumerate(names)}
-    return np.array([index[f] for f in first], np.int64), names
+    first = np.fromiter((r.split(b"\0", 1)[0] for r in rel.raw), rel.raw.dtype, count=len(rel))
+    first, index = np.unique(first, return_inverse=True)        # sorted, as the names are
+    return index.astype(np.int64), [f.decode("utf-8", "surrogateescape") for f in first]
+
 
 
 def _decode_all(files: list[Path], side: int) -> tuple[list[tuple[np.ndarray, str] | None], list[tuple[str, str]]]:
@@ -221,7 +253,7 @@ def _convert(decoded: list[tuple[np.ndarray, str]], p: DataParams) -> tuple[np.n
 @dataclass
 class _Listing:
     root: Path
-    rel: list[str]               # the image files kept (data.limit), sorted, relative to root
+    rel: Names                   # the image files kept (data.limit), sorted, relative to root
     labels: np.ndarray
     class_names: list[str] | None
     report: dict
@@ -229,6 +261,9 @@ class _Listing:
     @property
     def files(self) -> list[str]:
         return [os.path.join(self.root, r) for r in self.rel]
+
+    def path(self, i: int) -> str:
+        return os.path.join(self.root, self.rel[i])
 
 
 def _list(p: DataParams, project_root: Path, seed: int) -> _Listing:
@@ -247,7 +282,7 @@ def _list(p: DataParams, project_root: Path, seed: int) -> _Listing:
     report = {"root": str(root), "ignored_non_image_files": {"count": len(names), "files": names[:_NAMED]}}
     if len(keep) < len(rel):
         report["limit"] = limit_report(labels, keep, seed)
-        rel = [rel[i] for i in keep]
+        rel = rel[keep]
     return _Listing(root, rel, labels[keep], class_names, report)
 
 
@@ -264,22 +299,22 @@ def load_folder(p: DataParams, project_root: Path, seed: int = 0) -> RawImages:
     images, channel_report = _convert([d for d in decoded if d is not None], p)
     report = {**ls.report, **channel_report, "skipped": _skipped(bad)}
     return RawImages(images=images, labels=ls.labels[ok], splits=np.full(len(ok), "train"),
-                     sources=[ls.rel[i] for i in ok], class_names=ls.class_names,
+                     sources=list(ls.rel[np.asarray(ok, np.int64)]), class_names=ls.class_names,
                      report=report)
 
 
 class _Files:
     """Map-style dataset of a DataLoader: row → (row, framed image or None, (mode, grey|colour), why)."""
 
-    def __init__(self, files: list[Path], side: int, channels: int):
-        self.files, self.side, self.channels = files, side, channels
+    def __init__(self, listing: _Listing, side: int, channels: int):
+        self.listing, self.side, self.channels = listing, side, channels
 
     def __len__(self) -> int:
-        return len(self.files)
+        return len(self.listing.rel)
 
     def __getitem__(self, i: int):
         try:
-            arr, mode = _decode(self.files[i], self.side)
+            arr, mode = _decode(self.listing.path(i), self.side)
         except Exception as e:  # PIL raises many types for bad files (OSError, SyntaxError, ValueError...)
             return i, None, ("", ""), f"{type(e).__name__}: {e}"
         kind = "grey" if arr.shape[0] == 1 else "colour"
@@ -294,7 +329,7 @@ class _Modes(_Files):
         from PIL import Image
 
         try:
-            with Image.open(self.files[i]) as im:
+            with Image.open(self.listing.path(i)) as im:
                 mode = im.mode
                 rgb = np.asarray(_to_8bit(im)) if mode in ("P", "PA") else None
         except Exception as e:  # as _Files: any error is the file's
@@ -311,7 +346,7 @@ def _loader(dataset, rows: np.ndarray, chunk: int, workers: int):
     import torch.utils.data as tud
 
     workers = min(workers, len(os.sched_getaffinity(0)))     # more would only oversubscribe the cores
-    return tud.DataLoader(tud.Subset(dataset, rows.tolist()), batch_size=chunk, shuffle=False,
+    return tud.DataLoader(tud.Subset(dataset, rows), batch_size=chunk, shuffle=False,
                           num_workers=workers if len(rows) > chunk else 0, collate_fn=_as_list,
                           prefetch_factor=2 if workers and len(rows) > chunk else None,
                           persistent_workers=False)
@@ -329,16 +364,15 @@ def stream_folder(p: DataParams, project_root: Path, seed: int = 0, workers: int
     import hashlib
 
     ls = _list(p, project_root, seed)
-    paths = ls.files
     channels = p.channels
     if not channels:
         counts: dict[str, dict[str, int]] = {}
-        for batch in _loader(_Modes(paths, p.resolution, 0), np.arange(len(ls.rel)), 4096, workers):
+        for batch in _loader(_Modes(ls, p.resolution, 0), np.arange(len(ls.rel)), 4096, workers):
             for _, _, (mode, kind), why in batch:
                 if not why:
                     tally(counts, mode, kind)
         channels = _channel_report(counts, p)["channels"]
-    files = _Files(paths, p.resolution, channels)
+    files = _Files(ls, p.resolution, channels)
 
     def read(rows: np.ndarray, chunk: int):
         for batch in _loader(files, rows, chunk, workers):
@@ -347,7 +381,7 @@ def stream_folder(p: DataParams, project_root: Path, seed: int = 0, workers: int
             yield Decoded(rows=np.array([rows_i for rows_i, _, _, _ in batch], np.int64),
                           images=np.stack(images) if images else np.zeros((0, channels, p.resolution, p.resolution),
                                                                              np.uint8),
-                          ok=ok, bad=[(paths[i], why) for i, img, _, why in batch if img is None],
+                          ok=ok, bad=[(ls.path(i), why) for i, img, _, why in batch if img is None],
                           modes=[mk for _, img, mk, _ in batch if img is not None])
 
     def finish(counts: dict[str, dict[str, int]], bad: list[tuple[str, str]]) -> dict:
@@ -357,8 +391,8 @@ def stream_folder(p: DataParams, project_root: Path, seed: int = 0, workers: int
         return {**ls.report, **report, "skipped": _skipped(bad)}
 
     digest = hashlib.sha256()
-    for rel, path in zip(ls.rel, paths):   # names, sizes and modification times: a changed folder starts over
-        st = os.stat(path)
+    for rel in ls.rel:   # names, sizes and modification times: a changed folder starts over
+        st = os.stat(os.path.join(ls.root, rel))
         digest.update(f"{rel}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
     return Stream(labels=ls.labels, splits=np.full(len(ls.rel), "train"), sources=ls.rel, class_names=ls.class_names,
                   report=ls.report, shape=(channels, p.resolution, p.resolution), read=read,

@@ -9,7 +9,7 @@ chunk at a time from that array.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -41,7 +41,7 @@ def tally(counts: dict[str, dict[str, int]], mode: str, kind: str, n: int = 1) -
 class Stream:
     labels: np.ndarray               # int64 N, -1 unknown
     splits: np.ndarray               # str N
-    sources: list[str]               # N: a file path relative to the folder, or 'mnist/test/17'
+    sources: Sequence[str]           # N: a file path relative to the folder, or 'mnist/test/17'
     class_names: list[str] | None
     report: dict[str, Any]
     shape: tuple[int, int, int]      # C×R×R of every framed image
