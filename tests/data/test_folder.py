@@ -242,3 +242,21 @@ def test_the_listing_keeps_the_order_of_path_components(tmp_path):
     assert names == [p.relative_to(root).as_posix() for p in paths]
     assert names[:3] == ["cat/1.png", "cat/sub/3.PNG", "cat 3/4.jpg"] and ignored == ["notes.txt"]
     assert ignored == [p.relative_to(root).as_posix() for p in other]
+
+
+def test_a_file_name_that_is_not_utf8_is_read_and_named_as_the_system_gives_it(tmp_path):
+    """The listing holds names as bytes (a million files in tens of MB): a Latin-1 name, which Linux allows and
+    Python gives as a str with surrogate escapes, must come back as that same str and open."""
+    import os
+
+    from ganops.data.folder import _scan_names
+
+    root = tmp_path / "imgs"
+    _grey_file(root / "b" / "plain.png", 50)
+    odd = os.fsdecode(b"caf\xe9.png")                       # not valid UTF-8
+    _grey_file(root / "a" / odd, 200)
+    names, _ = _scan_names(root)
+    assert list(names) == [f"a/{odd}", "b/plain.png"]
+    raw = load_source(DataParams(dataset="image_folder", root=str(root), resolution=16, channels=1), tmp_path)
+    assert raw.sources == [f"a/{odd}", "b/plain.png"] and raw.class_names == ["a", "b"]
+    assert raw.images[0].mean() == 200 and list(raw.labels) == [0, 1]
