@@ -320,13 +320,12 @@ def test_dvc_exp_run_and_dagster_selection_in_one_environment(dvc_project, tmp_p
     assert "Ran experiment" in exp.stdout + exp.stderr
     assert "Running stage 'embeddings'" not in exp.stdout        # the experiment reruns what k changes alone
     assert (root / "data/neighbors/digits/pixels/k3/indices.npy").exists()
-    # in one process: the default executor starts a process per step (7 here), each importing torch and MLflow
-    config = {"execution": {"config": {"in_process": {}}},
-              "resources": {"params": {"config": {"overrides": ["neighbors.k=4"]}}}}
+    config = {"resources": {"params": {"config": {"overrides": ["neighbors.k=4"]}}}}
     proc = subprocess.run(["dagster", "asset", "materialize", "-m", "pipelines.definitions", "--select",
                            "+neighbors", "--config-json", json.dumps(config)],
                           cwd=root, env=ENV, capture_output=True, text=True)
     assert proc.returncode == 0 and "RUN_SUCCESS" in proc.stderr + proc.stdout, proc.stderr[-3000:]
+    assert "Executing steps in process" in proc.stderr + proc.stdout   # not a process per step (see definitions)
     assert (root / "data/neighbors/digits/pixels/k4/indices.npy").exists()
 
 
