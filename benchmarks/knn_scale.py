@@ -148,7 +148,7 @@ def main() -> None:
               f"{r['recall_at_k']:.4f}  build {r['build_seconds']:6.1f} s  index {r['index_mib']:6.0f} MiB  "
               f"peak {r['peak_mib']:7.0f} MiB  {r['factory']}")
     best = max((r for r in results.values() if r["recall_at_k"] >= 0.95), key=lambda r: -r["seconds"], default=None)
-    print(json.dumps({"benchmark": "knn_scale", "baseline": "exact search (faiss.knn), extrapolated from the same "
+    print(json.dumps({"benchmark": "knn_scale", "baseline": "exact search (exact_neighbors), extrapolated from the same "
                       "sample", "n": args.n, "d": args.d, "k": args.k, "components": args.components,
                       "rank": args.rank, "spread": args.spread, "queries": args.queries, "exact_seconds": exact["seconds"],
                       "exact_peak_mib": exact["peak_mib"], "features_mib": features_mib,

@@ -125,8 +125,8 @@ class NeighborsParams(_Section):
 
     pq_m: int = Field(0, ge=0, description="ivfpq: sub-quantisers per vector (divides d); 0 picks d/4")
     pq_bits: Literal[4, 8] = Field(4, description="ivfpq: bits per sub-quantiser code: 4 (FAISS's SIMD fast scan) or 8")
-    refine: int = Field(10, ge=1, description="ivfpq, factory: candidates per neighbor re-ranked by the exact "
-                        "similarity (FAISS's k_factor); 1: the quantised similarity's order")
+    refine: int = Field(10, ge=1, description="ivfpq, factory: candidates per neighbor re-ranked by the similarity "
+                        "of the vectors' float16 copy (ivfpq; FAISS's k_factor); 1: the quantised similarity's order")
     index_factory: str = Field("", description="factory: a FAISS index_factory string, e.g. IVF4096,PQ32x4fs,RFlat "
                                "(inner-product metric; nprobe and refine apply where the index has them)")
     hnsw_m: int = Field(32, ge=4, description="hnsw: links per node")

@@ -105,12 +105,13 @@ def test_ivfpq_reads_a_memory_map_a_chunk_at_a_time_and_refines_exactly(tmp_path
     monkeypatch.setattr(nb, "ADD_CHUNK", 700)            # several chunks, the last one short
     p = NeighborsParams(index="ivfpq", recall_sample=500)
     res = nb.knn(mapped, 10, p, seed=0)
-    assert res.info["factory"] == "IVF54,PQ8x4fs,RFlat" and res.info["refine"] == 10
+    assert res.info["factory"] == "IVF54,PQ8x4fs,Refine(SQfp16)" and res.info["refine"] == 10
     assert res.info["recall_at_k"] >= 0.9
     np.testing.assert_array_equal(res.indices, nb.knn(x, 10, p, seed=0).indices)   # as from memory
-    # the re-ranked similarities are the exact cosines of the pairs found, not their quantised estimates
+    # the re-ranked similarities are the cosines of the pairs found from their float16 copy (to ~1e-3), not the
+    # PQ codes' estimates (off by ~0.05)
     rows = np.arange(3000)[:, None]
-    np.testing.assert_allclose(res.similarities, np.einsum("nd,nkd->nk", x, x[res.indices]), atol=1e-5)
+    np.testing.assert_allclose(res.similarities, np.einsum("nd,nkd->nk", x, x[res.indices]), atol=2e-3)
     assert (rows != res.indices).all()
     unrefined = nb.knn(x, 10, NeighborsParams(index="ivfpq", refine=1, recall_sample=500), seed=0)
     assert unrefined.info["factory"] == "IVF54,PQ8x4fs" and unrefined.info["recall_at_k"] < res.info["recall_at_k"]
