@@ -645,7 +645,7 @@ def validate(raw: dict[str, Any]) -> Params:
 
 class _UniqueKeyLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):
     """YAML's last-one-wins on a repeated key would silently drop a value: refuse it instead. LibYAML's parser
-    where PyYAML has it: every stage and every Dagster step reads params.yaml, 12× faster."""
+    where PyYAML has it: every stage and every Dagster step reads params.yaml."""
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
         seen: dict[Any, int] = {}
