@@ -81,7 +81,9 @@ def _registered(p: Params, root: Path, ref: str):
     model = load_model(weights, kind="generator")
     want = model.conditions.feat_dim
     if want:
-        dim = np.load(A.embeddings_dir(root, p) / "features.npy", mmap_mode="r").shape[1]
+        from ganops.data import store
+
+        dim = store.load_features(A.embeddings_dir(root, p)).shape[1]
         if dim != want:
             raise SampleError(f"--model {ref}: version {mv.version} conditions on {want}-d "
                               f"instance features, {A.embeddings_dir(root, p)} holds {dim}-d ones: set embed.* as "
@@ -124,12 +126,12 @@ def sample(p: Params, root: Path, n: int, seed: int, instance: Path | None = Non
         h = embed_instance(load_image(instance, trained.cfg.channels, trained.cfg.resolution), p, root)
         return trained.generate(n, seed=seed, labels=label, features=h)
     # no image given: sample the model of the data (IC-GAN: an instance drawn per sample)
+    from ganops.data import store
+
     features = labels = None
     if c.instance:
-        features = np.load(A.embeddings_dir(root, p) / "features.npy", mmap_mode="r")
+        features = store.load_features(A.embeddings_dir(root, p))
     if c.label:  # class-conditional IC-GAN: the drawn instances' labels, or instances of --label
-        from ganops.data import store
-
         labels = store.load_labels(A.dataset_dir(root, p))
     try:
         y, h, _ = trained.data_conditions(n, seed, features, labels, label)

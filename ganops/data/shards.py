@@ -1,13 +1,17 @@
-"""Sharded image arrays: how a dataset of any size is written and read (DESIGN.md §3).
+"""Sharded arrays: how a dataset's images and its embeddings' features, at any size, are written and read
+(DESIGN.md §3).
 
-A dataset's images are ``data.shard_rows`` rows per shard. One shard is the file ``<stem>.npy``
-(every dataset that fits one shard is byte for byte what it always was); more are the folder
-``<stem>/`` of ``00000.npy``, ``00001.npy``, … Each shard is a plain uint8 N×C×H×W ``.npy``, memory-mapped
-when read, so no reader holds more than the rows it asks for.
+A dataset's images are ``data.shard_rows`` rows per shard, and the embeddings' features the same rows per
+shard. One shard is the file ``<stem>.npy`` (every dataset that fits one shard is byte for byte what it
+always was); more are the folder ``<stem>/`` of ``00000.npy``, ``00001.npy``, … Each shard is a plain
+``.npy`` (uint8 N×C×H×W images, float32 N×d features), memory-mapped when read, so no reader holds more
+than the rows it asks for.
 
-- :class:`ShardedImages` is the one reader: an N×C×H×W array-like over the shards, indexed like one
-  numpy array (an int, a slice, an index array in any order, a boolean mask). Training batches, the
-  encoders, the evaluation and ``ganops sample`` read through it and never see the shards.
+- :class:`ShardedArray` is the one reader: an array-like over the shards, indexed like one numpy array (an
+  int, a slice, an index array in any order, a boolean mask). Training batches, the encoders, the k-NN
+  search, the evaluation and ``ganops sample`` read through it and never see the shards. Every
+  ``RELEASE_BYTES`` read it drops the pages it mapped from the process (they stay in the page cache), so a
+  pass over a large dataset does not leave the whole of it in the reader's resident set.
 - :class:`ShardFile` writes one shard to a temporary file a chunk at a time and renames it when
   complete: a killed writer leaves whole shards only (``is_complete``), and the next one clears the
   temporary it left. The dataset stage's writer (``writer`` module) records each shard it commits.
@@ -18,6 +22,7 @@ per shard), read by :func:`read_table`.
 
 from __future__ import annotations
 
+import mmap
 import os
 from pathlib import Path
 
@@ -26,6 +31,10 @@ import numpy as np
 from ganops.core.artifacts import ArtifactError, StorageError, describe_os_error, load_npy, recover
 
 DIGITS = 5      # shard names: 00000.npy … 99999.npy (100,000 shards of the default size is 10^10 images)
+# Pages of the memory maps a reader keeps mapped between releases. A page dropped is still in the page cache:
+# reading it again is a minor fault (~1 µs for 4 KiB), not a disk read.
+RELEASE_BYTES = 64 << 20
+_DONTNEED = getattr(mmap, "MADV_DONTNEED", None)     # not on every platform: there the pages stay mapped
 
 
 def shard_name(index: int, suffix: str = ".npy") -> str:
@@ -34,6 +43,19 @@ def shard_name(index: int, suffix: str = ".npy") -> str:
 
 def shard_count(n: int, rows: int) -> int:
     return max(1, -(-n // rows))
+
+
+def destination(directory: Path, stem: str, index: int, count: int, suffix: str = ".npy") -> Path:
+    """Where shard ``index`` of ``count`` lives in an artifact: ``<stem><suffix>`` alone, else in ``<stem>/``."""
+    return Path(directory) / f"{stem}{suffix}" if count == 1 else Path(directory) / stem / shard_name(index, suffix)
+
+
+def place(files: list[Path], directory: Path, stem: str) -> None:
+    """Move finished shard files (renames, no copy) into ``directory`` as ``<stem>``'s shards."""
+    for i, path in enumerate(files):
+        to = destination(directory, stem, i, len(files), Path(path).suffix)
+        to.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(path, to)
 
 
 def paths(directory: Path, stem: str, suffix: str = ".npy") -> list[Path]:
@@ -53,33 +75,52 @@ def paths(directory: Path, stem: str, suffix: str = ".npy") -> list[Path]:
     return found
 
 
-class ShardedImages:
-    """N×C×H×W images over memory-mapped shards, indexed as one numpy array; every read returns an ndarray
-    (a view of the memory map when the rows lie in one shard, else one copy)."""
+class ShardedArray:
+    """Rows over memory-mapped shards (images, features), indexed as one numpy array; every read returns an
+    ndarray (a view of the memory map when the rows lie in one shard, else one copy)."""
 
-    def __init__(self, shards: list[np.ndarray]):
+    def __init__(self, shards: list[np.ndarray], files: list[Path] | None = None):
         if not shards:
-            raise ValueError("ShardedImages needs at least one shard")
+            raise ValueError("ShardedArray needs at least one shard")
         tails = {s.shape[1:] for s in shards}
         dtypes = {s.dtype for s in shards}
         if len(tails) > 1 or len(dtypes) > 1:
             raise ArtifactError(f"the shards disagree: shapes {sorted(map(str, tails))}, dtypes {sorted(map(str, dtypes))}")
         self.shards = shards
+        self.files = files      # the shard files, when read from files
         self.offsets = np.cumsum([0, *(len(s) for s in shards)])
         self.shape = (int(self.offsets[-1]), *shards[0].shape[1:])
         self.dtype = shards[0].dtype
         self.ndim = len(self.shape)
         self.nbytes = int(np.prod(self.shape, dtype=np.int64)) * self.dtype.itemsize
+        self.release_bytes = RELEASE_BYTES
+        self._read = 0          # bytes read since the last release
+
+    def release(self) -> None:
+        """Drop the pages of the memory-mapped shards from this process (MADV_DONTNEED on read-only file
+        maps: the next read maps them again from the page cache, or the file). Arrays in memory: nothing."""
+        self._read = 0
+        if _DONTNEED is None:
+            return
+        for s in self.shards:
+            m = getattr(s, "_mmap", None)
+            if m is not None and not m.closed:
+                m.madvise(_DONTNEED)
 
     @classmethod
-    def open(cls, directory: Path, stem: str, produced_by: str) -> ShardedImages:
-        return cls([load_npy(path, produced_by) for path in paths(directory, stem)])
+    def open(cls, directory: Path, stem: str, produced_by: str) -> ShardedArray:
+        """``<stem>``'s shards in an artifact (``paths``); a missing or corrupt one names the stage to rerun."""
+        return cls.of_files(paths(directory, stem), produced_by)
+
+    @classmethod
+    def of_files(cls, files: list[Path], produced_by: str) -> ShardedArray:
+        return cls([load_npy(path, produced_by) for path in files], list(files))
 
     def __len__(self) -> int:
         return self.shape[0]
 
     def __repr__(self) -> str:
-        return f"ShardedImages(shape={self.shape}, dtype={self.dtype}, shards={len(self.shards)})"
+        return f"ShardedArray(shape={self.shape}, dtype={self.dtype}, shards={len(self.shards)})"
 
     def __array__(self, dtype=None, copy=None) -> np.ndarray:
         out = self[:]
@@ -91,6 +132,13 @@ class ShardedImages:
         if isinstance(key, tuple):     # rows first, then the rest of the index on what they gave
             rows = self[key[0]]
             return rows[key[1:]] if isinstance(key[0], (int, np.integer)) else rows[(slice(None), *key[1:])]
+        out = self._rows(key)
+        self._read += out.nbytes
+        if self._read >= self.release_bytes:   # a view returned earlier stays valid: its pages fault back in
+            self.release()
+        return out
+
+    def _rows(self, key) -> np.ndarray:
         if len(self.shards) == 1:
             return self.shards[0][key]
         n = self.shape[0]

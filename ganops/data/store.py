@@ -8,7 +8,8 @@ images.npy), so the evaluation has real images that no network has seen.
 
 ``prepare`` brings a loaded source to the common form (square ``data.resolution``, the requested
 channel count, a sha1 per image); ``write_dataset`` writes it into a (temporary) directory;
-``load_images``/``load_labels`` read it back for the downstream stages.
+``load_images``/``load_labels`` read it back for the downstream stages. ``load_features`` reads the
+embeddings artifact's features, sharded as the images they were extracted from.
 """
 
 from __future__ import annotations
@@ -101,9 +102,9 @@ def too_small(n: int, n_holdout: int, p: DataParams) -> list[str]:
     return out
 
 
-def load_images(directory: Path) -> shards.ShardedImages:
+def load_images(directory: Path) -> shards.ShardedArray:
     """The training images, memory-mapped read-only through the one reader of every shard count."""
-    images = shards.ShardedImages.open(Path(directory), "images", "dataset")
+    images = shards.ShardedArray.open(Path(directory), "images", "dataset")
     if images.ndim != 4 or images.dtype != np.uint8:
         raise ArtifactError(f"{Path(directory)}: expected uint8 N×C×H×W images, got {images.dtype} {images.shape}; "
                             "run `ganops stage dataset` again")
@@ -125,10 +126,20 @@ def load_labels(directory: Path) -> np.ndarray:
     return load_manifest(directory, ["label"])["label"].to_numpy(np.int64)
 
 
-def load_holdout(directory: Path) -> tuple[shards.ShardedImages, np.ndarray]:
+def load_features(directory: Path) -> shards.ShardedArray:
+    """The embeddings artifact's features (float32 N×d, one shard per dataset shard: features.npy, or the folder
+    features/), memory-mapped read-only as one array."""
+    features = shards.ShardedArray.open(Path(directory), "features", "embeddings")
+    if features.ndim != 2 or features.dtype != np.float32:
+        raise ArtifactError(f"{Path(directory)}: expected float32 N×d features, got {features.dtype} "
+                            f"{features.shape}; run `ganops stage embeddings` again")
+    return features
+
+
+def load_holdout(directory: Path) -> tuple[shards.ShardedArray, np.ndarray]:
     """The held-out images (uint8 N×C×H×W, possibly 0 rows) and their labels."""
     directory = Path(directory)
-    images = shards.ShardedImages.open(directory, "holdout_images", "dataset")
+    images = shards.ShardedArray.open(directory, "holdout_images", "dataset")
     return images, _table(directory, "holdout_manifest", ["label"])["label"].to_numpy(np.int64)
 
 

@@ -232,19 +232,13 @@ def _move(w: _Shards, out: Path) -> None:
 
     start = 0
     for i in range(w.count):
-        image = w._image_path(i)
         manifest = pd.read_parquet(w._manifest_path(i))
         manifest["index"] = np.arange(start, start + len(manifest), dtype=np.int64)
         start += len(manifest)
-        if w.count == 1:
-            images_to, manifest_to = out / f"{w.part.stem}.npy", out / f"{w.part.manifest}.parquet"
-        else:
-            images_to = out / w.part.stem / image.name
-            manifest_to = out / w.part.manifest / w._manifest_path(i).name
-            images_to.parent.mkdir(parents=True, exist_ok=True)
-            manifest_to.parent.mkdir(parents=True, exist_ok=True)
+        manifest_to = shards.destination(out, w.part.manifest, i, w.count, ".parquet")
+        manifest_to.parent.mkdir(parents=True, exist_ok=True)
         manifest.to_parquet(manifest_to, index=False)
-        os.replace(image, images_to)
+    shards.place([w._image_path(i) for i in range(w.count)], out, w.part.stem)
 
 
 def _summarise(out: Path, p: DataParams, pixel_sum: int, report: dict[str, Any],

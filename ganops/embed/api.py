@@ -42,20 +42,20 @@ def fit_encoder(images: np.ndarray, labels: np.ndarray | None, p: Params, device
 
 
 def embed(images: np.ndarray, labels: np.ndarray | None, p: Params, device: torch.device,
-          checkpoint: Path | None = None, log: MetricLog | None = None, features_path: Path | None = None) -> EmbedResult:
+          checkpoint: Path | None = None, log: MetricLog | None = None, pieces: Path | None = None) -> EmbedResult:
     """Features of every image with ``p.embed.encoder`` (training it first when it is trained in the pipeline);
-    with ``features_path`` they are written there a batch at a time (in pieces of ``data.shard_rows`` images,
+    with ``pieces`` (a folder) they are written there a batch at a time (in pieces of ``data.shard_rows`` images,
     spread over the ranks: ``extract_pieces``) and come back memory-mapped on rank 0, None on the others."""
     e = p.embed
     t0 = time.perf_counter()
     model, metrics = fit_encoder(images, labels, p, device, checkpoint, log)
     spec = ENCODER_SPECS[e.encoder]
     t1 = time.perf_counter()
-    if features_path is None:
+    if pieces is None:
         features = extract(model, images, device, e.extract_batch_size)
     else:   # a piece per dataset shard, spread over the ranks, kept by a killed run
-        features = extract_pieces(model, images, device, e.extract_batch_size, features_path.parent / "pieces",
-                                  p.data.shard_rows, features_path, log=_log.info)
+        features = extract_pieces(model, images, device, e.extract_batch_size, pieces, p.data.shard_rows,
+                                  log=_log.info)
     metrics["extract_seconds"] = time.perf_counter() - t1
     metrics["total_seconds"] = time.perf_counter() - t0
     state: dict[str, Any] | None = None

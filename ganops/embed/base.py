@@ -18,6 +18,7 @@ from torch import nn
 
 from ganops.core.device import autocast
 from ganops.core.errors import UserError
+from ganops.data.shards import ShardedArray
 
 MetricLog = Callable[[str, float, int], None]
 
@@ -34,7 +35,7 @@ class EmbedResult:
 
 
 def check_images(images: np.ndarray, labels: np.ndarray | None = None) -> None:
-    """An ndarray or the dataset's ShardedImages (anything indexed like one): uint8 N×C×H×W."""
+    """An ndarray or the dataset's ShardedArray (anything indexed like one): uint8 N×C×H×W."""
     if getattr(images, "ndim", 0) != 4 or getattr(images, "dtype", None) != np.uint8:
         shape = getattr(images, "shape", None)
         dtype = getattr(images, "dtype", type(images).__name__)
@@ -118,19 +119,18 @@ def extract(model: nn.Module, images: np.ndarray, device: torch.device, batch_si
     return held
 
 
-JOIN_ROWS = 8192     # rows copied at a time when the pieces are joined (memory: a block, whatever N)
 
 
 def extract_pieces(model: nn.Module, images: np.ndarray, device: torch.device, batch_size: int, pieces: Path,
-                   rows: int, out: Path | None, log: Callable[[str], None] | None = None,
-                   only: list[int] | None = None) -> np.ndarray | None:
+                   rows: int, log: Callable[[str], None] | None = None,
+                   only: list[int] | None = None) -> ShardedArray | None:
     """``extract`` in pieces of ``rows`` images (the dataset's shards), spread over the ranks of this process's
     world: rank r takes pieces r, r + size, …, each written to ``pieces/<i>.npy`` and committed whole, so a run that
-    was killed (any rank, any number of ranks) keeps the pieces it finished. Then rank 0 joins them into ``out``, a
-    block at a time, and returns it memory-mapped; the other ranks return None. ``only``: these pieces, joined by
-    nobody (Dagster's `embeddings_shards` partitions; processes that share ``pieces`` wait for each other's piece).
-    A piece is extracted in the same batches whatever the number of ranks. Memory: a batch, and a block of the
-    join."""
+    was killed (any rank, any number of ranks) keeps the pieces it finished. Rank 0 returns them all as one
+    memory-mapped array, the features' shards as they are (``shards.place`` moves them into the artifact; nothing
+    is copied); the other ranks return None. ``only``: these pieces alone, returned to nobody (Dagster's
+    `embeddings_shards` partitions; processes that share ``pieces`` wait for each other's piece). A piece is
+    extracted in the same batches whatever the number of ranks. Memory: a batch."""
     from ganops.core import distributed
     from ganops.core.locks import exclusive
     from ganops.data.shards import shard_count, shard_name
@@ -160,26 +160,9 @@ def extract_pieces(model: nn.Module, images: np.ndarray, device: torch.device, b
     if only is not None:
         return None
     world.barrier()
-    return _join(pieces, span, out) if world.main else None
-
-
-def _join(pieces: Path, span: list[tuple[int, int]], out: Path) -> np.ndarray:
-    from ganops.data.shards import ShardFile, shard_name
-
-    sink: ShardFile | None = None
-    try:
-        for i, (a, b) in enumerate(span):
-            piece = np.load(pieces / shard_name(i), mmap_mode="r")
-            sink = sink or ShardFile(out, piece.shape[1:], span[-1][1], np.float32)
-            for lo in range(0, b - a, JOIN_ROWS):
-                sink.append(piece[lo:lo + JOIN_ROWS])
-        assert sink is not None
-        sink.commit()
-        sink = None
-    finally:
-        if sink is not None:
-            sink.abort()
-    return np.load(out, mmap_mode="r")
+    if not world.main:
+        return None
+    return ShardedArray.of_files([pieces / shard_name(i) for i in range(count)], "embeddings")
 
 
 def _whole(path: Path, rows: int) -> bool:

@@ -261,7 +261,9 @@ def _check_neighbors(features, neighbors, n: int, key: str) -> int:
             f"{key} needs {what}, and none were given. Run `ganops stage embeddings` and then "
             f"`ganops stage neighbors` (or materialize the neighbors asset) first, or set train.family "
             f"to dcgan or cgan.")
-    features, neighbors = np.asarray(features), np.asarray(neighbors)   # memory maps stay memory maps
+    # memory maps stay memory maps, the features' shards stay shards
+    features = features if hasattr(features, "shape") else np.asarray(features)
+    neighbors = neighbors if hasattr(neighbors, "shape") else np.asarray(neighbors)
     if features.ndim != 2 or features.shape[0] != n:
         raise TrainError(f"{key}: features.npy has shape {features.shape} but the dataset has {n} "
                          f"images; the embeddings are stale. Run `ganops stage embeddings` and "

@@ -27,6 +27,7 @@ import torch
 
 from ganops.core.errors import UserError
 from ganops.core.params import NeighborsParams
+from ganops.data.shards import ShardedArray
 from ganops.neighbors.validity import NORM_TOLERANCE, first, inspect_features, inspect_neighbors
 
 
@@ -55,7 +56,7 @@ class KnnResult:
 
 def check_features(features: np.ndarray, name: str = "features.npy", norm_tol: float = NORM_TOLERANCE) -> None:
     """2-D float32, non-empty, finite and L2-normalised (``validity``: inner product must mean cosine)."""
-    if not isinstance(features, np.ndarray):
+    if not isinstance(features, (np.ndarray, ShardedArray)):
         raise NeighborsError(f"{name}: expected a numpy array, got {type(features).__name__}")
     if features.ndim != 2:
         raise NeighborsError(f"{name}: expected a 2-D N×d array, got shape {features.shape}")
@@ -186,12 +187,19 @@ def _exact_gpu(x: np.ndarray):
     # The features go to GPU memory once (the host copy is untouched); queries stream in batches.
     res = faiss.StandardGpuResources()
     index = faiss.GpuIndexFlatIP(res, x.shape[1])
-    index.add(x)
+    _add(index, x)
 
     def search(xq, k1):
         return index.search(np.ascontiguousarray(xq), k1)
     search.keep_alive = (res, index)  # the index must not outlive its resources
     return search
+
+
+def _add(index: faiss.Index, x: np.ndarray) -> None:
+    """The vectors into the index a chunk of rows at a time: the index stores its own (maybe quantised) copy,
+    so only a chunk of the features is read at once."""
+    for start in range(0, len(x), ADD_CHUNK):
+        index.add(np.ascontiguousarray(x[start:start + ADD_CHUNK]))
 
 
 def _auto_nlist(n: int, nlist: int, per_sqrt: float = 4.0) -> int:
@@ -260,8 +268,7 @@ def _build_index(x: np.ndarray, p: NeighborsParams, seed: int, info: dict) -> fa
             sample = np.sort(np.random.default_rng(seed).choice(n, train, replace=False)) if train < n else slice(None)
             index.train(np.ascontiguousarray(x[sample]))
             info["train_points"] = train
-        for start in range(0, n, ADD_CHUNK):   # the index stores its own (quantised) copy of the vectors
-            index.add(np.ascontiguousarray(x[start:start + ADD_CHUNK]))
+        _add(index, x)
     except RuntimeError as exc:    # a string FAISS parses but cannot fill this way (IDMap, a GPU-only index, …)
         raise NeighborsError(f"neighbors.index_factory = {spec!r}: FAISS built it but cannot train or fill it "
                              f"with the features ({_said(exc)}); use an index that takes vectors as they come, e.g. "
@@ -324,7 +331,7 @@ def build_index(x: np.ndarray, p: NeighborsParams, seed: int = 0, info: dict | N
 
 def _build_hnsw(x: np.ndarray, p: NeighborsParams, info: dict) -> faiss.Index:
     index = faiss.IndexHNSWFlat(x.shape[1], p.hnsw_m, faiss.METRIC_INNER_PRODUCT)
-    index.add(x)  # an HNSW index stores its own copy of the vectors
+    _add(index, x)
     index.hnsw.efSearch = p.ef_search
     info.update(hnsw_m=p.hnsw_m, ef_search=p.ef_search)
     return index
@@ -358,7 +365,9 @@ def knn(features: np.ndarray, k: int, p: NeighborsParams, seed: int = 0) -> KnnR
     check_features(features)
     n, d = features.shape
     check_k(k, n)
-    x = features if features.flags.c_contiguous else np.ascontiguousarray(features)
+    # the features' shards and memory maps are read a block of rows at a time; an array in memory is C-ordered
+    in_blocks = isinstance(features, ShardedArray) or features.flags.c_contiguous
+    x = features if in_blocks else np.ascontiguousarray(features)
     batch = p.query_batch
     threads = set_threads()
     info: dict[str, Any] = {"index": p.index, "n": n, "d": d, "k": k, "query_batch": batch,

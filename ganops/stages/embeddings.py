@@ -3,7 +3,6 @@ self-supervised or supervised; resumable from its checkpoint)."""
 
 from __future__ import annotations
 
-import os
 import time
 from pathlib import Path
 
@@ -12,7 +11,7 @@ from ganops.core import identity
 from ganops.core.device import resolve
 from ganops.core.locks import exclusive
 from ganops.core.params import Params
-from ganops.data import store
+from ganops.data import shards, store
 from ganops.embed import embed
 from ganops.stages import common as C
 from ganops.tracking.runs import RunContext
@@ -27,17 +26,16 @@ def run(p: Params, root: Path, ctx: RunContext) -> C.StageResult:
         t0 = time.perf_counter()
         images, labels = store.load_images(src), store.load_labels(src)
         run.dataset(src, p.data.dataset, ups["dataset"], context="training")
-        # features straight to the scratch folder, a batch at a time, each rank taking its pieces; rank 0 joins
-        # them and moves them into the artifact
-        result = embed(images, labels, p, device, checkpoint=ckpt, log=run.metric,
-                       features_path=ckpt.parent / "features.npy")
+        # features straight to the scratch folder, a batch at a time, each rank taking its pieces (one per
+        # dataset shard); rank 0 moves them into the artifact as the features' shards
+        result = embed(images, labels, p, device, checkpoint=ckpt, log=run.metric, pieces=ckpt.parent / "pieces")
         if not C.writes():
             return None
         feats = result.features
         metrics = {k: v for k, v in result.metrics.items() if isinstance(v, (int, float))}
         metrics.update(n_instances=int(feats.shape[0]), dim=int(feats.shape[1]))
         with A.atomic_dir(out) as tmp:
-            os.replace(ckpt.parent / "features.npy", tmp / "features.npy")
+            shards.place(feats.files, tmp, "features")
             files: tuple[str, ...] = ()
             if result.state_dict is not None:
                 A.atomic_torch_save(tmp / "encoder.pt", result.state_dict)
@@ -72,7 +70,7 @@ def write_pieces(p: Params, root: Path, indices: list[int]) -> dict:
     with exclusive(lock, f"`{C.command('embeddings', p, root)}` with these parameters", wait=True):
         model, _ = fit_encoder(images, labels, p, device, checkpoint=scratch / "train.pt")
     t1 = time.perf_counter()
-    extract_pieces(model, images, device, p.embed.extract_batch_size, scratch / "pieces", p.data.shard_rows, None,
+    extract_pieces(model, images, device, p.embed.extract_batch_size, scratch / "pieces", p.data.shard_rows,
                    only=indices)
     rows = sum(min(len(images), (i + 1) * p.data.shard_rows) - i * p.data.shard_rows for i in indices)
     return {"pieces": len(indices), "rows": rows, "fit_seconds": t1 - t0, "extract_seconds": time.perf_counter() - t1}

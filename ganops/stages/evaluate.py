@@ -39,7 +39,7 @@ def _inputs(p: Params, root: Path, device) -> Inputs:
                held_features=A.load_npy(edir / "holdout_features.npy", "evaluator", mmap=False),
                evaluator=E.Evaluator.load(edir / "evaluator.pt", device), history=history)
     if x.model.conditions.instance:
-        x.h = A.load_npy(A.embeddings_dir(root, p) / "features.npy", "embeddings")
+        x.h = store.load_features(A.embeddings_dir(root, p))
         x.neighbors, _ = nb.load_neighbors(A.neighbors_dir(root, p))
         x.embed_held = lambda images: embed_as_dataset(images, p, root)
     if p.evaluate.inception == "auto":

@@ -24,12 +24,12 @@ def run(p: Params, root: Path, ctx: RunContext) -> C.StageResult:
     out = A.neighbors_dir(root, p)
     with C.guarded(p, root, "neighbors", ups), stage_run(p, root, "neighbors", ctx) as run:
         t0 = time.perf_counter()
-        features = A.load_npy(src_emb / "features.npy", "embeddings")
-        nb.check_features(features, str(src_emb / "features.npy"))
+        features = store.load_features(src_emb)
+        nb.check_features(features, f"the features in {src_emb}")
         labels = store.load_labels(src_data)
         if len(labels) != features.shape[0]:
             raise A.ArtifactError(
-                f"{src_emb / 'features.npy'} has {features.shape[0]} rows but {src_data} has {len(labels)} images."
+                f"the features in {src_emb} have {features.shape[0]} rows but {src_data} has {len(labels)} images."
                 " Run `ganops stage embeddings` again.")
         res = nb.knn(features, p.neighbors.k, p.neighbors, seed=p.seed)
         diag = nd.diagnostics(res.indices, res.similarities, labels, features, seed=p.seed)

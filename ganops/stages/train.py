@@ -26,7 +26,7 @@ def run(p: Params, root: Path, ctx: RunContext) -> C.StageResult:
     src = A.dataset_dir(root, p)
     features = neighbors = None
     if SPECS[p.train.family].needs_neighbors:
-        features = A.load_npy(A.embeddings_dir(root, p) / "features.npy", "embeddings")
+        features = store.load_features(A.embeddings_dir(root, p))
         neighbors, _ = nb.load_neighbors(A.neighbors_dir(root, p))
     out = A.generator_dir(root, p)
     device = resolve(p.device)

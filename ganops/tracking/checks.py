@@ -35,10 +35,13 @@ def dataset_not_empty(directory: Path) -> Outcome:
 
 
 def features_finite_unit_norm(directory: Path, tol: float = NORM_TOLERANCE) -> Outcome:
-    path = Path(directory) / "features.npy"
-    if not path.exists():
-        return Outcome(False, f"{path} is missing")
-    found = inspect_features(np.load(path, mmap_mode="r"), tol)
+    from ganops.data import store
+
+    try:
+        features = store.load_features(directory)
+    except ArtifactError as exc:
+        return Outcome(False, str(exc))
+    found = inspect_features(features, tol)
     bad, worst = len(found.non_finite_rows), found.max_norm_error
     return Outcome(found.valid, f"{bad} non-finite rows; max |‖x‖−1| = {worst:.2e} (tolerance {tol})",
                    {"non_finite_rows": bad, "max_norm_error": worst, "n": found.n})

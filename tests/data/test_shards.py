@@ -29,7 +29,7 @@ def _written(tmp_path, x, rows, stem="images"):
         f = shards.ShardFile(_shard_path(tmp_path, stem, count, i), x.shape[1:], rows)
         f.append(x[i * rows:(i + 1) * rows])
         f.commit()
-    return shards.ShardedImages.open(tmp_path, stem, "dataset")
+    return shards.ShardedArray.open(tmp_path, stem, "dataset")
 
 
 def test_sharded_images_index_as_one_array(tmp_path):
@@ -49,6 +49,39 @@ def test_sharded_images_index_as_one_array(tmp_path):
         s[[1, 1000]]
 
 
+def _rss_file_kib() -> int:
+    status = open("/proc/self/status").read()
+    return int(status.split("RssFile:")[1].split()[0])
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/status") or shards._DONTNEED is None,
+                    reason="needs Linux's /proc and madvise(MADV_DONTNEED)")
+def test_a_pass_over_the_shards_does_not_keep_them_resident(tmp_path):
+    """The stages read datasets larger than memory: what a pass maps is dropped every release_bytes, and the
+    rows read after a drop are still the file's."""
+    x = np.random.default_rng(0).integers(0, 256, (4096, 2, 64, 64), dtype=np.uint8)     # 32 MiB in 4 shards
+    _written(tmp_path, x, 1024)
+
+    def grown_by(release_bytes: int) -> float:
+        s = shards.ShardedArray.open(tmp_path, "images", "dataset")
+        s.release_bytes = release_bytes
+        before = _rss_file_kib()
+        for a in range(0, len(x), 128):                  # 1 MiB a read, as a stage's batches
+            np.testing.assert_array_equal(s[a:a + 128], x[a:a + 128])
+        grown = (_rss_file_kib() - before) / 1024
+        s.release()
+        return grown
+
+    kept, released = grown_by(1 << 40), grown_by(2 << 20)
+    assert kept > 24, f"without releases a pass keeps the 32 MiB it read mapped ({kept:.1f} MiB)"
+    assert released < 6, f"released every 2 MiB, a pass kept {released:.1f} MiB mapped"
+    s = shards.ShardedArray.open(tmp_path, "images", "dataset")
+    s.release_bytes = 1                                   # a release after every read: random rows still right
+    index = np.random.default_rng(1).integers(0, len(x), 300)
+    np.testing.assert_array_equal(np.stack([s[int(i)] for i in index]), x[index])
+    np.testing.assert_array_equal(s[index], x[index])
+
+
 def test_one_shard_is_the_npy_file_it_always_was(tmp_path):
     x = np.random.default_rng(0).integers(0, 256, (50, 3, 4, 4), dtype=np.uint8)
     _written(tmp_path, x, 100)
@@ -62,7 +95,7 @@ def test_a_gap_in_the_shards_is_named(tmp_path):
     _written(tmp_path, x, 3)
     (tmp_path / "images" / "00001.npy").unlink()
     with pytest.raises(ArtifactError, match=r"images/00001.npy is missing"):
-        shards.ShardedImages.open(tmp_path, "images", "dataset")
+        shards.ShardedArray.open(tmp_path, "images", "dataset")
 
 
 def test_a_writer_killed_mid_shard_leaves_whole_shards_and_resumes_there(tmp_path):
@@ -98,7 +131,7 @@ def test_a_writer_killed_mid_shard_leaves_whole_shards_and_resumes_there(tmp_pat
         f.commit()
     assert (tmp_path / "images" / "00000.npy").stat().st_mtime_ns == before     # not rewritten
     assert sorted(p.name for p in (tmp_path / "images").iterdir()) == ["00000.npy", "00001.npy", "00002.npy"]
-    np.testing.assert_array_equal(np.asarray(shards.ShardedImages.open(tmp_path, "images", "dataset")), x)
+    np.testing.assert_array_equal(np.asarray(shards.ShardedArray.open(tmp_path, "images", "dataset")), x)
 
 
 def test_a_full_disk_while_writing_a_shard_names_it(tmp_path):
@@ -164,3 +197,33 @@ def test_a_sharded_dataset_reads_and_trains_as_one_file(tmp_path, monkeypatch):
         monkeypatch.setattr(batches, "_IN_MEMORY_BYTES", 1 << 40 if in_memory else 0)
         for name, tensor in trained(many).items():
             assert torch.equal(tensor, reference[name]), (in_memory, name)
+
+
+def test_an_icgan_trains_on_the_features_shards_as_on_one_array(tmp_path):
+    """The embeddings of a sharded dataset are shards too (one per dataset shard): IC-GAN's training reads
+    them as one array."""
+    from ganops.core import params as P
+    from ganops.models import TrainData
+    from ganops.neighbors.search import knn
+    from ganops.train import train
+
+    many = _dataset(tmp_path, 500)
+    n = len(store.load_images(many))
+    h = np.random.default_rng(0).normal(size=(n, 16)).astype(np.float32)
+    h /= np.linalg.norm(h, axis=1, keepdims=True)
+    for i in range(4):
+        np.save(tmp_path / f"{i}.npy", h[i * 500:(i + 1) * 500])
+    sharded = shards.ShardedArray.of_files([tmp_path / f"{i}.npy" for i in range(4)], "embeddings")
+    p = P.load(None, ["device=cpu", "train.family=icgan", "train.steps=4", "train.batch_size=16",
+                      "train.g_filters=8", "train.d_filters=8", "train.checkpoint_every=100000",
+                      "train.sample_every=100000", "train.ema=false", "neighbors.k=5"])
+    neighbors = knn(sharded, 5, p.neighbors).indices
+    torch.set_num_threads(1)
+
+    def trained(features):
+        data = TrainData(store.load_images(many), store.load_labels(many), features, neighbors)
+        return train(p, data=data, section="train", device=torch.device("cpu")).weights()["networks"]["G"]
+
+    reference = trained(h)
+    for name, tensor in trained(sharded).items():
+        assert torch.equal(tensor, reference[name]), name

@@ -261,18 +261,19 @@ def test_extract_batches_give_the_same_features_as_one_batch(small):
 
 
 def test_pieces_of_another_encoder_are_not_kept(small, tmp_path):
-    """A rerun whose encoder differs (retrained, other data) must not join the pieces the last one left."""
+    """A rerun whose encoder differs (retrained, other data) must not keep the pieces the last one left."""
     from ganops.embed.base import extract_pieces
 
     images, labels = small
     first = load_encoder(embed(images, labels, params(encoder="classifier", epochs=1), CPU).state_dict)
     other = load_encoder(embed(images, labels, params(encoder="classifier", epochs=1, lr=0.01), CPU).state_dict)
     pieces = tmp_path / "pieces"
-    a = extract_pieces(first, images, CPU, 16, pieces, 50, tmp_path / "a.npy")
-    np.testing.assert_allclose(a, extract(first, images, CPU, 16), atol=1e-6)    # joined in order: the same rows
-    (tmp_path / "a.npy").unlink()
-    b = extract_pieces(other, images, CPU, 16, pieces, 50, tmp_path / "b.npy")
+    a = np.array(extract_pieces(first, images, CPU, 16, pieces, 50))
+    np.testing.assert_allclose(a, extract(first, images, CPU, 16), atol=1e-6)    # read in order: the same rows
+    b = np.array(extract_pieces(other, images, CPU, 16, pieces, 50))
     assert not np.allclose(a, b)
     np.testing.assert_allclose(b, extract(other, images, CPU, 16), atol=1e-6)
-    kept = extract_pieces(other, images, CPU, 16, pieces, 50, tmp_path / "c.npy")    # same encoder: kept
-    assert kept.tobytes() == b.tobytes()
+    written = {f: f.stat().st_mtime_ns for f in pieces.glob("*.npy")}
+    kept = extract_pieces(other, images, CPU, 16, pieces, 50)    # same encoder: kept, not extracted again
+    assert np.asarray(kept).tobytes() == b.tobytes() and len(written) == len(kept.files)
+    assert {f: f.stat().st_mtime_ns for f in pieces.glob("*.npy")} == written

@@ -117,6 +117,25 @@ def test_ivfpq_reads_a_memory_map_a_chunk_at_a_time_and_refines_exactly(tmp_path
     assert unrefined.info["factory"] == "IVF54,PQ8x4fs" and unrefined.info["recall_at_k"] < res.info["recall_at_k"]
 
 
+@pytest.mark.parametrize("index", ["exact", "ivfpq", "hnsw"])
+def test_the_features_shards_search_as_the_array_they_make(tmp_path, index):
+    """A large dataset's features come as shards (one per dataset shard): every index reads them in blocks and
+    finds what it finds in the array they make."""
+    from ganops.data import shards
+
+    x, _ = _manifold(n=3000, d=32)
+    for i in range(4):
+        np.save(tmp_path / f"part{i}.npy", x[i * 800:(i + 1) * 800])
+    sharded = shards.ShardedArray.of_files([tmp_path / f"part{i}.npy" for i in range(4)], "embeddings")
+    assert len(sharded.shards) == 4
+    p = NeighborsParams(index=index, recall_sample=300)
+    res, ref = nb.knn(sharded, 10, p, seed=0), nb.knn(x, 10, p, seed=0)
+    np.testing.assert_array_equal(res.indices, ref.indices)
+    np.testing.assert_array_equal(res.similarities, ref.similarities)
+    diag = nd.diagnostics(res.indices, res.similarities, None, sharded, seed=0)
+    assert diag == nd.diagnostics(ref.indices, ref.similarities, None, x, seed=0)
+
+
 def test_index_factory_and_pq_errors_name_the_key():
     from pydantic import ValidationError
 

@@ -3,7 +3,6 @@ partition decodes its shard alone (in its own run, on any process that shares th
 them runs as one backfill run, and the `dataset` asset assembles the artifact from them without decoding again:
 the same bytes as the stage run in one go. Real PNG files, a real Dagster instance."""
 
-import io
 import os
 import subprocess
 import sys
@@ -111,9 +110,13 @@ def test_each_shard_is_a_partition_and_the_dataset_assembles_them_without_decodi
                             resources=_resources(root))
     assert joined.success
     one_go = run_stage("embeddings", P.load(root / "params.yaml", [], required=True), tmp_path / "clean").path
-    features = np.load(root / "data/embeddings/image_folder/simclr/features.npy")
-    assert features.tobytes() == np.load(one_go / "features.npy").tobytes()
-    assert features[40:60].tobytes() == np.load(io.BytesIO(kept)).tobytes()
+    emb = root / "data/embeddings/image_folder/simclr"
+    # the features are sharded as the images are: each partition's piece is a shard of the artifact, moved there
+    images = root / "data/dataset/image_folder/images"
+    assert sorted(p.name for p in (emb / "features").iterdir()) == sorted(p.name for p in images.iterdir())
+    assert (emb / "features/00002.npy").read_bytes() == kept
+    features = np.asarray(store.load_features(emb))
+    assert features.tobytes() == np.asarray(store.load_features(one_go)).tobytes()
 
     # another shard size: the sensor registers the new shards and drops the ones the data no longer makes
     (root / "params.yaml").write_text((root / "params.yaml").read_text().replace("shard_rows: 20", "shard_rows: 40"))
@@ -186,8 +189,8 @@ def test_processes_writing_shards_at_once_share_the_scratch(tmp_path):
         logs.append(err)
     # one trained the encoder; the other waited, then took the finished checkpoint without training
     assert sorted("resuming from epoch 2 of 2" in e for e in logs) == [False, True], logs
-    features = np.load(run_stage("embeddings", p, root).path / "features.npy")
-    assert features.tobytes() == np.load(run_stage("embeddings", p, clean_root).path / "features.npy").tobytes()
+    features = np.asarray(store.load_features(run_stage("embeddings", p, root).path))
+    assert features.tobytes() == np.asarray(store.load_features(run_stage("embeddings", p, clean_root).path)).tobytes()
 
 
 @pytest.mark.parametrize("job", ["data_prep", "retrain"])

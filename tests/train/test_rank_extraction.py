@@ -15,6 +15,8 @@ import numpy as np
 import pytest
 from conftest import REPO, rank_pid
 
+from ganops.data import store
+
 # two ranks on two cores: one thread each
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"}
 FAST = ["device=cpu"]
@@ -53,7 +55,7 @@ SIMCLR = ["embed.encoder=simclr", "embed.epochs=1", "embed.min_steps=0", "embed.
 
 
 def _features(root: Path, encoder: str) -> np.ndarray:
-    return np.load(root / "data/embeddings/digits" / encoder / "features.npy")
+    return np.asarray(store.load_features(root / "data/embeddings/digits" / encoder))
 
 
 def test_the_ranks_share_the_extraction_shard_by_shard_and_write_what_one_process_writes(project, tmp_path):

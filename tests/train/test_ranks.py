@@ -17,6 +17,7 @@ import pytest
 import torch
 from conftest import REPO, rank_pid
 
+from ganops.data import store
 from ganops.models.transfer_nets import PatchConfig, PatchDiscriminator, ResnetConfig, ResnetGenerator
 
 RANKS = Path(__file__).with_name("ranks.py")
@@ -167,7 +168,7 @@ def test_the_encoders_and_the_evaluator_train_on_two_ranks_too(project, tmp_path
     for artifact in ("embeddings/digits/simclr", "evaluator/digits"):
         meta = json.loads((root / "data" / artifact / "meta.json").read_text())
         assert meta["world_size"] == 2, artifact
-    features = np.load(root / "data/embeddings/digits/simclr/features.npy")
+    features = np.asarray(store.load_features(root / "data/embeddings/digits/simclr"))
     assert features.shape[0] == json.loads((root / "data/dataset/digits/meta.json").read_text())["metrics"]["n_train"]
     assert np.isfinite(features).all()
 
