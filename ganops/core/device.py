@@ -59,11 +59,15 @@ def _cgroup_room() -> int | None:
     return None
 
 
-_OOM_WORDS = ("can't allocate memory", "not enough memory", "out of memory", "std::bad_alloc")
+# oneDNN's CPU convolutions allocate their scratchpad and JIT code when a primitive is created, and report a
+# failed allocation there only as "could not create a primitive" (seen with the data segment capped mid-step);
+# ganops's networks use primitives oneDNN implements, so that failure is the memory's
+_OOM_WORDS = ("can't allocate memory", "not enough memory", "out of memory", "std::bad_alloc",
+              "could not create a primitive")
 
 
 def out_of_memory(exc: BaseException) -> bool:
-    """Whether ``exc`` is an allocation that failed: CUDA's OutOfMemoryError, the CPU allocator's
+    """Whether ``exc`` is an allocation that failed: CUDA's OutOfMemoryError, the CPU allocator's or oneDNN's
     RuntimeError, Python's MemoryError."""
     if isinstance(exc, (torch.OutOfMemoryError, MemoryError)):
         return True

@@ -119,8 +119,6 @@ def extract(model: nn.Module, images: np.ndarray, device: torch.device, batch_si
     return held
 
 
-
-
 def extract_pieces(model: nn.Module, images: np.ndarray, device: torch.device, batch_size: int, pieces: Path,
                    rows: int, log: Callable[[str], None] | None = None,
                    only: list[int] | None = None) -> ShardedArray | None:
