@@ -213,8 +213,9 @@ def dataset(context: dg.AssetExecutionContext, params: GanopsParams, mlflow: Mlf
 @dg.asset(group_name=GROUP, deps=[dataset], kinds={"pytorch", "numpy"}, code_version=code_version("embeddings"),
           partitions_def=SHARDS, backfill_policy=dg.BackfillPolicy.multi_run(max_partitions_per_run=SHARDS_PER_RUN),
           description="The features of one dataset shard from `embed.encoder`, into the embeddings stage's scratch "
-                      "folder, which the `embeddings` asset then joins without extracting again. A trained encoder is "
-                      "trained once, by the first run; the others wait and take it from its checkpoint.")
+                      "folder, which the `embeddings` asset then moves into its artifact as that shard's features, "
+                      "without extracting again. A trained encoder is trained once, by the first run; the others "
+                      "wait and take it from its checkpoint.")
 def embeddings_shards(context: dg.AssetExecutionContext, params: GanopsParams, mlflow: MlflowTracking,
                       device: ComputeDevice) -> dg.MaterializeResult:
     from ganops.stages.embeddings import write_pieces

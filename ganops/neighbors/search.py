@@ -366,8 +366,8 @@ def knn(features: np.ndarray, k: int, p: NeighborsParams, seed: int = 0) -> KnnR
     n, d = features.shape
     check_k(k, n)
     # the features' shards and memory maps are read a block of rows at a time; an array in memory is C-ordered
-    in_blocks = isinstance(features, ShardedArray) or features.flags.c_contiguous
-    x = features if in_blocks else np.ascontiguousarray(features)
+    as_is = isinstance(features, ShardedArray) or features.flags.c_contiguous
+    x = features if as_is else np.ascontiguousarray(features)
     batch = p.query_batch
     threads = set_threads()
     info: dict[str, Any] = {"index": p.index, "n": n, "d": d, "k": k, "query_batch": batch,

@@ -52,10 +52,10 @@ def run(p: Params, root: Path, ctx: RunContext) -> C.StageResult:
 
 
 def write_pieces(p: Params, root: Path, indices: list[int]) -> dict:
-    """The features of dataset shards ``indices`` into the stage's scratch folder, where `run` (any door) joins
-    them instead of extracting again: Dagster's `embeddings_shards` partitions, each in its own run. The encoder is
-    fitted once: the first process trains it (into the stage's checkpoint) while the others wait, then resume the
-    finished checkpoint without training."""
+    """The features of dataset shards ``indices`` into the stage's scratch folder, where `run` (any door) moves
+    them into the artifact instead of extracting again: Dagster's `embeddings_shards` partitions, each in its own
+    run. The encoder is fitted once: the first process trains it (into the stage's checkpoint) while the others
+    wait, then resume the finished checkpoint without training."""
     from ganops.embed.api import fit_encoder
     from ganops.embed.base import extract_pieces
 
