@@ -1,10 +1,10 @@
 """FAISS k-NN neighborhoods for IC-GAN (DESIGN.md §3): each instance's k most similar instances.
 
-Features are L2-normalised, so inner product = cosine similarity. The exact search streams query
-batches through torch's GEMM, a tile of database rows at a time (no index, so no copy of the features), into
-preallocated N×k outputs: memory stays features + outputs + one tile, never an N×N matrix (IC-GAN's original code fell
-back to an N×N sklearn matrix and ran out of memory at ImageNet scale). The instance itself is
-excluded from its own set, as in IC-GAN: we search k+1 and drop self.
+Features are L2-normalised, so inner product = cosine similarity. The exact search computes torch's GEMM a tile
+of row blocks at a time (no index, so no copy of the features), each pair of blocks once (the similarity is
+symmetric), into FAISS's heaps, which become the N×k outputs: memory stays features + outputs + two tiles per
+core, never an N×N matrix (IC-GAN's original code fell back to an N×N sklearn matrix and ran out of memory at
+ImageNet scale). The instance itself is excluded from its own set, as in IC-GAN: we search k+1 and drop self.
 
 Diagnostics (purity, radii) and the neighbor panel PNG live in ``diagnostics``, and what valid features
 and neighborhoods are in ``validity``; diagnostics builds on
@@ -15,8 +15,11 @@ from __future__ import annotations
 
 import contextlib
 import os
+import queue
+import threading
 import time
 import warnings
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -38,7 +41,8 @@ class NeighborsError(UserError, ValueError):
 __all__ = ["KnnResult", "NeighborsError", "build_index", "check_features", "exact_neighbors", "exclude_self", "knn",
            "load_neighbors", "recall_at_k", "validate_neighbors"]
 
-BLAS_QUERY_BS = 4096       # queries per GEMM tile of the exact search
+BLAS_QUERY_BS = 1024       # queries per GEMM tile of the exact search
+TILE_BYTES = 4 << 20       # one worker's GEMM output tile of the exact search (an L2 cache's worth)
 
 _MIN_POINTS_PER_LIST = 39   # FAISS k-means warns below this many training points per centroid
 _GPU_MAX_K = 2048           # FAISS GPU selection limit
@@ -135,43 +139,135 @@ class _Batched:
 
 
 def _exact_cpu(x: np.ndarray, batch: int):
-    """Exact search on the CPU: torch's GEMM (its BLAS: MKL or oneDNN) on tiles of queries × database rows, each
-    tile pushed through FAISS's own per-query heaps (``addn``: a comparison with the heap's top for most entries).
-    ``faiss.knn`` does both itself, with the BLAS its wheel bundles: on a 2-core AVX-512 machine that reached
-    14-17% of torch's GEMM at d = 512, k = 50 (benchmarks/knn_speed.py). The tile is a quarter of the features'
-    bytes (16 to 128 MiB), so the search's memory stays near features + outputs."""
+    """Exact search of some queries (a recall sample, IVF's refills) on the CPU: torch's GEMM (its BLAS: MKL or
+    oneDNN) on tiles of queries × database rows, each tile pushed through FAISS's own per-query heaps (``addn``: a
+    comparison with the heap's top for most entries). ``faiss.knn`` does both itself, with the BLAS its wheel
+    bundles: on a 2-core AVX-512 machine that reached 14-17% of torch's GEMM at d = 512, k = 50
+    (benchmarks/knn_speed.py).
+
+    One worker thread a core takes a tile of the batch's queries at a time and runs both its single-threaded
+    GEMM and its heaps (both release the GIL), so no core waits while another pushes into heaps: with a
+    2-threaded GEMM and one thread's heaps between its calls, 30,000 × 512 reached 0.42-0.65 of GEMM; so, 0.75-0.8.
+    A worker's tile is 1,024 queries × 2,048 rows (fewer, longer heap pushes measured faster than 1,024 rows)
+    whatever N, so the search's memory is features + outputs + a few MiB."""
     n = x.shape[0]
-    budget = int(min(128 << 20, max(16 << 20, x.nbytes // 4)))
-    qbs = min(BLAS_QUERY_BS, batch)
-    dbs = int(min(max(1024, budget // (4 * qbs)), n))
-    tile = torch.empty(qbs * dbs, dtype=torch.float32)
+    workers = max(1, torch.get_num_threads())
+    qbs = min(BLAS_QUERY_BS, -(-batch // workers))     # every worker has a tile of a full batch
+    dbs = int(min(max(2048, TILE_BYTES // (4 * qbs)), n))
+    tiles: queue.SimpleQueue = queue.SimpleQueue()      # one buffer a worker: a tile's GEMM output
+    for _ in range(workers):
+        tiles.put(torch.empty(qbs * dbs, dtype=torch.float32))
 
     def search(xq: np.ndarray, k1: int) -> tuple[np.ndarray, np.ndarray]:
         sims = np.empty((len(xq), k1), np.float32)
         ids = np.empty((len(xq), k1), np.int64)
-        threads = faiss.omp_get_max_threads()
-        # FAISS's heaps on this thread alone: its OpenMP pool, spinning after each push, would take the cores
-        # from torch's GEMM (its own OpenMP runtime): 10.1 s against 5.0 s for 30,000 × 512 at 2 threads
-        faiss.omp_set_num_threads(1)
-        try:
-            with torch.inference_mode(), warnings.catch_warnings():
-                warnings.simplefilter("ignore", UserWarning)      # read-only memory maps: torch only reads them
-                _tiles(xq, k1, sims, ids)
-        finally:
-            faiss.omp_set_num_threads(threads)
+
+        def rows(qa: int) -> None:
+            tile = tiles.get()
+            try:
+                with torch.inference_mode():
+                    _tile_rows(xq[qa:qa + qbs], k1, sims[qa:qa + qbs], ids[qa:qa + qbs], tile)
+            finally:
+                tiles.put(tile)
+
+        with _one_thread_each(), warnings.catch_warnings(), \
+                ThreadPoolExecutor(workers, thread_name_prefix="ganops-knn") as pool:
+            warnings.simplefilter("ignore", UserWarning)      # read-only memory maps: torch only reads them
+            list(pool.map(rows, range(0, len(xq), qbs)))
         return sims, ids
 
-    def _tiles(xq: np.ndarray, k1: int, sims: np.ndarray, ids: np.ndarray) -> None:
-        for qa in range(0, len(xq), qbs):
-            q = torch.from_numpy(np.ascontiguousarray(xq[qa:qa + qbs]))
-            heaps = _heaps(sims[qa:qa + len(q)], ids[qa:qa + len(q)])
-            for a in range(0, n, dbs):
-                block = torch.from_numpy(np.asarray(x[a:a + dbs]))
-                s = tile[:len(q) * len(block)].view(len(q), len(block))
-                torch.mm(q, block.T, out=s)
-                heaps.addn(len(block), faiss.swig_ptr(s.numpy()), a)
-            heaps.reorder()          # most similar first
+    def _tile_rows(xq: np.ndarray, k1: int, sims: np.ndarray, ids: np.ndarray, tile: torch.Tensor) -> None:
+        q = torch.from_numpy(np.ascontiguousarray(xq))
+        heaps = _heaps(sims, ids)
+        for a in range(0, n, dbs):
+            block = torch.from_numpy(np.asarray(x[a:a + dbs]))
+            s = tile[:len(q) * len(block)].view(len(q), len(block))
+            torch.mm(q, block.T, out=s)
+            heaps.addn(len(block), faiss.swig_ptr(s.numpy()), a)
+        heaps.reorder()          # most similar first
     return search
+
+
+def block_rows(n: int) -> int:
+    """Rows of a block of the all-pairs exact search: its tiles are square, of TILE_BYTES."""
+    return int(min(max(256, (TILE_BYTES // 4) ** 0.5), n))
+
+
+def _exact_all_cpu(x: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray, int]:
+    """Every instance's exact k nearest among all of ``x``, self excluded: (ids, sims, #rows missing self).
+
+    When the queries are the database, sim(i, j) = sim(j, i): the search computes the tiles of block pairs
+    i ≤ j alone, half the GEMM of ``_exact_cpu``, and pushes each tile into block i's heaps and its transpose
+    into block j's (the heaps' work is unchanged). A worker a core takes block pairs; a lock per block keeps two
+    workers out of the same heaps. Memory: the N×(k+1) heaps, which become the N×k outputs in place, and two
+    tiles a worker."""
+    n = x.shape[0]
+    k1 = min(k + 1, n)
+    workers = max(1, torch.get_num_threads())
+    side = block_rows(n)
+    starts = list(range(0, n, side))
+    sims = np.empty((n, k1), np.float32)
+    ids = np.empty((n, k1), np.int64)
+    heaps = [_heaps(sims[a:a + side], ids[a:a + side]) for a in starts]
+    locks = [threading.Lock() for _ in starts]
+    buffers: queue.SimpleQueue = queue.SimpleQueue()                # a worker's tile and its transpose
+    for _ in range(workers):
+        buffers.put((torch.empty(side * side), torch.empty(side * side)))
+    # Pairs along the diagonals, so that the next pairs workers take share no block.
+    pairs = [(i, i + d) for d in range(len(starts)) for i in range(len(starts) - d)]
+
+    def block(i: int) -> torch.Tensor:
+        return torch.from_numpy(np.asarray(x[starts[i]:starts[i] + side]))
+
+    def push(i: int, tile: torch.Tensor, offset: int) -> None:
+        with locks[i]:
+            heaps[i].addn(tile.shape[1], faiss.swig_ptr(tile.numpy()), offset)
+
+    def pair(ij: tuple[int, int]) -> None:
+        i, j = ij
+        buf, tbuf = buffers.get()
+        try:
+            with torch.inference_mode():
+                bi, bj = block(i), block(j)
+                s = buf[:len(bi) * len(bj)].view(len(bi), len(bj))
+                torch.mm(bi, bj.T, out=s)
+                push(i, s, starts[j])
+                if i != j:
+                    t = tbuf[:len(bj) * len(bi)].view(len(bj), len(bi))
+                    t.copy_(s.T)
+                    push(j, t, starts[i])
+        finally:
+            buffers.put((buf, tbuf))
+
+    with _one_thread_each(), warnings.catch_warnings(), \
+            ThreadPoolExecutor(workers, thread_name_prefix="ganops-knn") as pool:
+        warnings.simplefilter("ignore", UserWarning)      # read-only memory maps: torch only reads them
+        list(pool.map(pair, pairs))
+    for h in heaps:
+        h.reorder()                                       # most similar first
+    # Drop self a chunk of rows at a time, into the front of the same buffers: row r's k columns move to
+    # r·k ≤ r·(k+1), over rows already read.
+    flat_ids, flat_sims, missing = ids.reshape(-1), sims.reshape(-1), 0
+    for a in range(0, n, 4096):
+        rows = np.arange(a, min(a + 4096, n))
+        i, s, miss = exclude_self(ids[rows[0]:rows[-1] + 1], sims[rows[0]:rows[-1] + 1], rows)
+        flat_ids[a * k:(rows[-1] + 1) * k], flat_sims[a * k:(rows[-1] + 1) * k] = i.ravel(), s.ravel()
+        missing += miss
+    return flat_ids[:n * k].reshape(n, k), flat_sims[:n * k].reshape(n, k), missing
+
+
+@contextlib.contextmanager
+def _one_thread_each():
+    """torch's and FAISS's OpenMP pools at one thread while the search's workers (one a core) run: each worker's
+    GEMM and heaps on its own thread, never oversubscribed."""
+    threads, faiss_threads = torch.get_num_threads(), faiss.omp_get_max_threads()
+    torch.set_num_threads(1)
+    faiss.omp_set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+        faiss.omp_set_num_threads(faiss_threads)
 
 
 def _heaps(sims: np.ndarray, ids: np.ndarray) -> faiss.float_minheap_array_t:
@@ -379,9 +475,11 @@ def knn(features: np.ndarray, k: int, p: NeighborsParams, seed: int = 0) -> KnnR
         use_gpu = p.use_gpu and _gpu_count() > 0 and k + 1 <= _GPU_MAX_K
         if p.use_gpu and _gpu_count() > 0 and not use_gpu:
             info["gpu_skipped"] = f"k+1 = {k + 1} exceeds the FAISS GPU limit {_GPU_MAX_K}"
-        search = _exact_gpu(x) if use_gpu else _exact_cpu(x, batch)
         info.update(gpu=use_gpu, build_s=time.perf_counter() - t0)
-        out.run(x, rows, search, batch)
+        if use_gpu:
+            out.run(x, rows, _exact_gpu(x), batch)
+        else:
+            out.ids, out.sims, out.self_missing = _exact_all_cpu(x, k)
     else:
         index = build_index(x, p, seed, info)
         info["build_s"] = time.perf_counter() - t0

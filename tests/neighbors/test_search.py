@@ -59,6 +59,36 @@ def test_query_batch_does_not_change_the_result():
     np.testing.assert_array_equal(a.indices, b.indices)
 
 
+@pytest.mark.parametrize("threads", [1, 3])
+def test_the_exact_search_is_exact_on_any_number_of_worker_threads(monkeypatch, threads):
+    """A worker a core: the all-pairs search takes pairs of row blocks (each tile pushed into both blocks'
+    heaps), a query subset's search takes tiles of queries. Both must cover every pair once, whatever the count
+    of workers, and the process's torch threads come back."""
+    import torch
+
+    x, _ = _clustered(n=2600, d=16)
+    monkeypatch.setattr(nb, "TILE_BYTES", 256 * 256 * 4)   # blocks of 256 rows, the last one short
+    monkeypatch.setattr(nb, "BLAS_QUERY_BS", 96)           # many query tiles a batch, the last one short
+    subset = np.sort(np.random.default_rng(1).choice(len(x), 700, replace=False))
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        res = nb.knn(x, 6, NeighborsParams(query_batch=1000))
+        sub = nb.exact_neighbors(x, subset, 6, batch=500)
+        assert torch.get_num_threads() == threads
+    finally:
+        torch.set_num_threads(before)
+    _, sims = _brute(x, 6)
+    np.testing.assert_allclose(res.similarities, sims, atol=1e-5)
+    # each neighbor is at the similarity reported (where two tie at the k-th, either is exact), once, never self
+    true = np.einsum("nd,nkd->nk", x, x[res.indices])
+    np.testing.assert_allclose(res.similarities, true, atol=1e-5)
+    assert all(len(set(row)) == 6 for row in res.indices)
+    assert not (res.indices == np.arange(len(x))[:, None]).any()
+    np.testing.assert_allclose(np.einsum("nd,nkd->nk", x[subset], x[sub]), sims[subset], atol=1e-5)
+    assert not (sub == subset[:, None]).any()
+
+
 def test_duplicates_never_list_self():
     x, _ = _clustered(n=200)
     x[10] = x[11] = x[12]  # exact ties with self
