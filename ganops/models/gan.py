@@ -264,8 +264,9 @@ def _check_neighbors(features, neighbors, n: int, key: str) -> int:
     # memory maps stay memory maps, the features' shards stay shards
     features = features if hasattr(features, "shape") else np.asarray(features)
     neighbors = neighbors if hasattr(neighbors, "shape") else np.asarray(neighbors)
+    name = _features_name(features)
     if features.ndim != 2 or features.shape[0] != n:
-        raise TrainError(f"{key}: features.npy has shape {features.shape} but the dataset has {n} "
+        raise TrainError(f"{key}: {name} has shape {features.shape} but the dataset has {n} "
                          f"images; the embeddings are stale. Run `ganops stage embeddings` and "
                          f"`ganops stage neighbors` again.")
     if neighbors.ndim != 2 or neighbors.shape[0] != n or neighbors.shape[1] < 1:
@@ -280,5 +281,11 @@ def _check_neighbors(features, neighbors, n: int, key: str) -> int:
                          f"{first(found.self_rows)}); IC-GAN's neighborhoods exclude the instance itself. Run "
                          "`ganops stage neighbors` again.")
     if len(inspect_features(features).non_finite_rows):
-        raise TrainError(f"{key}: features.npy holds NaN or inf; run `ganops stage embeddings` again.")
+        raise TrainError(f"{key}: {name} holds NaN or inf; run `ganops stage embeddings` again.")
     return int(features.shape[1])
+
+
+def _features_name(features) -> str:
+    """How the embeddings artifact holds the features: features.npy, or the folder of its shards."""
+    files = getattr(features, "files", None) or []
+    return f"{files[0].parent.name}/ ({len(files)} shards)" if len(files) > 1 else "features.npy"

@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from ganops.core.params import TrainParams
+from ganops.data.shards import ShardedArray
 from ganops.models.base import TrainData
 from ganops.models.errors import TrainError
 from ganops.models.icgan import ICGAN
@@ -88,3 +89,10 @@ def test_every_reader_refuses_the_same_broken_files_in_its_own_words(broken):
     fixed[5, 1] = 6
     with pytest.raises(TrainError, match="features.npy holds NaN or inf"):
         ICGAN.check(TrainParams(family="icgan"), TrainData(images, None, np.asarray(feats), fixed))
+    # features in shards (a sharded dataset's embeddings) are named by their folder
+    (root / "features").mkdir()
+    for i, part in enumerate((feats[:25], feats[25:])):
+        np.save(root / "features" / f"0000{i}.npy", np.asarray(part))
+    sharded = ShardedArray.of_files(sorted((root / "features").glob("*.npy")), "embeddings")
+    with pytest.raises(TrainError, match=r"features/ \(2 shards\) holds NaN or inf"):
+        ICGAN.check(TrainParams(family="icgan"), TrainData(images, None, sharded, fixed))
