@@ -213,7 +213,7 @@ def _exact_all_cpu(x: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray, int]:
     buffers: queue.SimpleQueue = queue.SimpleQueue()                # a worker's tile and its transpose
     for _ in range(workers):
         buffers.put((torch.empty(side * side), torch.empty(side * side)))
-    # Pairs along the diagonals, so that the next pairs workers take share no block.
+    # Pairs along the diagonals: pairs taken at the same time share a block's lock at most at one end.
     pairs = [(i, i + d) for d in range(len(starts)) for i in range(len(starts) - d)]
 
     def block(i: int) -> torch.Tensor:
@@ -250,8 +250,8 @@ def _exact_all_cpu(x: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray, int]:
     flat_ids, flat_sims, missing = ids.reshape(-1), sims.reshape(-1), 0
     for a in range(0, n, 4096):
         rows = np.arange(a, min(a + 4096, n))
-        i, s, miss = exclude_self(ids[rows[0]:rows[-1] + 1], sims[rows[0]:rows[-1] + 1], rows)
-        flat_ids[a * k:(rows[-1] + 1) * k], flat_sims[a * k:(rows[-1] + 1) * k] = i.ravel(), s.ravel()
+        kept_ids, kept_sims, miss = exclude_self(ids[rows[0]:rows[-1] + 1], sims[rows[0]:rows[-1] + 1], rows)
+        flat_ids[a * k:(rows[-1] + 1) * k], flat_sims[a * k:(rows[-1] + 1) * k] = kept_ids.ravel(), kept_sims.ravel()
         missing += miss
     return flat_ids[:n * k].reshape(n, k), flat_sims[:n * k].reshape(n, k), missing
 
