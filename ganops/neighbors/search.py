@@ -257,6 +257,15 @@ def _exact_all_cpu(x: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray, int]:
 
 
 @contextlib.contextmanager
+def _torch_threads_kept():
+    threads = torch.get_num_threads()
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
+@contextlib.contextmanager
 def _one_thread_each():
     """torch's and FAISS's OpenMP pools at one thread while the search's workers (one a core) run: each worker's
     GEMM and heaps on its own thread, never oversubscribed."""
@@ -465,38 +474,41 @@ def knn(features: np.ndarray, k: int, p: NeighborsParams, seed: int = 0) -> KnnR
     as_is = isinstance(features, ShardedArray) or features.flags.c_contiguous
     x = features if as_is else np.ascontiguousarray(features)
     batch = p.query_batch
-    threads = set_threads()
-    info: dict[str, Any] = {"index": p.index, "n": n, "d": d, "k": k, "query_batch": batch,
-                            "threads": threads, "gpu": False, "faiss_version": faiss.__version__}
-    t0 = time.perf_counter()
-    out = _Batched(n, k)
-    rows = np.arange(n)
-    if p.index == "exact":
-        use_gpu = p.use_gpu and _gpu_count() > 0 and k + 1 <= _GPU_MAX_K
-        if p.use_gpu and _gpu_count() > 0 and not use_gpu:
-            info["gpu_skipped"] = f"k+1 = {k + 1} exceeds the FAISS GPU limit {_GPU_MAX_K}"
-        info.update(gpu=use_gpu, build_s=time.perf_counter() - t0)
-        if use_gpu:
-            out.run(x, rows, _exact_gpu(x), batch)
+    # FAISS and torch may share one OpenMP runtime (whichever libgomp the process loaded first): FAISS's thread
+    # count can move torch's, which the caller gets back.
+    with _torch_threads_kept():
+        threads = set_threads()
+        info: dict[str, Any] = {"index": p.index, "n": n, "d": d, "k": k, "query_batch": batch,
+                                "threads": threads, "gpu": False, "faiss_version": faiss.__version__}
+        t0 = time.perf_counter()
+        out = _Batched(n, k)
+        rows = np.arange(n)
+        if p.index == "exact":
+            use_gpu = p.use_gpu and _gpu_count() > 0 and k + 1 <= _GPU_MAX_K
+            if p.use_gpu and _gpu_count() > 0 and not use_gpu:
+                info["gpu_skipped"] = f"k+1 = {k + 1} exceeds the FAISS GPU limit {_GPU_MAX_K}"
+            info.update(gpu=use_gpu, build_s=time.perf_counter() - t0)
+            if use_gpu:
+                out.run(x, rows, _exact_gpu(x), batch)
+            else:
+                out.ids, out.sims, out.self_missing = _exact_all_cpu(x, k)
         else:
-            out.ids, out.sims, out.self_missing = _exact_all_cpu(x, k)
-    else:
-        index = build_index(x, p, seed, info)
-        info["build_s"] = time.perf_counter() - t0
-        out.run(x, rows, lambda xq, k1: index.search(xq, k1), batch)
-        # IVF can find fewer than k+1 candidates in the probed lists (FAISS pads with -1):
-        # those rows are searched exactly, and counted, rather than left holding -1.
-        short = np.flatnonzero((out.ids < 0).any(axis=1))
-        if len(short):
-            out.run(x, short, _exact_cpu(x, batch), batch)
-        info["exact_refill_rows"] = int(len(short))
-        t1 = time.perf_counter()
-        info["recall_at_k"] = _recall(x, out.ids, k, p.recall_sample, batch, seed)
-        info.update(recall_queries=min(p.recall_sample, n), recall_s=time.perf_counter() - t1)
-    info["search_s"] = time.perf_counter() - t0 - info["build_s"] - info.get("recall_s", 0.0)
-    info["total_s"] = time.perf_counter() - t0
-    info["self_missing_rows"] = out.self_missing  # > 0 means duplicate features tied with self
-    return KnnResult(out.ids, out.sims, info)
+            index = build_index(x, p, seed, info)
+            info["build_s"] = time.perf_counter() - t0
+            out.run(x, rows, lambda xq, k1: index.search(xq, k1), batch)
+            # IVF can find fewer than k+1 candidates in the probed lists (FAISS pads with -1):
+            # those rows are searched exactly, and counted, rather than left holding -1.
+            short = np.flatnonzero((out.ids < 0).any(axis=1))
+            if len(short):
+                out.run(x, short, _exact_cpu(x, batch), batch)
+            info["exact_refill_rows"] = int(len(short))
+            t1 = time.perf_counter()
+            info["recall_at_k"] = _recall(x, out.ids, k, p.recall_sample, batch, seed)
+            info.update(recall_queries=min(p.recall_sample, n), recall_s=time.perf_counter() - t1)
+        info["search_s"] = time.perf_counter() - t0 - info["build_s"] - info.get("recall_s", 0.0)
+        info["total_s"] = time.perf_counter() - t0
+        info["self_missing_rows"] = out.self_missing  # > 0 means duplicate features tied with self
+        return KnnResult(out.ids, out.sims, info)
 
 
 # ---------------------------------------------------------------- artifacts

@@ -70,11 +70,16 @@ def test_the_exact_search_is_exact_on_any_number_of_worker_threads(monkeypatch, 
     monkeypatch.setattr(nb, "TILE_BYTES", 256 * 256 * 4)   # blocks of 256 rows, the last one short
     monkeypatch.setattr(nb, "BLAS_QUERY_BS", 96)           # many query tiles a batch, the last one short
     subset = np.sort(np.random.default_rng(1).choice(len(x), 700, replace=False))
+    monkeypatch.setenv("OMP_NUM_THREADS", str(threads))     # what FAISS's count follows (the suite says 1)
     before = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
         res = nb.knn(x, 6, NeighborsParams(query_batch=1000))
         sub = nb.exact_neighbors(x, subset, 6, batch=500)
+        assert torch.get_num_threads() == threads
+        # FAISS told one thread must not leave torch at one (where the two share an OpenMP runtime)
+        monkeypatch.setenv("OMP_NUM_THREADS", "1")
+        nb.knn(x[:300], 6, NeighborsParams())
         assert torch.get_num_threads() == threads
     finally:
         torch.set_num_threads(before)
