@@ -154,26 +154,16 @@ def _exact_cpu(x: np.ndarray, batch: int):
     workers = max(1, torch.get_num_threads())
     qbs = min(BLAS_QUERY_BS, -(-batch // workers))     # every worker has a tile of a full batch
     dbs = int(min(max(2048, TILE_BYTES // (4 * qbs)), n))
-    tiles: queue.SimpleQueue = queue.SimpleQueue()      # one buffer a worker: a tile's GEMM output
-    for _ in range(workers):
-        tiles.put(torch.empty(qbs * dbs, dtype=torch.float32))
+    tiles = [torch.empty(qbs * dbs, dtype=torch.float32) for _ in range(workers)]   # a tile's GEMM output
 
     def search(xq: np.ndarray, k1: int) -> tuple[np.ndarray, np.ndarray]:
         sims = np.empty((len(xq), k1), np.float32)
         ids = np.empty((len(xq), k1), np.int64)
 
-        def rows(qa: int) -> None:
-            tile = tiles.get()
-            try:
-                with torch.inference_mode():
-                    _tile_rows(xq[qa:qa + qbs], k1, sims[qa:qa + qbs], ids[qa:qa + qbs], tile)
-            finally:
-                tiles.put(tile)
+        def rows(qa: int, tile: torch.Tensor) -> None:
+            _tile_rows(xq[qa:qa + qbs], k1, sims[qa:qa + qbs], ids[qa:qa + qbs], tile)
 
-        with _one_thread_each(), warnings.catch_warnings(), \
-                ThreadPoolExecutor(workers, thread_name_prefix="ganops-knn") as pool:
-            warnings.simplefilter("ignore", UserWarning)      # read-only memory maps: torch only reads them
-            list(pool.map(rows, range(0, len(xq), qbs)))
+        _on_workers(rows, range(0, len(xq), qbs), tiles)
         return sims, ids
 
     def _tile_rows(xq: np.ndarray, k1: int, sims: np.ndarray, ids: np.ndarray, tile: torch.Tensor) -> None:
@@ -202,17 +192,14 @@ def _exact_all_cpu(x: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray, int]:
     workers out of the same heaps. Memory: the N×(k+1) heaps, which become the N×k outputs in place, and two
     tiles a worker."""
     n = x.shape[0]
-    k1 = min(k + 1, n)
-    workers = max(1, torch.get_num_threads())
     side = block_rows(n)
     starts = list(range(0, n, side))
-    sims = np.empty((n, k1), np.float32)
-    ids = np.empty((n, k1), np.int64)
+    sims = np.empty((n, k + 1), np.float32)
+    ids = np.empty((n, k + 1), np.int64)
     heaps = [_heaps(sims[a:a + side], ids[a:a + side]) for a in starts]
     locks = [threading.Lock() for _ in starts]
-    buffers: queue.SimpleQueue = queue.SimpleQueue()                # a worker's tile and its transpose
-    for _ in range(workers):
-        buffers.put((torch.empty(side * side), torch.empty(side * side)))
+    # a worker's tile and its transpose
+    buffers = [(torch.empty(side * side), torch.empty(side * side)) for _ in range(max(1, torch.get_num_threads()))]
     # Pairs along the diagonals: pairs taken at the same time share a block's lock at most at one end.
     pairs = [(i, i + d) for d in range(len(starts)) for i in range(len(starts) - d)]
 
@@ -223,35 +210,27 @@ def _exact_all_cpu(x: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray, int]:
         with locks[i]:
             heaps[i].addn(tile.shape[1], faiss.swig_ptr(tile.numpy()), offset)
 
-    def pair(ij: tuple[int, int]) -> None:
-        i, j = ij
-        buf, tbuf = buffers.get()
-        try:
-            with torch.inference_mode():
-                bi, bj = block(i), block(j)
-                s = buf[:len(bi) * len(bj)].view(len(bi), len(bj))
-                torch.mm(bi, bj.T, out=s)
-                push(i, s, starts[j])
-                if i != j:
-                    t = tbuf[:len(bj) * len(bi)].view(len(bj), len(bi))
-                    t.copy_(s.T)
-                    push(j, t, starts[i])
-        finally:
-            buffers.put((buf, tbuf))
+    def pair(ij: tuple[int, int], bufs: tuple[torch.Tensor, torch.Tensor]) -> None:
+        (i, j), (buf, tbuf) = ij, bufs
+        bi, bj = block(i), block(j)
+        s = buf[:len(bi) * len(bj)].view(len(bi), len(bj))
+        torch.mm(bi, bj.T, out=s)
+        push(i, s, starts[j])
+        if i != j:
+            t = tbuf[:len(bj) * len(bi)].view(len(bj), len(bi))
+            t.copy_(s.T)
+            push(j, t, starts[i])
 
-    with _one_thread_each(), warnings.catch_warnings(), \
-            ThreadPoolExecutor(workers, thread_name_prefix="ganops-knn") as pool:
-        warnings.simplefilter("ignore", UserWarning)      # read-only memory maps: torch only reads them
-        list(pool.map(pair, pairs))
+    _on_workers(pair, pairs, buffers)
     for h in heaps:
         h.reorder()                                       # most similar first
     # Drop self a chunk of rows at a time, into the front of the same buffers: row r's k columns move to
     # r·k ≤ r·(k+1), over rows already read.
     flat_ids, flat_sims, missing = ids.reshape(-1), sims.reshape(-1), 0
     for a in range(0, n, 4096):
-        rows = np.arange(a, min(a + 4096, n))
-        kept_ids, kept_sims, miss = exclude_self(ids[rows[0]:rows[-1] + 1], sims[rows[0]:rows[-1] + 1], rows)
-        flat_ids[a * k:(rows[-1] + 1) * k], flat_sims[a * k:(rows[-1] + 1) * k] = kept_ids.ravel(), kept_sims.ravel()
+        b = min(a + 4096, n)
+        kept_ids, kept_sims, miss = exclude_self(ids[a:b], sims[a:b], np.arange(a, b))
+        flat_ids[a * k:b * k], flat_sims[a * k:b * k] = kept_ids.ravel(), kept_sims.ravel()
         missing += miss
     return flat_ids[:n * k].reshape(n, k), flat_sims[:n * k].reshape(n, k), missing
 
@@ -265,18 +244,32 @@ def _torch_threads_kept():
         torch.set_num_threads(threads)
 
 
-@contextlib.contextmanager
-def _one_thread_each():
-    """torch's and FAISS's OpenMP pools at one thread while the search's workers (one a core) run: each worker's
-    GEMM and heaps on its own thread, never oversubscribed."""
-    threads, faiss_threads = torch.get_num_threads(), faiss.omp_get_max_threads()
-    torch.set_num_threads(1)
-    faiss.omp_set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(threads)
-        faiss.omp_set_num_threads(faiss_threads)
+def _on_workers(fn, items, buffers: list) -> None:
+    """``fn(item, buffer)`` for every item, on a worker thread a buffer (one a core), each holding its buffer
+    while it runs. torch's and FAISS's OpenMP pools are at one thread meanwhile: each worker's GEMM and heaps run
+    on its own thread, never oversubscribed (both release the GIL)."""
+    free: queue.SimpleQueue = queue.SimpleQueue()
+    for buf in buffers:
+        free.put(buf)
+
+    def run(item) -> None:
+        buf = free.get()
+        try:
+            with torch.inference_mode():
+                fn(item, buf)
+        finally:
+            free.put(buf)
+
+    faiss_threads = faiss.omp_get_max_threads()
+    with _torch_threads_kept(), warnings.catch_warnings(), \
+            ThreadPoolExecutor(len(buffers), thread_name_prefix="ganops-knn") as pool:
+        torch.set_num_threads(1)
+        faiss.omp_set_num_threads(1)
+        warnings.simplefilter("ignore", UserWarning)      # read-only memory maps: torch only reads them
+        try:
+            list(pool.map(run, items))
+        finally:
+            faiss.omp_set_num_threads(faiss_threads)
 
 
 def _heaps(sims: np.ndarray, ids: np.ndarray) -> faiss.float_minheap_array_t:
