@@ -19,6 +19,11 @@ G that copies them scores well. ``--reference full`` (the default then) also sco
 (Karras et al. 2020) scores its limited-data runs: against the whole dataset (all 10,000 MNIST test images,
 in the space of an evaluator trained on the whole dataset), as ``fid_full``, ``precision_full``,
 ``recall_full``, ``kid_full``.
+
+With ``data.limit`` two rows of real images come first, scored as the samples are: ``real, not trained on``
+(as many of the dataset's other images as there are samples: where a generator of the data itself lands)
+and ``training images, copied`` (the training images drawn with replacement: a G that memorised). A
+training-reference figure below the first row is closer to the training images than new real data is.
 """
 
 from __future__ import annotations
@@ -85,6 +90,8 @@ def main() -> None:
             rows += [{**r, **extra, "family": r["family"] + tag}
                      for r in leaderboard(root, p) if r["family"].split()[0] == p.train.family]
     rows.sort(key=lambda r: r.get("fid_evaluator", float("inf")))
+    if full:
+        rows = full.real_rows(root, p) + rows
     transfer = on_other_dataset(root, args.instances, common, args.families) if args.instances else None
     judge = json.loads((root / "data/evaluator" / p.data.dataset / "meta.json").read_text())["metrics"]
     print(markdown(rows))
@@ -120,7 +127,9 @@ class FullReference:
         self.evaluator = Evaluator.load(edir / "evaluator.pt")
         self.real = np.concatenate([A.load_npy(edir / "features.npy", "evaluator", mmap=False),
                                     A.load_npy(edir / "holdout_features.npy", "evaluator", mmap=False)])
-        n = len(store.load_images(A.dataset_dir(folder, q))) + len(store.load_holdout(A.dataset_dir(folder, q))[1])
+        self.images = np.concatenate([np.asarray(store.load_images(A.dataset_dir(folder, q))),
+                                      np.asarray(store.load_holdout(A.dataset_dir(folder, q))[0])])
+        n = len(self.images)
         print(f"full reference: {n} images, evaluator held-out accuracy "
               f"{A.read_meta(edir)['metrics'].get('holdout_accuracy')}", flush=True)
 
@@ -128,7 +137,6 @@ class FullReference:
         """The generator at ``model_path`` (trained with ``p`` in ``root``), drawn as the evaluation draws it."""
         from ganops.core import artifacts as A
         from ganops.data import store
-        from ganops.evaluate import metrics as M
         from ganops.models import load_model
 
         e = p.evaluate
@@ -137,10 +145,47 @@ class FullReference:
         y, h, _ = model.data_conditions(e.n_samples, e.seed, h, store.load_labels(A.dataset_dir(root, p)))
         fake = self.evaluator.features(model.generate(e.n_samples, seed=e.seed, labels=y, features=h,
                                                       batch_size=e.batch_size), e.batch_size)
-        kid, _ = M.kid(self.real, fake, e.kid_subsets, e.kid_subset_size, seed=e.seed)
-        prdc = M.prdc(self.real, fake, e.pr_k, e.dc_k)
-        return {"fid_full": M.fid(self.real, fake), "kid_full": kid, "precision_full": prdc["precision"],
+        return self._scores(fake, e)
+
+    def _scores(self, fake: np.ndarray, e, real: np.ndarray | None = None) -> dict[str, float]:
+        from ganops.evaluate import metrics as M
+
+        real = self.real if real is None else real
+        kid, _ = M.kid(real, fake, e.kid_subsets, e.kid_subset_size, seed=e.seed)
+        prdc = M.prdc(real, fake, e.pr_k, e.dc_k)
+        return {"fid_full": M.fid(real, fake), "kid_full": kid, "precision_full": prdc["precision"],
                 "recall_full": prdc["recall"]}
+
+    def real_rows(self, root: Path, p) -> list[dict]:
+        """Real images scored as samples are, in both references: the dataset's images outside ``data.limit``
+        (a generator of the data itself; in the full reference, against the rest of it) and the training
+        images redrawn with replacement (a G that copies)."""
+        from ganops.core import artifacts as A
+        from ganops.data import store
+        from ganops.evaluate import metrics as M
+        from ganops.evaluate.evaluator import Evaluator
+
+        e = p.evaluate
+        edir, ddir = A.evaluator_dir(root, p), A.dataset_dir(root, p)
+        evaluator = Evaluator.load(edir / "evaluator.pt")
+        train_features = A.load_npy(edir / "features.npy", "evaluator")
+        train = np.asarray(store.load_images(ddir))
+        seen = {x.tobytes() for x in np.concatenate([train, np.asarray(store.load_holdout(ddir)[0])])}
+        unseen = np.flatnonzero([x.tobytes() not in seen for x in self.images])
+        rng = np.random.default_rng(e.seed)
+        new = rng.choice(unseen, min(e.n_samples, len(unseen)), replace=False)
+        rest = np.ones(len(self.real), bool)
+        rest[new] = False                         # self.real's rows are self.images's, in the same order
+        rows = []
+        for name, images, full_real in (("real, not trained on", self.images[new], self.real[rest]),
+                                        ("training images, copied", train[rng.choice(len(train), e.n_samples)],
+                                         None)):
+            own = evaluator.features(images, e.batch_size)
+            prdc = M.prdc(train_features, own, e.pr_k, e.dc_k)
+            rows.append({"family": name, "fid_evaluator": M.fid(train_features, own),
+                         "precision_evaluator": prdc["precision"], "recall_evaluator": prdc["recall"],
+                         **self._scores(self.evaluator.features(images, e.batch_size), e, full_real)})
+        return rows
 
 
 def on_other_dataset(root: Path, spec: str, common: list[str], families: list[str]) -> dict:

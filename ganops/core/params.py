@@ -204,6 +204,10 @@ class TrainParams(_Section):
     beta2: float = Field(0.999, ge=0, lt=1)
     d_steps: int = Field(2, ge=1, description="D updates per G update")
     spectral_norm: bool = Field(False, description="spectral norm on D's layers")
+    lecam: float = Field(0.0, ge=0, allow_inf_nan=False, description="weight of LeCam's regulariser of D (Tseng et "
+                         "al. 2021): D's logits on real images held near the moving average of its logits on fakes "
+                         "and back, for limited data (0: off)")
+    lecam_decay: float = Field(0.99, gt=0, lt=1, description="decay of LeCam's moving averages of D's logits")
     mode_seeking: float = Field(0.02, ge=0, allow_inf_nan=False, description="icgan and self-conditioned dcgan: weight of the mode-seeking term "
                                 "(Mao et al. 2019, MSGAN): G's batch pairs samples of one condition and is rewarded for "
                                 "images that differ as their noise does (0: off)")

@@ -25,6 +25,7 @@ from ganops.models.batches import BatchSampler
 from ganops.models.blocks import DConfig, Discriminator, GConfig, Generator, check_resolution
 from ganops.models.errors import TrainError
 from ganops.models.gan_model import GeneratorModel
+from ganops.models.lecam import LeCam
 from ganops.neighbors.validity import first, inspect_features, inspect_neighbors
 
 
@@ -111,6 +112,7 @@ class GANFamily(Family):
         # (make run: icgan recall 0.47 → 0.64); so is a cluster (self-conditioned DCGAN); a label is broad, and
         # cGAN lost precision and recall with it
         self.mode_seeking = tp.mode_seeking if icgan or self.self_conditioned else 0.0
+        self.lecam = LeCam(tp.lecam, tp.lecam_decay, ctx.device) if tp.lecam else None
         if tp.augment.kind == "ada":
             self.loss_names = (*type(self).loss_names, "ada_p")
 
@@ -124,6 +126,8 @@ class GANFamily(Family):
 
     def extra_state(self):
         state = {"augment": self.aug.state()}
+        if self.lecam is not None:
+            state["lecam"] = self.lecam.state()
         if self.self_conditioned:       # k-means may not repeat bit for bit on another machine or thread count
             state["clusters"] = torch.from_numpy(self.assign.astype(np.int32))
         return state
@@ -131,6 +135,8 @@ class GANFamily(Family):
     def load_extra_state(self, state) -> None:
         if "augment" in state:
             self.aug.load(state["augment"], self.ctx.device)
+        if self.lecam is not None and "lecam" in state:
+            self.lecam.load(state["lecam"])
         if "clusters" in state:         # D's centroids and G's frequencies came back with their weights
             self.assign = state["clusters"].numpy().astype(np.int64)
             self.batches.labels = torch.as_tensor(self.assign, device=self.batches.labels.device)
@@ -179,6 +185,8 @@ class GANFamily(Family):
                 real_logits = D(A(x).contiguous(memory_format=fmt), y, h)
                 fake_logits = D(A(fake.detach()), yf, hf)
                 d_loss = self.loss.d(real_logits.float(), fake_logits.float())
+                if self.lecam is not None:
+                    d_loss = d_loss + self.lecam(real_logits.float(), fake_logits.float())
             opt_d.zero_grad(set_to_none=True)
             d_loss.backward()
             opt_d.step()

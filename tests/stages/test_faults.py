@@ -73,8 +73,9 @@ def test_a_killed_dvc_repro_keeps_the_previous_model(project):
     before = model.read_bytes()
     raw = P.apply_overrides(P.read_yaml(project / "params.yaml"), long)
     (project / "params.yaml").write_text(yaml.safe_dump(raw))
-    proc = subprocess.Popen(["dvc", "repro", "train_icgan"], cwd=project, env=ENV, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, start_new_session=True)
+    # --single-item: the stage alone (its upstream, built by the CLI, is not in DVC's lock and would rerun first)
+    proc = subprocess.Popen(["dvc", "repro", "--single-item", "train_icgan"], cwd=project, env=ENV,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
     wait_for_checkpoint(project, "icgan", proc, timeout=300)
     _kill(proc)                                              # dvc and the stage it runs
     assert model.read_bytes() == before                      # the previous model is intact

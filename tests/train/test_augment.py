@@ -1,5 +1,6 @@
 """What D sees: DiffAugment and ADA (kornia's transforms) on real and fake alike, differentiable, inside exact
-resume; ADA's probability follows D's overfitting signal; the evaluation reads that signal on held-out images."""
+resume; ADA's probability follows D's overfitting signal; LeCam's term holds D's logits together; the evaluation
+reads that signal on held-out images."""
 
 from __future__ import annotations
 
@@ -90,10 +91,12 @@ def test_ada_raises_p_while_d_is_sure_of_the_reals_and_lowers_it_when_not():
     assert ada.p == 1.0                      # and never above 1
 
 
-@pytest.mark.parametrize("augment", ["diffaugment", "ada"])
-def test_an_augmented_training_resumes_bit_exactly(images, tmp_path, augment):
-    # ADA's p moves at every step (a fast D, sure of the reals at once, and a low target)
-    kw = {"augment": {"kind": augment, "ada_kimg": 0.1, "ada_interval": 1, "ada_target": 0.05}, "lr_d": 0.01}
+@pytest.mark.parametrize("augment, lecam", [("diffaugment", 0.0), ("ada", 0.0), ("diffaugment", 0.5)])
+def test_an_augmented_training_resumes_bit_exactly(images, tmp_path, augment, lecam):
+    # ADA's p moves at every step (a fast D, sure of the reals at once, and a low target); LeCam's averages
+    # of D's logits are checkpointed (restarted from the resumed step's logits, D's updates would differ)
+    kw = {"augment": {"kind": augment, "ada_kimg": 0.1, "ada_interval": 1, "ada_target": 0.05}, "lr_d": 0.01,
+          "lecam": lecam}
     straight = train(params(**kw), images, checkpoint_path=tmp_path / "a.pt")
     train(params(**kw, steps=3), images, checkpoint_path=tmp_path / "b.pt")
     resumed = train(params(**kw), images, checkpoint_path=tmp_path / "b.pt")
@@ -106,6 +109,27 @@ def test_an_augmented_training_resumes_bit_exactly(images, tmp_path, augment):
         assert ps == [e["ada_p"] for e in resumed.history] and max(ps) > 0   # p itself resumed, and logged
     plain = train(params(augment="none"), images)
     assert not torch.equal(plain.states["G"]["out.weight"], straight.states["G"]["out.weight"])
+
+
+def test_lecam_keeps_a_memorising_d_from_driving_real_and_fake_logits_apart():
+    """16 real images and a D trained long without augmentation: LeCam's term holds D's logits on the reals
+    near its average on fakes, so the gap D opens between them is a fraction of the unregularised one."""
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    x = np.repeat(np.repeat((digits.images * 255 / 16).astype(np.uint8), 2, 1), 2, 2)[:16, None]   # 16×16
+    gaps = {}
+    for weight in (0.0, 1.0):
+        res = train(params(steps=150, batch_size=16, checkpoint_every=1000, log_every=10, ema=False, augment="none",
+                           loss="ns", lecam=weight), x)
+        gaps[weight] = np.mean([e["d_real"] - e["d_fake"] for e in res.history[-5:]])
+    assert gaps[0.0] > 3 and gaps[1.0] < gaps[0.0] / 2, gaps
+
+
+def test_lecam_is_refused_negative_infinite_or_with_a_decay_of_one():
+    for key, value in (("lecam", "-0.1"), ("lecam", ".inf"), ("lecam_decay", "1.0")):
+        with pytest.raises(ParamsError, match=rf"train\.{key}'"):
+            _load(f"train.{key}={value}")
 
 
 def test_the_overfitting_signal_reads_a_memorising_d():
