@@ -184,9 +184,10 @@ class GANFamily(Family):
                     fake = G(z, yf, hf)
                 real_logits = D(A(x).contiguous(memory_format=fmt), y, h)
                 fake_logits = D(A(fake.detach()), yf, hf)
-                d_loss = self.loss.d(real_logits.float(), fake_logits.float())
+                r, f = real_logits.float(), fake_logits.float()
+                d_loss = self.loss.d(r, f)
                 if self.lecam is not None:
-                    d_loss = d_loss + self.lecam(real_logits.float(), fake_logits.float())
+                    d_loss = d_loss + self.lecam(r, f)
             opt_d.zero_grad(set_to_none=True)
             d_loss.backward()
             opt_d.step()

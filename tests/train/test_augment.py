@@ -111,13 +111,17 @@ def test_an_augmented_training_resumes_bit_exactly(images, tmp_path, augment, le
     assert not torch.equal(plain.states["G"]["out.weight"], straight.states["G"]["out.weight"])
 
 
+def _digits_16() -> np.ndarray:
+    """scikit-learn's real digits as uint8 N×1×16×16 (each 8×8 pixel doubled)."""
+    from sklearn.datasets import load_digits
+
+    return np.repeat(np.repeat((load_digits().images * 255 / 16).astype(np.uint8), 2, 1), 2, 2)[:, None]
+
+
 def test_lecam_keeps_a_memorising_d_from_driving_real_and_fake_logits_apart():
     """16 real images and a D trained long without augmentation: LeCam's term holds D's logits on the reals
     near its average on fakes, so the gap D opens between them is a fraction of the unregularised one."""
-    from sklearn.datasets import load_digits
-
-    digits = load_digits()
-    x = np.repeat(np.repeat((digits.images * 255 / 16).astype(np.uint8), 2, 1), 2, 2)[:16, None]   # 16×16
+    x = _digits_16()[:16]
     gaps = {}
     for weight in (0.0, 1.0):
         res = train(params(steps=150, batch_size=16, checkpoint_every=1000, log_every=10, ema=False, augment="none",
@@ -144,12 +148,9 @@ def test_the_overfitting_signal_reads_a_memorising_d():
 def test_a_d_trained_long_on_few_images_is_surer_of_them_than_of_held_out_ones():
     """Real overfitting: 16 training images, a D trained for many steps; held-out images of the same
     distribution get lower outputs than the images it trained on."""
-    from sklearn.datasets import load_digits
-
     from ganops.models import load_model
 
-    digits = load_digits()
-    x = np.repeat(np.repeat((digits.images * 255 / 16).astype(np.uint8), 2, 1), 2, 2)[:, None]   # 16×16
+    x = _digits_16()
     train_x, held = x[:16], x[200:400]
     res = train(params(steps=300, batch_size=16, checkpoint_every=1000, log_every=100, ema=False, augment="none"),
                 train_x)    # no augmentation: nothing keeps D from memorising
