@@ -158,6 +158,8 @@ class AugmentParams(_Section):
     kind: Literal[tuple(AUGMENTS)] = Field("diffaugment", description="; ".join(f"{k}: {v}" for k, v in AUGMENTS.items()))
     policy: str = Field("translation", description="kind=diffaugment: its transforms, a "
                         "comma-separated subset of color, translation, cutout")
+    translation: float = Field(0.0625, gt=0, le=0.5, allow_inf_nan=False, description="kind=diffaugment: the largest "
+                               "shift of its translation, as a share of the image's side")
     ada_target: float = Field(0.6, gt=0, lt=1, allow_inf_nan=False,
                               description="kind=ada: the r_t = E[sign(D(real))] it steers p to")
     ada_kimg: float = Field(100.0, gt=0, allow_inf_nan=False, description="kind=ada: thousands of images over which p "
@@ -177,6 +179,8 @@ class TransferAugmentParams(_Section):
                                                  "these discriminators do not give)")
     policy: str = Field("color,translation,cutout", description="kind=diffaugment: its transforms, a "
                         "comma-separated subset of color, translation, cutout")
+    translation: float = Field(0.125, gt=0, le=0.5, allow_inf_nan=False, description="kind=diffaugment: the largest "
+                               "shift of its translation, as a share of the image's side")
 
     @field_validator("policy")
     @classmethod

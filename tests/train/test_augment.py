@@ -41,6 +41,22 @@ def test_diffaugment_changes_every_image_and_lets_gradients_through(channels, po
     assert x.grad is not None and x.grad.abs().sum() > 0
 
 
+@pytest.mark.parametrize("translation", [0.0625, 0.25])
+def test_diffaugment_shifts_images_by_up_to_its_translation_share_of_the_side(translation):
+    torch.manual_seed(0)
+    x = torch.full((256, 1, 32, 32), -1.0)
+    x[:, :, 14:18, 14:18] = 1.0                          # a centred square: its centre of mass is where it went
+    out = Augment("diffaugment", 1, policy="translation", translation=translation)(x)
+    mass = (out + 1).squeeze(1)
+    grid = torch.arange(32.0)
+    cy = (mass.sum(2) * grid).sum(1) / mass.sum((1, 2))
+    cx = (mass.sum(1) * grid).sum(1) / mass.sum((1, 2))
+    shift = torch.maximum((cy - 15.5).abs(), (cx - 15.5).abs())
+    limit = translation * 32
+    assert float(shift.max()) <= limit + 1e-3, f"shifted {float(shift.max()):.2f} px, more than {limit} px"
+    assert float(shift.max()) > 0.8 * limit           # and the whole range is drawn
+
+
 def test_no_augmentation_is_the_identity_and_ada_starts_at_zero():
     x = torch.rand(4, 1, 16, 16) * 2 - 1
     assert torch.equal(Augment("none", 1)(x), x)
@@ -61,6 +77,9 @@ def test_a_bad_policy_or_kind_names_the_key_and_what_is_allowed():
         _load("transfer.augment=ada")     # ADA steers by one real/fake logit: the translators' D give none
     with pytest.raises(ParamsError, match=r"train\.augment\.policy.*each at most once"):
         _load("train.augment.policy=color,color")
+    for bad in ("0", "0.75"):           # no shift is the policy without translation; past half the image is gone
+        with pytest.raises(ParamsError, match=r"train\.augment\.translation"):
+            _load(f"train.augment.translation={bad}")
     with pytest.raises(ParamsError, match=r"train\.augment\.ada_kimg"):
         _load("train.augment.ada_kimg=.inf")     # p would never move
 
