@@ -68,14 +68,16 @@ class Augment(nn.Module):
         ada = {"target": ap.ada_target, "interval": ap.ada_interval, "kimg": ap.ada_kimg} if ap.kind == "ada" else {}
         return cls(ap.kind, channels, policy=ap.policy, translation=ap.translation, batch=batch, **ada)
 
-    def __init__(self, kind: str, channels: int, *, policy: str = "color,translation,cutout", translation: float = 0.125,
-                 target: float = 0.6, interval: int = 4, kimg: float = 100.0, batch: int = 64):
+    def __init__(self, kind: str, channels: int, *, policy: str = "color,translation,cutout",
+                 translation: float = 0.125, target: float = 0.6, interval: int = 4, kimg: float = 100.0,
+                 batch: int = 64):
         super().__init__()
         if kind not in AUGMENTS:
             raise ValueError(f"augment {kind!r} is not allowed; expected one of {', '.join(AUGMENTS)}")
         self.kind, self.target, self.interval = kind, target, interval
         self.step_size = batch * interval / (kimg * 1000.0)
-        ops = diffaugment_ops(policy, channels, translation) if kind == "diffaugment" else ada_ops(channels) if kind == "ada" else []
+        ops = (diffaugment_ops(policy, channels, translation) if kind == "diffaugment"
+               else ada_ops(channels) if kind == "ada" else [])
         self.ops = nn.ModuleList(ops)
         self.p = 0.0                                 # ADA's probability (DiffAugment: always 1)
         self._signs: torch.Tensor | None = None      # Σ sign(D(real)) since the last adjustment, on the device
