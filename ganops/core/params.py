@@ -153,13 +153,23 @@ class NeighborsParams(_Section):
         return self
 
 
+def _policy_field(default: str):
+    """DiffAugment's transforms, for the generators' and the translators' augment sections alike."""
+    return Field(default, description="kind=diffaugment: its transforms, a comma-separated subset of color, "
+                 "translation, cutout")
+
+
+def _translation_field(default: float):
+    """DiffAugment's largest shift, for both augment sections (their defaults differ: README, Small datasets)."""
+    return Field(default, gt=0, le=0.5, allow_inf_nan=False, description="kind=diffaugment: the largest shift of its "
+                 "translation, as a share of the image's side")
+
+
 class AugmentParams(_Section):
     """What the discriminator sees of every image, real and fake (ganops.models.augment)."""
     kind: Literal[tuple(AUGMENTS)] = Field("diffaugment", description="; ".join(f"{k}: {v}" for k, v in AUGMENTS.items()))
-    policy: str = Field("translation", description="kind=diffaugment: its transforms, a "
-                        "comma-separated subset of color, translation, cutout")
-    translation: float = Field(0.0625, gt=0, le=0.5, allow_inf_nan=False, description="kind=diffaugment: the largest "
-                               "shift of its translation, as a share of the image's side")
+    policy: str = _policy_field("translation")
+    translation: float = _translation_field(0.0625)
     ada_target: float = Field(0.6, gt=0, lt=1, allow_inf_nan=False,
                               description="kind=ada: the r_t = E[sign(D(real))] it steers p to")
     ada_kimg: float = Field(100.0, gt=0, allow_inf_nan=False, description="kind=ada: thousands of images over which p "
@@ -177,10 +187,8 @@ class TransferAugmentParams(_Section):
     logit, and their discriminators give least-squares patches (CycleGAN) or three classes (DTN)."""
     kind: Literal["none", "diffaugment"] = Field("none", description="none or diffaugment (ADA needs a real/fake logit "
                                                  "these discriminators do not give)")
-    policy: str = Field("color,translation,cutout", description="kind=diffaugment: its transforms, a "
-                        "comma-separated subset of color, translation, cutout")
-    translation: float = Field(0.125, gt=0, le=0.5, allow_inf_nan=False, description="kind=diffaugment: the largest "
-                               "shift of its translation, as a share of the image's side")
+    policy: str = _policy_field("color,translation,cutout")
+    translation: float = _translation_field(0.125)
 
     @field_validator("policy")
     @classmethod

@@ -77,9 +77,13 @@ def test_a_bad_policy_or_kind_names_the_key_and_what_is_allowed():
         _load("transfer.augment=ada")     # ADA steers by one real/fake logit: the translators' D give none
     with pytest.raises(ParamsError, match=r"train\.augment\.policy.*each at most once"):
         _load("train.augment.policy=color,color")
-    for bad in ("0", "0.75"):           # no shift is the policy without translation; past half the image is gone
-        with pytest.raises(ParamsError, match=r"train\.augment\.translation"):
+    # no shift is the policy without translation; past half the image is gone
+    for bad, allowed in (("0", r"> 0"), ("0.75", r"≤ 0\.5")):
+        with pytest.raises(ParamsError, match=rf"train\.augment\.translation': value {bad} is not allowed; "
+                                              rf"expected a number {allowed}"):
             _load(f"train.augment.translation={bad}")
+    with pytest.raises(ParamsError, match=r"transfer\.augment\.translation': value 2 is not allowed"):
+        _load("transfer.augment.translation=2")
     with pytest.raises(ParamsError, match=r"train\.augment\.ada_kimg"):
         _load("train.augment.ada_kimg=.inf")     # p would never move
 
