@@ -30,8 +30,8 @@ def _nproc(parser: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from ganops.core.identity import ALL_STAGES, STAGES
     from ganops.core.params import DOMAINS
-    from ganops.stages import ALL_STAGES, STAGES
 
     parser = argparse.ArgumentParser(prog="ganops", description="GAN research pipeline: stages and tools.")
     sub = parser.add_subparsers(dest="command", required=True)

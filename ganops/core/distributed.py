@@ -33,9 +33,10 @@ import os
 import time
 import warnings
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-import torch
-import torch.distributed as dist
+if TYPE_CHECKING:
+    import torch
 
 from ganops.core.errors import UserError
 
@@ -88,7 +89,7 @@ class World:
         """``t`` averaged over the ranks (in place)."""
         if self.grouped:
             t0 = time.perf_counter()
-            dist.all_reduce(t)
+            _dist().all_reduce(t)
             t.div_(self.size)
             self.comm_seconds += time.perf_counter() - t0
         return t
@@ -99,19 +100,19 @@ class World:
             return
         for m in modules:
             for t in m.state_dict().values():
-                dist.broadcast(t, 0)
+                _dist().broadcast(t, 0)
 
     def gather(self, obj) -> list | None:
         """Every rank's ``obj``, on rank 0 (None elsewhere)."""
         if not self.grouped:
             return [obj]
         out = [None] * self.size if self.main else None
-        dist.gather_object(obj, out, dst=0)
+        _dist().gather_object(obj, out, dst=0)
         return out
 
     def barrier(self) -> None:
         if self.grouped:
-            dist.barrier()
+            _dist().barrier()
 
     def average_gradients(self, opt: torch.optim.Optimizer) -> None:
         """Make ``opt`` average its parameters' gradients over the ranks just before each step."""
@@ -119,19 +120,29 @@ class World:
             opt.register_step_pre_hook(self._average)
 
     def _average(self, opt: torch.optim.Optimizer, args, kwargs) -> None:
+        from torch._utils import _flatten_dense_tensors, _unflatten_dense_tensors
+
         grads = [q.grad for g in opt.param_groups for q in g["params"] if q.grad is not None]
         t0 = time.perf_counter()
         for dtype in sorted({g.dtype for g in grads}, key=str):
             same = [g for g in grads if g.dtype == dtype]
-            flat = torch._utils._flatten_dense_tensors(same)     # one message per dtype, not one per tensor
-            dist.all_reduce(flat)
+            flat = _flatten_dense_tensors(same)     # one message per dtype, not one per tensor
+            _dist().all_reduce(flat)
             flat.div_(self.size)
-            for g, avg in zip(same, torch._utils._unflatten_dense_tensors(flat, same)):
+            for g, avg in zip(same, _unflatten_dense_tensors(flat, same)):
                 g.copy_(avg)
         self.comm_seconds += time.perf_counter() - t0
 
 
 _WORLD = World()
+
+
+def _dist():
+    """torch.distributed, imported where a process group is used: the launcher's contract (``launched``,
+    ``report_failure``) needs no torch, so the command line refuses bad input without waiting for it."""
+    import torch.distributed
+
+    return torch.distributed
 
 
 def world() -> World:
@@ -173,9 +184,11 @@ def init(backend: str, device: torch.device, timeout_s: float, sync_batchnorm: b
     os.environ.setdefault("WORLD_SIZE", str(size))
     os.environ.setdefault("MASTER_PORT", "29500")
     if device.type == "cuda":
+        import torch
+
         torch.cuda.set_device(local)
     try:
-        dist.init_process_group(backend, timeout=dt.timedelta(seconds=timeout_s))
+        _dist().init_process_group(backend, timeout=dt.timedelta(seconds=timeout_s))
     except Exception as exc:   # noqa: BLE001 (a rendezvous that cannot form: one line, the endpoint named)
         where = f"{os.environ.get('MASTER_ADDR', '?')}:{os.environ.get('MASTER_PORT', '?')}"
         raise DistributedError(f"rank {rank} of {size} could not join the process group at {where} "
@@ -193,8 +206,8 @@ def init(backend: str, device: torch.device, timeout_s: float, sync_batchnorm: b
 
 def shutdown() -> None:
     global _WORLD
-    if dist.is_initialized():
-        dist.destroy_process_group()
+    if _dist().is_initialized():
+        _dist().destroy_process_group()
     _WORLD = World()
 
 
@@ -208,7 +221,7 @@ def lost_peer(exc: BaseException) -> str | None:
     if not _WORLD.grouped:
         return None
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-    if isinstance(exc, dist.DistError) or (isinstance(exc, RuntimeError) and any(m in str(exc) for m in _LOST)):
+    if isinstance(exc, _dist().DistError) or (isinstance(exc, RuntimeError) and any(m in str(exc) for m in _LOST)):
         return (f"rank {_WORLD.rank} lost another rank in the middle of a collective ({text[:160]}); every rank "
                 f"stops. Rerun the same command to resume from the last checkpoint")
     return None

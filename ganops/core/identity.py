@@ -28,6 +28,10 @@ ON_INSTANCES = "evaluate_on_instances"
 ON_INSTANCES_FAMILIES = tuple(name for name, spec in SPECS.items() if spec.needs_neighbors)
 # Stages whose artifact is one family's (train.* or transfer.* identity carries the family's name).
 FAMILY_STAGES = ("train", "evaluate", ON_INSTANCES, *TRANSFER_STAGES)
+# Every stage `ganops stage` runs, and those the trainer runs (on several processes where distributed.* asks).
+# Named here, without torch, so that the command line parses and refuses bad input in a fraction of a second.
+ALL_STAGES = (*STAGES, ON_INSTANCES, "classifier", *TRANSFER_STAGES)
+TRAINING_STAGES = ("embeddings", "evaluator", "train", "classifier", "transfer")
 
 # Sections each data stage reads as a whole.
 _SECTIONS = {

@@ -17,14 +17,20 @@ from pathlib import Path
 
 from ganops.core import distributed
 from ganops.core.device import resolve
-from ganops.core.identity import DOMAIN_STAGES, ON_INSTANCES, STAGES, TRANSFER_STAGES, roles, split_name, transfer_chain
+from ganops.core.identity import (
+    ALL_STAGES,
+    DOMAIN_STAGES,
+    STAGES,
+    TRAINING_STAGES,
+    roles,
+    split_name,
+    transfer_chain,
+)
 from ganops.core.params import Params, ParamsError
 from ganops.stages.common import StageResult
 from ganops.tracking.runs import RunContext, pipeline_run, settle_launched
 from ganops.tracking.store import check_store
 
-ALL_STAGES = (*STAGES, ON_INSTANCES, "classifier", *TRANSFER_STAGES)
-TRAINING_STAGES = ("embeddings", "evaluator", "train", "classifier", "transfer")    # what the trainer runs
 __all__ = ["ALL_STAGES", "STAGES", "StageResult", "run_all", "run_stage", "run_transfer"]
 
 

@@ -41,6 +41,23 @@ def test_cli_errors_are_clear(tmp_path):
 
 
 
+def test_the_command_line_refuses_bad_input_before_loading_torch_or_mlflow(tmp_path):
+    # a typo is answered at once (a fraction of a second), not after the seconds torch and MLflow take to import
+    import sys
+
+    probe = ("import sys\nfrom ganops.commands.cli import main\ncode = main(sys.argv[1:])\n"
+             "heavy = sorted(m for m in ('torch', 'mlflow', 'dagster') if m in sys.modules)\n"
+             "print('loaded:', ','.join(heavy) or 'none'); sys.exit(code)")
+    (tmp_path / "params.yaml").write_text((REPO / "params.yaml").read_text())
+    for argv, key in ((["stage", "train", "--set", "train.lr_g=-1"], "train.lr_g"),
+                      (["stage", "dataset", "--params", "nope.yaml"], "nope.yaml"),
+                      (["run", "--set", "neighbors.kk=3"], "neighbors.kk")):
+        proc = subprocess.run([sys.executable, "-c", probe, *argv], cwd=tmp_path, env=ENV, capture_output=True,
+                              text=True)
+        assert proc.returncode == 2 and key in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
+        assert "loaded: none" in proc.stdout, (argv, proc.stdout)
+
+
 def test_rerunning_the_default_encoder_writes_the_same_bytes(tmp_path):
     """SimCLR records durations and resume points in MLflow only: a rerun leaves DVC's view unchanged."""
     from ganops.stages import run_stage
