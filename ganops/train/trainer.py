@@ -14,7 +14,7 @@ one made with others is refused with the keys that differ, never silently traine
 Randomness comes from two seeded ``torch.Generator``s (data sampling, noise) and torch's global
 RNG (weight init); all of them, with numpy's and Python's, are checkpointed, so on CPU 2N straight
 steps and N steps + resume + N steps give bit-identical weights. On CUDA the step runs under bf16
-autocast with channels_last tensors.
+autocast with channels_last tensors (on the CPU too for the generator families, where it is faster).
 
 On several processes (``ganops.core.distributed``: torchrun and the launchers that set its variables)
 the same loop runs on every rank: the batch size is the global batch, each rank steps on its share,
@@ -126,7 +126,8 @@ class Trainer:
 
     def __init__(self, p: Params, data: TrainData, *, device: torch.device | str | None = None,
                  identity_extra: dict[str, Any] | None = None, section: str = "train",
-                 family: type[Family] | None = None, schedule: Schedule | None = None):
+                 family: type[Family] | None = None, schedule: Schedule | None = None,
+                 channels_last: bool | None = None):
         # the family's section: train (generator families), transfer (domain transfer), embed (encoders)
         tp = getattr(p, section)
         self.p, self.section = p, section
@@ -134,7 +135,12 @@ class Trainer:
         self.schedule = schedule or Schedule.of(section, tp)
         self.info = cls.check(tp, data)
         self.device = devices.resolve(p.device) if device is None else torch.device(device)
-        self.channels_last = self.device.type == "cuda"
+        # channels_last: on CUDA for every family; on the CPU for the generator families, whose steps it makes
+        # faster (oneDNN's convolutions; benchmarks/layout_speed.py). The translators and encoders keep the
+        # CPU's default layout, in which their figures (DTN's seeds) were measured. ``channels_last`` overrides.
+        if channels_last is None:
+            channels_last = self.device.type == "cuda" or section == "train"
+        self.channels_last = channels_last
         self.world = world = distributed.world()
         rngs = {"data": torch.Generator().manual_seed(p.seed + 1),
                 "noise": torch.Generator().manual_seed(p.seed + 2)}

@@ -170,7 +170,10 @@ def test_the_overfitting_signal_reads_a_memorising_d():
 
 def test_a_d_trained_long_on_few_images_is_surer_of_them_than_of_held_out_ones():
     """Real overfitting: 16 training images, a D trained for many steps; held-out images of the same
-    distribution get lower outputs than the images it trained on."""
+    distribution get lower outputs than the images it trained on, and fewer positive ones (ADA's r_t).
+
+    d_rv is not asserted here: its scale is D's output on a reference it never learnt to place (a blank image),
+    which over seeds and layouts came out above and below the training images' (unit-tested above)."""
     from ganops.models import load_model
 
     x = _digits_16()
@@ -180,7 +183,7 @@ def test_a_d_trained_long_on_few_images_is_surer_of_them_than_of_held_out_ones()
     D = load_model(res.weights()).discriminator()
     sig = overfitting.signal(overfitting.d_outputs(D, train_x), overfitting.d_outputs(D, held),
                              overfitting.d_outputs(D, np.zeros_like(held)))
-    assert sig["d_mean_train"] > sig["d_mean_holdout"] and sig["d_rv"] > 0.1, sig
+    assert sig["d_mean_train"] > sig["d_mean_holdout"] + 1.0 and sig["d_rt_train"] > sig["d_rt_holdout"], sig
 
 
 def test_each_rank_augments_its_share_with_draws_of_its_own_and_one_process_is_unchanged():

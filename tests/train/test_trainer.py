@@ -232,6 +232,30 @@ def test_resume_is_bit_exact(data, tmp_path):
     assert not torch.equal(straight.states["G"]["out.weight"], first.states["G"]["out.weight"])
 
 
+@pytest.mark.parametrize("family", ["dcgan", "cgan", "icgan"])
+def test_channels_last_on_the_cpu_is_a_speed_choice_that_trains_the_same_model(data, family):
+    # the generator families train in channels_last on the CPU too (faster there): the same losses and weights as
+    # torch's default layout to float rounding, so no figure measured in one layout is another model's
+    from ganops.models import TrainData
+    from ganops.train.trainer import Trainer
+
+    swap = {"class_conditional": True, "class_swap": 0.5} if family == "icgan" else {}
+    p = params(family=family, d_steps=2, **swap)
+    runs = {}
+    for channels_last in (None, False):        # None: the trainer's own choice
+        tr = Trainer(p, TrainData(*data), channels_last=channels_last)
+        losses = torch.stack([tr.train_step() for _ in range(3)])
+        runs[tr.channels_last] = losses, {n: tr.family.networks[n].state_dict() for n in ("G", "D")}
+    assert set(runs) == {True, False}          # the default on the CPU is channels_last
+    (fast, fast_nets), (plain, plain_nets) = runs[True], runs[False]
+    torch.testing.assert_close(fast, plain, rtol=1e-5, atol=1e-5)
+    for name in ("G", "D"):
+        for key, value in plain_nets[name].items():
+            torch.testing.assert_close(fast_nets[name][key], value, rtol=1e-5, atol=1e-5, msg=f"{name}.{key}")
+    conv = next(m for m in fast_nets["G"] if m.endswith("weight") and fast_nets["G"][m].dim() == 4)
+    assert fast_nets["G"][conv].is_contiguous(memory_format=torch.channels_last)
+
+
 def test_mode_seeking_rewards_pairs_whose_images_differ_as_their_noise_does():
     from ganops.core.distributed import World
     from ganops.models.gan import _mode_seeking
