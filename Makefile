@@ -5,14 +5,27 @@ VENV ?= .venv
 TORCH_SPEC ?= torch==2.14.1 torchvision==0.29.1
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 
-.PHONY: setup run transfer test test-any-order ui mlflow-ui clean-data
+.PHONY: setup setup-dev run transfer test test-any-order ui mlflow-ui clean-data
 
 setup: $(VENV)/.installed
+setup-dev: $(VENV)/.installed-dev
+
+# One resolve for torch and the project. pip compiles bytecode on one core; compileall does it on all of them.
+# Bytecode is a cache: a file written for a newer Python (torch ships a few) is skipped, as pip skips it, so
+# compileall's status does not fail the install.
+COMPILE = $(VENV)/bin/python -m compileall -qq -j 0 \
+	"$$($(VENV)/bin/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')" || true
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(VENV)/bin/python || python3 -m venv $(VENV)
-	$(VENV)/bin/pip install --quiet $(TORCH_SPEC)
-	$(VENV)/bin/pip install --quiet -e ".[dev]"
+	$(VENV)/bin/pip install --quiet --no-compile $(TORCH_SPEC) -e .
+	$(COMPILE)
+	touch $@
+
+# The tests' extra (pytest, and dagster-k8s with the Kubernetes client): `make run` does not wait for it.
+$(VENV)/.installed-dev: $(VENV)/.installed
+	$(VENV)/bin/pip install --quiet --no-compile -e ".[dev]"
+	$(COMPILE)
 	touch $@
 
 # The generator pipeline (offline). A plain `dvc repro` also runs the domain transfer (`make transfer`),
@@ -25,12 +38,12 @@ run: setup
 transfer: setup
 	dvc repro evaluate_transfer_dtn evaluate_transfer_cyclegan
 
-test: setup
+test: setup-dev
 	python -m pytest -q -n 2 --dist loadfile -p no:randomly   # two workers; a test file stays on one (module fixtures)
 
 # The same suite with every test in a random order, spread test by test over the workers (pytest-randomly
 # prints the seed; SEED=<it> reruns that order)
-test-any-order: setup
+test-any-order: setup-dev
 	python -m pytest -q -n 2 --dist load -p randomly $(if $(SEED),--randomly-seed=$(SEED))
 
 # Run history lives in .dagster_home (ignored by git), so it survives restarts of the UI.
