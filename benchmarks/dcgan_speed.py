@@ -5,7 +5,8 @@
 
 The baseline is pytorch/examples' dcgan/main.py (same architecture, BCE loss, Adam 2e-4, β1 0.5),
 run in fp32 as the example does. ganops runs the `dcgan` family with the `ns` loss (the same BCE
-objective), no EMA, and on CUDA bf16 autocast + channels_last. Both see the same random uint8
+objective), no EMA, one D step, no augmentation, clusters or mode seeking (the example's recipe, not the
+defaults), in channels_last (on CUDA also bf16 autocast). Both see the same random uint8
 images. Rounds alternate between the two so that machine noise hits both alike; the figure is
 the median round. The last line is one JSON object.
 """
@@ -94,7 +95,9 @@ def ganops_trainer(images: np.ndarray, nz: int, nf: int, batch: int, device: tor
 
     p = P.validate({"device": device.type, "train": {
         "family": "dcgan", "loss": "ns", "z_dim": nz, "g_filters": nf, "d_filters": nf, "batch_size": batch,
-        "ema": False, "lr_g": 2e-4, "lr_d": 2e-4, "beta1": 0.5, "beta2": 0.999}})
+        "ema": False, "lr_g": 2e-4, "lr_d": 2e-4, "beta1": 0.5, "beta2": 0.999,
+        # the example's recipe, not today's defaults: one D step, no clusters, no augmentation, no mode seeking
+        "d_steps": 1, "self_condition": 0, "augment": {"kind": "none"}, "mode_seeking": 0.0}})
     return Trainer(p, TrainData(images), device=device)
 
 
