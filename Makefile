@@ -1,7 +1,9 @@
 # The two commands of the README: `make run` (set up, then the pipeline end to end with DVC)
 # and `make test` (set up, then the test suite). Both create .venv on first use.
 VENV ?= .venv
-# The torch build this project is tested with; override to pick another (e.g. a CPU-only wheel).
+# The torch build this project is tested with; override to pick another, on a new .venv (the stamp below does not
+# watch it). pip installs the project in the same command, so name another index with --extra-index-url, e.g.
+# TORCH_SPEC="torch==2.14.1+cpu torchvision==0.29.1+cpu --extra-index-url https://download.pytorch.org/whl/cpu".
 TORCH_SPEC ?= torch==2.14.1 torchvision==0.29.1
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 
@@ -22,7 +24,8 @@ $(VENV)/.installed: pyproject.toml
 	$(COMPILE)
 	touch $@
 
-# The tests' extra (pytest, and dagster-k8s with the Kubernetes client): `make run` does not wait for it.
+# The tests' extra (pytest, pytest-xdist, pytest-randomly, prdc, and dagster-k8s with the Kubernetes client):
+# `make run` does not wait for it.
 $(VENV)/.installed-dev: $(VENV)/.installed
 	$(VENV)/bin/pip install --quiet --no-compile -e ".[dev]"
 	$(COMPILE)
