@@ -5,10 +5,11 @@ on the CPU too) against torch's default contiguous layout, on the same machine i
     python benchmarks/layout_speed.py --steps 10 --rounds 2    # quicker
     python benchmarks/layout_speed.py --set train.g_filters=32 train.d_filters=32
 
-Each family trains with params.yaml's train.* (``--set`` overrides) on scikit-learn's digits upscaled to
-data.resolution; IC-GAN on random instance features and neighborhoods of the embedder's width (speed only: what
-the features say does not change the step's cost). Rounds alternate between the layouts so that machine noise
-hits both alike; the figure is the median round. The last line is one JSON object.
+Each family trains with params.yaml's train.* (``--set`` overrides) on the pipeline's digits (scikit-learn's,
+resized to data.resolution as the dataset stage resizes them); IC-GAN on random instance features of the
+embedder's width and their neighborhoods (speed only: what the features say does not change the step's cost).
+Rounds alternate between the layouts so that machine noise hits both alike; the figure is the median round.
+The last line is one JSON object.
 """
 
 from __future__ import annotations
@@ -26,16 +27,12 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def _data(p, family: str):
-    from sklearn.datasets import load_digits
-
+    from ganops.data.resize import resize_square
+    from ganops.data.sources import load_digits
     from ganops.models import TrainData
 
-    digits = load_digits()
-    side = p.data.resolution
-    images = np.clip(digits.images * 16, 0, 255).astype(np.uint8)[:, None]
-    images = torch.nn.functional.interpolate(torch.from_numpy(images).float(), size=(side, side), mode="bilinear")
-    images = images.round().clamp(0, 255).to(torch.uint8).numpy()
-    labels = digits.target.astype(np.int64)
+    raw = load_digits(p.data.model_copy(update={"dataset": "digits"}), REPO, p.seed)   # the pipeline's own digits
+    images, labels = resize_square(raw.images, p.data.resolution), raw.labels
     features = neighbors = None
     if family == "icgan":
         rng = np.random.default_rng(0)
@@ -59,7 +56,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--families", nargs="+", default=["dcgan", "cgan", "icgan"])
     ap.add_argument("--steps", type=int, default=30, help="steps per round")
-    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="parameter overrides")
     args = ap.parse_args()
     from ganops.core import params as P
