@@ -231,6 +231,9 @@ class TrainParams(_Section):
     ema: bool = Field(True, description="keep an exponential moving average of G's weights")
     ema_decay: float = Field(0.999, gt=0, lt=1)
     ema_start: int = Field(0, ge=0, description="steps before the EMA starts averaging (it copies G until then)")
+    standing_stats: int = Field(16, ge=0, description="batches of the EMA G's own samples over which its batch-norm "
+                                "statistics are estimated at the end of training (standing statistics, Brock et al. "
+                                "2019); 0: it keeps the running statistics of the live G, copied step by step")
     h_dim: int = Field(64, ge=1, description="size of G's learned embedding of the condition (label, instance h)")
     grid_size: int = Field(64, ge=1, le=1024, description="images in each sample grid (the progress grids and "
                            "samples.png)")

@@ -133,6 +133,10 @@ class Family:
     def load_extra_state(self, state: dict[str, Any]) -> None:
         pass
 
+    def finish_ema(self, ema: Mapping[str, nn.Module]) -> None:
+        """Once the last step is taken, anything the EMAs need before they are saved (the generator
+        families: their batch-norm statistics). Must leave the training's RNGs as it found them."""
+
     def grid(self, nets: Mapping[str, nn.Module]) -> tuple[np.ndarray, int]:
         """The fixed progress grid (uint8 N×C×H×W, images per row) from ``nets`` (the EMAs where kept),
         already in eval mode; the same inputs every time, drawn without touching the training RNG."""

@@ -206,6 +206,36 @@ class GANFamily(Family):
             out["ada_p"] = torch.tensor(A.p, device=dev)
         return out
 
+    @torch.no_grad()
+    def finish_ema(self, ema: Mapping[str, nn.Module]) -> None:
+        """Standing statistics (Brock et al. 2019, BigGAN): the EMA G samples in eval mode, with batch-norm
+        statistics that were copied from the live G, whose weights they fit, not the average's. Re-estimate
+        them as G's cumulative mean over ``train.standing_stats`` batches of the EMA G's own samples, drawn
+        as training draws its fakes (1,000 MNIST images, 1,500 steps: cgan FID 1.37 → 1.22 without
+        augmentation, 1.16 → 1.03 with; README, Small datasets). The training's RNGs are restored after."""
+        G = ema.get("G")
+        norms = [m for m in G.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)] if G is not None else []
+        if not self.tp.standing_stats or not norms:
+            return
+        rngs = {k: r.get_state() for k, r in self.ctx.rngs.items()}
+        momenta = [m.momentum for m in norms]
+        for m in norms:
+            m.reset_running_stats()
+            m.momentum = None                  # a cumulative average over the batches, not an EMA of them
+        G.train()
+        try:
+            for _ in range(self.tp.standing_stats):
+                z = self.noise(self.batch)
+                y, h = (None, None) if self.self_conditioned else self.batches.fake_conditions(self.batch)
+                with devices.autocast(self.ctx.device):
+                    G(z, y, h)
+        finally:
+            G.eval()
+            for m, momentum in zip(norms, momenta):
+                m.momentum = momentum
+            for k, r in self.ctx.rngs.items():
+                r.set_state(rngs[k])
+
     # ------------------------------------------------------------ the progress grid
 
     def _grid_inputs(self):

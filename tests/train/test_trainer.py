@@ -297,10 +297,52 @@ def test_checkpoint_of_other_params_is_refused(data, tmp_path):
 
 def test_ema_copies_g_before_ema_start_and_averages_after(data):
     images = data[0]
-    before = train(params(family="dcgan", steps=3, ema_start=10), images)
+    # standing_stats=0: the batch-norm statistics copied too (the end of training re-estimates them: below)
+    before = train(params(family="dcgan", steps=3, ema_start=10, standing_stats=0), images)
     _assert_same(before.states["G"], before.ema["G"])
     after = train(params(family="dcgan", steps=3, ema_start=1), images)
     assert not torch.equal(after.states["G"]["out.weight"], after.ema["G"]["out.weight"])
+
+
+@pytest.mark.parametrize("family", ["dcgan", "cgan", "icgan"])
+def test_the_ema_g_samples_with_batch_norm_statistics_of_its_own_weights(data, family):
+    # the live G's running statistics fit the live G's weights (and, early on, still their initial 0 and 1), not
+    # the average's: at the end the EMA G's are estimated from its own samples, the training left as it was
+    from ganops.models import TrainData
+    from ganops.train.trainer import Trainer
+
+    runs = {}
+    for batches in (0, 32):
+        tr = Trainer(params(family=family, steps=6, standing_stats=batches), TrainData(*data))
+        runs[batches] = tr, tr.run(progress=False)
+    (_, copied), (tr, own) = runs[0], runs[32]
+    for name in ("G", "D"):
+        _assert_same(copied.states[name], own.states[name])
+    weights = [k for k in own.ema["G"] if "running_" not in k and "num_batches" not in k]
+    _assert_same({k: copied.ema["G"][k] for k in weights}, {k: own.ema["G"][k] for k in weights})
+
+    G, fam = tr.ema["G"], tr.family
+    name, bn = next((n, m) for n, m in G.named_modules() if isinstance(m, torch.nn.BatchNorm2d))
+    key = f"{name}.running_var"
+    rngs = {k: r.get_state() for k, r in tr.rngs.items()}
+    again = bn.running_var.clone()
+    fam.finish_ema(tr.ema)                  # as a rerun of the finished run does: the same statistics
+    assert torch.equal(bn.running_var, again)
+    assert all(torch.equal(r.get_state(), rngs[k]) for k, r in tr.rngs.items())
+
+    seen = []
+    hook = bn.register_forward_hook(lambda m, inp, out: seen.append(inp[0]))
+    with torch.no_grad():
+        for _ in range(32):
+            y, h = (None, None) if fam.self_conditioned else fam.batches.fake_conditions(64)
+            G(fam.noise(64), y, h)
+    hook.remove()
+    x = torch.cat(seen)
+    var = x.var((0, 2, 3))
+    off_own = (own.ema["G"][key] / var).log().abs().max()           # a factor of e^off at worst
+    off_copied = (copied.ema["G"][key] / var).log().abs().max()
+    assert off_own < 0.2 < off_copied, (off_own, off_copied)
+
 
 
 def test_callbacks_get_metrics_and_progress_grids(data):
