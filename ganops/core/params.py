@@ -165,11 +165,18 @@ def _translation_field(default: float):
                  "translation, as a share of the image's side")
 
 
+def _cutout_field(default: float):
+    """DiffAugment's cutout: the side of its square, for both augment sections (their defaults differ)."""
+    return Field(default, gt=0, le=1, allow_inf_nan=False, description="kind=diffaugment: the side of the square "
+                 "its cutout blanks, as a share of the image's side (the paper's 1/2)")
+
+
 class AugmentParams(_Section):
     """What the discriminator sees of every image, real and fake (ganops.models.augment)."""
     kind: Literal[tuple(AUGMENTS)] = Field("diffaugment", description="; ".join(f"{k}: {v}" for k, v in AUGMENTS.items()))
-    policy: str = _policy_field("translation")
+    policy: str = _policy_field("translation,cutout")
     translation: float = _translation_field(0.0625)
+    cutout: float = _cutout_field(0.25)
     ada_target: float = Field(0.6, gt=0, lt=1, allow_inf_nan=False,
                               description="kind=ada: the r_t = E[sign(D(real))] it steers p to")
     ada_kimg: float = Field(100.0, gt=0, allow_inf_nan=False, description="kind=ada: thousands of images over which p "
@@ -189,6 +196,7 @@ class TransferAugmentParams(_Section):
                                                  "these discriminators do not give)")
     policy: str = _policy_field("color,translation,cutout")
     translation: float = _translation_field(0.125)
+    cutout: float = _cutout_field(0.5)
 
     @field_validator("policy")
     @classmethod

@@ -32,17 +32,18 @@ def _kornia():
     return K
 
 
-def diffaugment_ops(policy: str, channels: int, translation: float = 0.125) -> list[nn.Module]:
+def diffaugment_ops(policy: str, channels: int, translation: float = 0.125, cutout: float = 0.5) -> list[nn.Module]:
     """DiffAugment's transforms, by name (``color,translation,cutout``), each applied to every image;
-    ``translation``: the largest shift, as a share of the side (the paper's 1/8)."""
+    ``translation``: the largest shift, as a share of the side (the paper's 1/8); ``cutout``: the side of the
+    blanked square, as a share of the image's (the paper's 1/2)."""
     K, ops = _kornia(), []
     for name in check_policy(policy).split(","):
         if name == "color":     # brightness ±0.5 and contrast ×[0.5, 1.5] in [-1, 1]; saturation ×[0, 2] in colour
             ops.append(K.ColorJiggle(brightness=0.25, contrast=0.5, saturation=1.0 if channels == 3 else 0.0, p=1.0))
         elif name == "translation":   # up to `translation` of the side each way, the uncovered border empty
             ops.append(K.RandomAffine(degrees=0.0, translate=(translation, translation), padding_mode="zeros", p=1.0))
-        elif name == "cutout":        # a square of half the side, anywhere
-            ops.append(K.RandomErasing(scale=(0.25, 0.25), ratio=(1.0, 1.0), value=0.0, p=1.0))
+        elif name == "cutout":        # a square of `cutout` of the side, anywhere
+            ops.append(K.RandomErasing(scale=(cutout ** 2, cutout ** 2), ratio=(1.0, 1.0), value=0.0, p=1.0))
     return ops
 
 
@@ -66,17 +67,18 @@ class Augment(nn.Module):
     def of(cls, ap, channels: int, batch: int) -> Augment:
         """From a section's ``augment`` keys (``AugmentParams``)."""
         ada = {"target": ap.ada_target, "interval": ap.ada_interval, "kimg": ap.ada_kimg} if ap.kind == "ada" else {}
-        return cls(ap.kind, channels, policy=ap.policy, translation=ap.translation, batch=batch, **ada)
+        return cls(ap.kind, channels, policy=ap.policy, translation=ap.translation, cutout=ap.cutout, batch=batch,
+                   **ada)
 
     def __init__(self, kind: str, channels: int, *, policy: str = "color,translation,cutout",
-                 translation: float = 0.125, target: float = 0.6, interval: int = 4, kimg: float = 100.0,
-                 batch: int = 64):
+                 translation: float = 0.125, cutout: float = 0.5, target: float = 0.6, interval: int = 4,
+                 kimg: float = 100.0, batch: int = 64):
         super().__init__()
         if kind not in AUGMENTS:
             raise ValueError(f"augment {kind!r} is not allowed; expected one of {', '.join(AUGMENTS)}")
         self.kind, self.target, self.interval = kind, target, interval
         self.step_size = batch * interval / (kimg * 1000.0)
-        ops = (diffaugment_ops(policy, channels, translation) if kind == "diffaugment"
+        ops = (diffaugment_ops(policy, channels, translation, cutout) if kind == "diffaugment"
                else ada_ops(channels) if kind == "ada" else [])
         self.ops = nn.ModuleList(ops)
         self.p = 0.0                                 # ADA's probability (DiffAugment: always 1)

@@ -57,6 +57,23 @@ def test_diffaugment_shifts_images_by_up_to_its_translation_share_of_the_side(tr
     assert float(shift.max()) > 0.8 * limit           # and the whole range is drawn
 
 
+@pytest.mark.parametrize("cutout", [0.25, 0.5])
+def test_diffaugment_cutout_blanks_a_square_of_its_share_of_the_side(cutout):
+    from ganops.core.params import Params
+
+    torch.manual_seed(0)
+    x = torch.ones(64, 1, 32, 32)
+    out = Augment("diffaugment", 1, policy="cutout", cutout=cutout)(x)
+    blank = out.squeeze(1) == -1.0                   # black in [-1, 1]
+    side = round(cutout * 32)
+    assert blank.sum((1, 2)).tolist() == [side * side] * 64
+    rows, cols = blank.any(2).sum(1), blank.any(1).sum(1)     # one square, not scattered pixels
+    assert rows.tolist() == cols.tolist() == [side] * 64
+    assert len({tuple(b.nonzero()[0].tolist()) for b in blank}) > 16    # anywhere in the image
+    ap = Params.model_validate({"train": {"augment": {"cutout": cutout}}}).train.augment
+    assert Augment.of(ap, 1, 64).ops[-1].scale[0] == pytest.approx(cutout ** 2)   # the key reaches the transform
+
+
 def test_no_augmentation_is_the_identity_and_ada_starts_at_zero():
     x = torch.rand(4, 1, 16, 16) * 2 - 1
     assert torch.equal(Augment("none", 1)(x), x)
