@@ -174,7 +174,7 @@ def _cutout_field(default: float):
 class AugmentParams(_Section):
     """What the discriminator sees of every image, real and fake (ganops.models.augment)."""
     kind: Literal[tuple(AUGMENTS)] = Field("diffaugment", description="; ".join(f"{k}: {v}" for k, v in AUGMENTS.items()))
-    policy: str = _policy_field("translation,cutout")
+    policy: str = _policy_field("translation")
     translation: float = _translation_field(0.0625)
     cutout: float = _cutout_field(0.25)
     ada_target: float = Field(0.6, gt=0, lt=1, allow_inf_nan=False,
