@@ -70,7 +70,7 @@ def test_diffaugment_cutout_blanks_a_square_of_its_share_of_the_side(cutout):
     rows, cols = blank.any(2).sum(1), blank.any(1).sum(1)     # one square, not scattered pixels
     assert rows.tolist() == cols.tolist() == [side] * 64
     assert len({tuple(b.nonzero()[0].tolist()) for b in blank}) > 16    # anywhere in the image
-    ap = Params.model_validate({"train": {"augment": {"cutout": cutout}}}).train.augment
+    ap = Params.model_validate({"train": {"augment": {"policy": "translation,cutout", "cutout": cutout}}}).train.augment
     assert Augment.of(ap, 1, 64).ops[-1].scale[0] == pytest.approx(cutout ** 2)   # the key reaches the transform
 
 
