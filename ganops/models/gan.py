@@ -160,11 +160,14 @@ class GANFamily(Family):
         B, real, fake = self.tp.batch_size, [], []
         for _ in range(self.tp.d_steps):
             real.append(self.batches.real(B))
-            # self-conditioned: G draws its cluster from z (train_step), as it will when sampling
-            fake.append((None, None) if self.self_conditioned else self.batches.fake_conditions(B))
+            fake.append(self._fake_conditions(B))
         if self.mode_seeking:       # G's batch: rows 2m and 2m + 1 share a condition (the mode-seeking pairs)
             fake[-1] = tuple(None if c is None else c[0::2].repeat_interleave(2, dim=0)[:len(c)] for c in fake[-1])
         return GANBatch(real, fake)
+
+    def _fake_conditions(self, n: int):
+        """(y, h) of a fake batch; self-conditioned: none, G draws its cluster from z, as it will when sampling."""
+        return (None, None) if self.self_conditioned else self.batches.fake_conditions(n)
 
     # ------------------------------------------------------------ the step
 
@@ -226,7 +229,7 @@ class GANFamily(Family):
         try:
             for _ in range(self.tp.standing_stats):
                 z = self.noise(self.batch)
-                y, h = (None, None) if self.self_conditioned else self.batches.fake_conditions(self.batch)
+                y, h = self._fake_conditions(self.batch)
                 with devices.autocast(self.ctx.device):
                     G(z, y, h)
         finally:

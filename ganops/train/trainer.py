@@ -400,8 +400,10 @@ class Trainer:
             kept = (f"a checkpoint holds it: rerun the same command to resume ({path})" if path is not None
                     else "nothing was checkpointed, so a rerun starts over")
             raise Terminated(f"stopped by SIGTERM after step {tr.step} of {s.steps}; {kept}")
-        if tr.ema:        # on every rank (a SyncBatchNorm EMA reduces over them); the checkpoint keeps the
-            tr.family.finish_ema(tr.ema)     # EMAs as they were, so a rerun of a finished run gives the same
+        # on every rank (a SyncBatchNorm EMA reduces over them); the checkpoint keeps the EMAs as they were,
+        # so a rerun of a finished run finishes them the same way
+        if tr.ema:
+            tr.family.finish_ema(tr.ema)
         return tr.result(resumed_from=resumed, seconds=time.perf_counter() - t0, checkpoint=path)
 
 

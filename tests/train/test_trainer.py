@@ -334,7 +334,7 @@ def test_the_ema_g_samples_with_batch_norm_statistics_of_its_own_weights(data, f
     hook = bn.register_forward_hook(lambda m, inp, out: seen.append(inp[0]))
     with torch.no_grad():
         for _ in range(32):
-            y, h = (None, None) if fam.self_conditioned else fam.batches.fake_conditions(64)
+            y, h = fam._fake_conditions(64)
             G(fam.noise(64), y, h)
     hook.remove()
     x = torch.cat(seen)
@@ -342,7 +342,6 @@ def test_the_ema_g_samples_with_batch_norm_statistics_of_its_own_weights(data, f
     off_own = (own.ema["G"][key] / var).log().abs().max()           # a factor of e^off at worst
     off_copied = (copied.ema["G"][key] / var).log().abs().max()
     assert off_own < 0.2 < off_copied, (off_own, off_copied)
-
 
 
 def test_callbacks_get_metrics_and_progress_grids(data):
