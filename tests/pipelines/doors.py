@@ -1,5 +1,5 @@
-"""What the front-door tests share: the tests' parameters, a project laid out as a user's (dvc.yaml, params.yaml
-and the package dvc.yaml's code deps point at), the artifacts' folders and a Dagster run of every asset."""
+"""What the front-door tests share: the tests' parameters, a project laid out as a user's (dvc.yaml, .dvcignore,
+params.yaml and the package dvc.yaml's code deps point at), the artifacts' folders and a Dagster run of every asset."""
 
 import os
 import shutil
@@ -36,7 +36,8 @@ def write_params(root: Path, overrides: list[str]) -> None:
 
 def make_project(root: Path, overrides: list[str] = FAST) -> Path:
     root.mkdir(parents=True, exist_ok=True)
-    shutil.copy(REPO / "dvc.yaml", root / "dvc.yaml")
+    for name in ("dvc.yaml", ".dvcignore"):
+        shutil.copy(REPO / name, root / name)
     # dvc.yaml's code deps point at the package, so the project carries a copy of it.
     shutil.copytree(REPO / "ganops", root / "ganops", ignore=shutil.ignore_patterns("__pycache__"))
     write_params(root, overrides)

@@ -146,6 +146,21 @@ def test_dvc_second_repro_does_nothing_and_k_reruns_only_what_reads_the_neighbor
     assert "g_loss" in plots and "d_loss" in plots
 
 
+def test_python_bytecode_beside_the_code_leaves_dvc_up_to_date(dvc_project, tmp_path):
+    # a stage that imports a module first writes its bytecode into a folder an earlier stage depends on, and a
+    # clone has none: neither is a change of the code
+    root = copy_project(dvc_project[0], tmp_path / "pyc")
+    for folder in ("ganops/catalog", "ganops/neighbors", "ganops/core"):
+        cache = root / folder / "__pycache__"
+        cache.mkdir(exist_ok=True)
+        (cache / "new_module.cpython-311.pyc").write_bytes(b"bytecode")
+    (root / "ganops/catalog/stray.pyc").write_bytes(b"bytecode")
+    status = sh(["dvc", "status"], root).stdout
+    assert "up to date" in status, status
+    (root / "ganops/catalog/new_module.py").write_text("X = 1\n")     # a source file is a change
+    assert "ganops/catalog" in sh(["dvc", "status"], root).stdout
+
+
 def test_a_failed_dvc_repro_keeps_the_last_good_run_up_to_date(dvc_project):
     # DVC deletes a stage's outputs before running it unless they persist: a bad value, refused before any
     # work, would otherwise cost the finished translator its metrics and, once fixed, a full retraining
