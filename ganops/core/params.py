@@ -239,6 +239,9 @@ class TrainParams(_Section):
     ema: bool = Field(True, description="keep an exponential moving average of G's weights")
     ema_decay: float = Field(0.999, gt=0, lt=1)
     ema_start: int = Field(0, ge=0, description="steps before the EMA starts averaging (it copies G until then)")
+    ema_rampup: float = Field(0.077, gt=0, le=1, description="the average's half-life as a share of the steps it "
+                              "has averaged so far, until ema_decay's half-life caps it (stylegan2-ada's ema_rampup): "
+                              "lower follows G more closely, higher averages longer")
     standing_stats: int = Field(16, ge=0, description="batches of the EMA G's own samples over which its batch-norm "
                                 "statistics are estimated at the end of training (standing statistics, Brock et al. "
                                 "2019); 0: it keeps the running statistics of the live G, copied step by step")
@@ -346,6 +349,8 @@ class TransferParams(_Section):
     ema: bool = Field(True, description="translate with an EMA of the generators' weights (neither paper does)")
     ema_decay: float = Field(0.999, gt=0, lt=1)
     ema_start: int = Field(0, ge=0)
+    ema_rampup: float = Field(0.077, gt=0, le=1, description="the average's half-life as a share of the steps it "
+                              "has averaged so far, until ema_decay's caps it (as train.ema_rampup)")
     grid_size: int = Field(16, ge=1, le=256, description="source images in each progress grid")
     checkpoint_every: int = Field(200, ge=1)
     log_every: int = Field(50, ge=1)

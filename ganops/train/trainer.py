@@ -78,6 +78,7 @@ class Schedule:
     ema: bool = False
     ema_decay: float = 0.999
     ema_start: int = 0
+    ema_rampup: float = 0.077
     section: str | None = None     # whose keys set these (train, transfer), named in hints; None: not the user's
     epoch_steps: int = 0           # > 0: the training counts epochs of this many steps (progress, resume lines)
 
@@ -211,9 +212,11 @@ class Trainer:
     def _update_ema(self) -> None:
         if not self.ema:
             return
-        t = self.step - self.schedule.ema_start
-        # before ema_start the EMA copies the network; then the decay warms up as (1+t)/(10+t) (no init bias)
-        decay = min(self.schedule.ema_decay, (1 + t) / (10 + t)) if t > 0 else 0.0
+        s = self.schedule
+        t = self.step - s.ema_start
+        # before ema_start the EMA copies the network; then its half-life grows with the steps averaged
+        # (stylegan2-ada's ramp-up), so the average never reaches back to the initialisation
+        decay = min(s.ema_decay, 0.5 ** (1.0 / (s.ema_rampup * t))) if t > 0 else 0.0
         for name, ema in self.ema.items():
             net = self.family.networks[name]
             torch._foreach_lerp_(list(ema.parameters()), list(net.parameters()), 1.0 - decay)

@@ -304,6 +304,29 @@ def test_ema_copies_g_before_ema_start_and_averages_after(data):
     assert not torch.equal(after.states["G"]["out.weight"], after.ema["G"]["out.weight"])
 
 
+def test_the_ema_weighs_g_with_a_half_life_of_ema_rampup_times_the_steps_so_far(data):
+    # stylegan2-ada's ramp-up: the steps of the last rampup × t carry about half the average's weight
+    from ganops.models import TrainData
+    from ganops.train.trainer import Trainer
+
+    steps, rampup = 40, 0.25
+    tr = Trainer(params(family="dcgan", steps=steps, ema_rampup=rampup), TrainData(*data))
+    live, avg = tr.family.networks["G"].parameters(), tr.ema["G"].parameters()
+    w, e = next(live), next(avg)
+    seen = [w.detach().double().clone()]                    # G at step 0, then after each step
+    for _ in range(steps):
+        tr.train_step()
+        seen.append(w.detach().double().clone())
+    decay = [0.5 ** (1 / (rampup * t)) for t in range(1, steps + 1)]
+    share = [float(np.prod(decay))] + [(1 - d) * float(np.prod(decay[t:])) for t, d in enumerate(decay, 1)]
+    assert sum(share) == pytest.approx(1.0)
+    expected = sum(s * x for s, x in zip(share, seen))
+    torch.testing.assert_close(e.detach().double(), expected, rtol=1e-4, atol=1e-6)
+    recent = sum(share[-int(rampup * steps):])
+    assert 0.45 < recent < 0.6, recent
+    assert not torch.allclose(e.detach().double(), seen[-1], atol=1e-4)     # an average, not a copy
+
+
 @pytest.mark.parametrize("family", ["dcgan", "cgan", "icgan"])
 def test_the_ema_g_samples_with_batch_norm_statistics_of_its_own_weights(data, family):
     # the live G's running statistics fit the live G's weights (and, early on, still their initial 0 and 1), not
