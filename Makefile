@@ -18,6 +18,7 @@ setup-dev: $(VENV)/.installed-dev
 # site-packages (29 s) is needed: make run from fresh clones in one hour, 6 min 07 s with it, 5 min 42 s without.
 unexport PYTHONDONTWRITEBYTECODE
 
+# One resolve for torch and the project.
 $(VENV)/.installed: pyproject.toml
 	test -x $(VENV)/bin/python || python3 -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --no-compile $(TORCH_SPEC) -e .
